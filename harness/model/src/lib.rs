@@ -1,0 +1,18 @@
+//! hilt's domain model: what a device declares (board profile: identity, links, ICS, IXIT, bindings),
+//! what a scenario verifies (abstract steps and checks, the provisions it evidences), the verdicts,
+//! and the catalogue of EN 303 645 / PSTI / ICO provisions they trace to.
+//!
+//! Everything here is loaded from files written by people, so every error names file, line and key.
+
+pub mod catalogue;
+pub mod error;
+pub mod ics;
+pub mod ixit;
+pub mod profile;
+pub mod scenario;
+pub mod template;
+pub mod verdict;
+pub mod vocabulary;
+
+pub use error::{LoadError, Location};
+pub use verdict::Verdict;

@@ -1,0 +1,186 @@
+//! Board profiles (`boards/*.toml`): what the device is (identity, units, ICS, IXIT) and how each abstract
+//! action is carried out on it (bindings over its links). Validated strictly at load.
+
+mod binding;
+mod link;
+
+pub use binding::{Binding, ExpectSpec, Script, ScriptStep, StepKind};
+pub use link::{Link, SerialLink, SerialTarget, UsbMatch};
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::catalogue::Catalogue;
+use crate::error::{read, LoadError, Source};
+use crate::ics::Ics;
+use crate::ixit::Ixit;
+use crate::template::Template;
+
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone)]
+pub struct BoardProfile {
+    pub path: PathBuf,
+    /// The exact bytes loaded, for the report's digest.
+    pub text: String,
+    pub board: BoardInfo,
+    pub identity: Identity,
+    pub units: Vec<Unit>,
+    pub links: BTreeMap<String, Link>,
+    pub launch: Option<Launch>,
+    pub ics: Ics,
+    pub ixit: Ixit,
+    pub bindings: BTreeMap<String, Binding>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardInfo {
+    /// Short name used in trial names and run directories.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    pub manufacturer: String,
+    pub model: String,
+    pub hardware_version: String,
+    pub firmware_version: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unit {
+    pub serial: String,
+    /// Credentials per authentication surface (e.g. `console`), as printed on the unit or set by the lab.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, Credential>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    pub username: String,
+    pub password: SecretSource,
+}
+
+/// Where a secret comes from. Never written into a profile in the clear.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, untagged)]
+pub enum SecretSource {
+    /// An environment variable.
+    Env { env: String },
+    /// A file: its whole content (trimmed), or the value of `key=` in a key=value file (a unit label).
+    File { file: Template, key: Option<String> },
+}
+
+/// How a virtual board (or an emulator) is launched, as a lab would start one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Launch {
+    /// Program and arguments. `{hilt}` is the running hilt executable, `{state}` a fresh state directory,
+    /// `{unit.serial}` the unit's serial number.
+    pub command: Vec<Template>,
+    /// Regex matched against each stdout line; its named groups become `{launch.NAME}` variables.
+    pub ready: Spanned<String>,
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout_ms: u64,
+    /// Flag placed before each defect name.
+    pub defect_flag: Option<String>,
+    /// Named defects the board can be launched with, and the cases each must make FAIL.
+    #[serde(default)]
+    pub defects: BTreeMap<String, DefectSpec>,
+}
+
+fn default_ready_timeout() -> u64 {
+    10_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefectSpec {
+    #[serde(default)]
+    pub description: String,
+    pub targets: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    schema: Spanned<u32>,
+    board: BoardInfo,
+    identity: Identity,
+    #[serde(rename = "unit")]
+    units: Spanned<Vec<Unit>>,
+    #[serde(default)]
+    links: BTreeMap<String, Spanned<Link>>,
+    launch: Option<Launch>,
+    ics: Ics,
+    #[serde(default)]
+    ixit: Ixit,
+    #[serde(default)]
+    bindings: BTreeMap<String, Spanned<binding::RawBinding>>,
+}
+
+impl BoardProfile {
+    pub fn load(path: &Path) -> Result<BoardProfile, LoadError> {
+        let text = read(path)?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<BoardProfile, LoadError> {
+        let raw: RawProfile = toml::from_str(text).map_err(|e| LoadError::from_toml(path, text, e))?;
+        let src = Source { path, text };
+        if *raw.schema.get_ref() != SCHEMA {
+            return Err(src.err(raw.schema.span(), format!("schema {} is not supported (this hilt reads schema {SCHEMA})", raw.schema.get_ref())));
+        }
+        if raw.units.get_ref().is_empty() {
+            return Err(src.err(raw.units.span(), "at least one [[unit]] with a serial number is required"));
+        }
+        if raw.board.name.is_empty() || !raw.board.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(LoadError::File { path: path.into(), message: format!("board.name {:?} must be non-empty and use only letters, digits, '-' and '_'", raw.board.name) });
+        }
+        raw.ics.validate(&src, Catalogue::embedded())?;
+        raw.ixit.validate(&src)?;
+        if let Some(launch) = &raw.launch {
+            regex::Regex::new(launch.ready.get_ref())
+                .map_err(|e| src.err(launch.ready.span(), format!("launch.ready: invalid regex: {e}")))?;
+        }
+        let mut links = BTreeMap::new();
+        for (name, link) in raw.links {
+            link.get_ref().validate(&src, link.span(), &name)?;
+            links.insert(name, link.into_inner());
+        }
+        let mut bindings = BTreeMap::new();
+        for (name, b) in raw.bindings {
+            let span = b.span();
+            let binding = b.into_inner().validate(&src, span, &name, &links)?;
+            bindings.insert(name, binding);
+        }
+        Ok(BoardProfile {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+            board: raw.board,
+            identity: raw.identity,
+            units: raw.units.into_inner(),
+            links,
+            launch: raw.launch,
+            ics: raw.ics,
+            ixit: raw.ixit,
+            bindings,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.board.name
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+}

@@ -1,0 +1,361 @@
+//! Scenarios (`test-cases/<family>/<name>.toml`): what is verified, which provisions it evidences, and
+//! the abstract steps and checks that decide the verdict. A certifier should be able to read one.
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::catalogue::Catalogue;
+use crate::error::{read, LoadError, Source};
+use crate::template::Template;
+use crate::vocabulary;
+
+pub const SCHEMA: u32 = 1;
+
+/// TS 103 701 test-case kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseKind {
+    Conceptual,
+    Functional,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub path: PathBuf,
+    pub text: String,
+    /// The directory the scenario lives in under test-cases/.
+    pub family: String,
+    pub id: String,
+    pub title: String,
+    pub purpose: String,
+    pub kind: CaseKind,
+    pub pass_criteria: String,
+    pub provisions: Provisions,
+    pub applicability: Applicability,
+    pub steps: Vec<Step>,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provisions {
+    /// EN 303 645 V3.1.3 provision ids.
+    pub en303645: Vec<String>,
+    /// EN 303 645 V2.1.1 ids, where PSTI Schedule 2 deems compliance through them.
+    #[serde(default)]
+    pub en303645_v2: Vec<String>,
+    #[serde(default)]
+    pub psti: Vec<String>,
+    #[serde(default)]
+    pub ico: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Applicability {
+    /// ICS feature letters that must be present.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// ICS condition numbers that must hold.
+    #[serde(default)]
+    pub conditions: Vec<u32>,
+}
+
+/// An integer given literally or by reference (`"{ixit:1-AuthMech/console/Brute Force Prevention/lockout_ms}"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Number {
+    Literal(u64),
+    Ref(Template),
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: String,
+    pub what: StepWhat,
+    /// Run once per row of a CSV fixture (`{row.COLUMN}` variables).
+    pub for_each: Option<PathBuf>,
+    pub repeat: Option<Number>,
+    pub repeat_add: u64,
+    /// Outcomes that count as conforming; any other outcome FAILs the case.
+    pub expect: Vec<String>,
+    pub retry: Option<Retry>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StepWhat {
+    Action { name: String, with: BTreeMap<String, Template> },
+    Sleep(Number),
+}
+
+/// Repeat an attempt whose outcome means "not evaluated yet" (e.g. the device is locked out).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    pub on: Vec<String>,
+    pub wait_ms: Number,
+    #[serde(default = "default_retries")]
+    pub max: u32,
+}
+
+fn default_retries() -> u32 {
+    3
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "kebab-case")]
+pub enum Check {
+    /// After `after` consecutive rejections in step `step`, every further attempt is refused as
+    /// `locked`, or answered no sooner than `min_delay_ms`.
+    Throttled { step: String, after: Number, min_delay_ms: Number },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    schema: Spanned<u32>,
+    id: Spanned<String>,
+    title: String,
+    purpose: String,
+    kind: CaseKind,
+    pass_criteria: String,
+    provisions: Spanned<Provisions>,
+    #[serde(default)]
+    applicability: Applicability,
+    #[serde(rename = "step")]
+    steps: Vec<Spanned<RawStep>>,
+    #[serde(default, rename = "check")]
+    checks: Vec<Spanned<Check>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    id: String,
+    action: Option<String>,
+    #[serde(default)]
+    with: BTreeMap<String, Template>,
+    sleep_ms: Option<Number>,
+    for_each: Option<String>,
+    repeat: Option<Number>,
+    #[serde(default)]
+    repeat_add: u64,
+    #[serde(default)]
+    expect: Vec<String>,
+    retry: Option<Retry>,
+}
+
+impl Scenario {
+    /// Load one scenario. `fixtures` is the directory `fixture:` paths are relative to.
+    pub fn load(path: &Path, fixtures: &Path) -> Result<Scenario, LoadError> {
+        let text = read(path)?;
+        Self::parse(path, &text, fixtures)
+    }
+
+    pub fn parse(path: &Path, text: &str, fixtures: &Path) -> Result<Scenario, LoadError> {
+        let raw: RawScenario = toml::from_str(text).map_err(|e| LoadError::from_toml(path, text, e))?;
+        let src = Source { path, text };
+        if *raw.schema.get_ref() != SCHEMA {
+            return Err(src.err(raw.schema.span(), format!("schema {} is not supported (this hilt reads schema {SCHEMA})", raw.schema.get_ref())));
+        }
+        let id = raw.id.get_ref();
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(src.err(raw.id.span(), format!("id {id:?} must be non-empty and use only letters, digits, '-', '_' and '.'")));
+        }
+        check_provisions(&src, &raw.provisions)?;
+        let cat = Catalogue::embedded();
+        for f in &raw.applicability.features {
+            if cat.feature(f).is_none() {
+                return Err(LoadError::File { path: path.into(), message: format!("applicability.features: unknown feature ({f})") });
+            }
+        }
+        let mut steps = Vec::new();
+        let mut ids = BTreeSet::new();
+        for raw_step in raw.steps {
+            let span = raw_step.span();
+            let step = raw_step.into_inner().validate(&src, span.clone(), fixtures)?;
+            if !ids.insert(step.id.clone()) {
+                return Err(src.err(span, format!("step id {:?} is used twice", step.id)));
+            }
+            steps.push(step);
+        }
+        if steps.is_empty() {
+            return Err(LoadError::File { path: path.into(), message: "a scenario needs at least one [[step]]".into() });
+        }
+        let mut checks = Vec::new();
+        for c in raw.checks {
+            let span = c.span();
+            let Check::Throttled { step, .. } = c.get_ref();
+            let target = steps.iter().find(|s| &s.id == step);
+            let is_login = matches!(target.map(|s| &s.what), Some(StepWhat::Action { name, .. }) if name == "login");
+            if !is_login {
+                return Err(src.err(span, format!("check throttled: step {step:?} must be a login step of this scenario")));
+            }
+            checks.push(c.into_inner());
+        }
+        let family = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Scenario {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+            family,
+            id: raw.id.into_inner(),
+            title: raw.title,
+            purpose: raw.purpose,
+            kind: raw.kind,
+            pass_criteria: raw.pass_criteria,
+            provisions: raw.provisions.into_inner(),
+            applicability: raw.applicability,
+            steps,
+            checks,
+        })
+    }
+}
+
+fn check_provisions(src: &Source, p: &Spanned<Provisions>) -> Result<(), LoadError> {
+    let cat = Catalogue::embedded();
+    let span = p.span();
+    let p = p.get_ref();
+    if p.en303645.is_empty() {
+        return Err(src.err(span, "provisions.en303645 must name at least one EN 303 645 V3.1.3 provision"));
+    }
+    for id in &p.en303645 {
+        if cat.en(id).is_none() {
+            return Err(src.err(span.clone(), format!("provisions.en303645: unknown provision {id:?}")));
+        }
+    }
+    for id in &p.en303645_v2 {
+        if cat.en_by_v2(id).next().is_none() {
+            return Err(src.err(span.clone(), format!("provisions.en303645_v2: {id:?} is no EN 303 645 V2.1.1 provision in the catalogue")));
+        }
+    }
+    for id in &p.psti {
+        if cat.psti(id).is_none() {
+            return Err(src.err(span.clone(), format!("provisions.psti: unknown PSTI requirement {id:?}")));
+        }
+    }
+    for id in &p.ico {
+        if cat.ico(id).is_none() {
+            return Err(src.err(span.clone(), format!("provisions.ico: unknown ICO item {id:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// Variables a scenario may use, by prefix.
+fn known_var(name: &str, has_rows: bool) -> bool {
+    (has_rows && name.starts_with("row."))
+        || name == "unit.serial"
+        || name == "iteration"
+        || name.starts_with("cred.")
+        || name.starts_with("ixit:")
+        || name.strip_prefix("random:").is_some_and(|n| n.parse::<usize>().is_ok_and(|n| (1..=256).contains(&n)))
+}
+
+impl RawStep {
+    fn validate(self, src: &Source, span: std::ops::Range<usize>, fixtures: &Path) -> Result<Step, LoadError> {
+        let at = format!("step {:?}", self.id);
+        let what = match (self.action, self.sleep_ms) {
+            (Some(name), None) => {
+                let Some(spec) = vocabulary::action(&name) else {
+                    return Err(src.err(span, format!("{at}: unknown action {name:?}; the vocabulary has {}", vocabulary::action_names())));
+                };
+                let given: BTreeSet<&str> = self.with.keys().map(String::as_str).collect();
+                let wanted: BTreeSet<&str> = spec.args.iter().copied().collect();
+                if given != wanted {
+                    return Err(src.err(span, format!("{at}: action {name} takes exactly these `with` arguments: [{}]", spec.args.join(", "))));
+                }
+                for o in self.expect.iter().chain(self.retry.iter().flat_map(|r| r.on.iter())) {
+                    if !spec.outcomes.contains(&o.as_str()) {
+                        return Err(src.err(span, format!("{at}: {o:?} is not an outcome of action {name} (outcomes: {})", spec.outcomes.join(", "))));
+                    }
+                }
+                StepWhat::Action { name, with: self.with }
+            }
+            (None, Some(ms)) => StepWhat::Sleep(ms),
+            _ => return Err(src.err(span, format!("{at}: give exactly one of `action` or `sleep_ms`"))),
+        };
+        let for_each = match self.for_each {
+            None => None,
+            Some(f) => {
+                let Some(rel) = f.strip_prefix("fixture:") else {
+                    return Err(src.err(span, format!("{at}: for_each must be \"fixture:PATH\" (relative to fixtures/)")));
+                };
+                let p = fixtures.join(rel);
+                if rel.contains("..") || !p.is_file() {
+                    return Err(src.err(span, format!("{at}: fixture {} not found", p.display())));
+                }
+                Some(p)
+            }
+        };
+        let has_rows = for_each.is_some();
+        let templates: Vec<&Template> = match &what {
+            StepWhat::Action { with, .. } => with.values().collect(),
+            StepWhat::Sleep(Number::Ref(t)) => vec![t],
+            StepWhat::Sleep(Number::Literal(_)) => vec![],
+        };
+        for t in templates {
+            if let Some(v) = t.vars().find(|v| !known_var(v, has_rows)) {
+                return Err(src.err(span, format!("{at}: unknown variable {{{v}}} (known: row.COLUMN with for_each, unit.serial, iteration, cred.SURFACE.username|password, ixit:SHEET/ENTRY/FIELD[/KEY], random:N)")));
+            }
+        }
+        Ok(Step {
+            id: self.id,
+            what,
+            for_each,
+            repeat: self.repeat,
+            repeat_add: self.repeat_add,
+            expect: self.expect,
+            retry: self.retry,
+        })
+    }
+}
+
+/// Read a CSV fixture as rows of column → value.
+pub fn read_fixture(path: &Path) -> Result<Vec<BTreeMap<String, String>>, LoadError> {
+    let err = |message: String| LoadError::File { path: path.to_path_buf(), message };
+    let mut reader = csv::Reader::from_path(path).map_err(|e| err(e.to_string()))?;
+    let headers = reader.headers().map_err(|e| err(e.to_string()))?.clone();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| err(e.to_string()))?;
+        rows.push(headers.iter().zip(record.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect());
+    }
+    Ok(rows)
+}
+
+/// Load every scenario under `dir` (recursively), sorted by id; ids must be unique.
+pub fn load_suite(dir: &Path, fixtures: &Path) -> Result<Vec<Scenario>, LoadError> {
+    let mut files = Vec::new();
+    collect_toml(dir, &mut files)?;
+    files.sort();
+    let mut out: Vec<Scenario> = Vec::new();
+    for f in files {
+        let s = Scenario::load(&f, fixtures)?;
+        if let Some(other) = out.iter().find(|o| o.id == s.id) {
+            return Err(LoadError::File { path: f, message: format!("scenario id {:?} is also used by {}", s.id, other.path.display()) });
+        }
+        out.push(s);
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+    let rd = std::fs::read_dir(dir).map_err(|source| LoadError::Read { path: dir.into(), source })?;
+    for entry in rd {
+        let entry = entry.map_err(|source| LoadError::Read { path: dir.into(), source })?;
+        let p = entry.path();
+        if p.is_dir() {
+            collect_toml(&p, out)?;
+        } else if p.extension().is_some_and(|e| e == "toml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}

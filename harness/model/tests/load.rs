@@ -1,0 +1,118 @@
+//! Loading the shipped profile and scenarios, and pointing at the exact place of every kind of mistake.
+
+use hilt_model::profile::BoardProfile;
+use hilt_model::scenario::{load_suite, Scenario};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn vboard_text() -> String {
+    std::fs::read_to_string(root().join("boards/vboard.toml")).unwrap()
+}
+
+fn profile_err(text: &str) -> String {
+    BoardProfile::parse(Path::new("boards/x.toml"), text).unwrap_err().to_string()
+}
+
+#[test]
+fn shipped_profile_and_suite_load() {
+    let p = BoardProfile::load(&root().join("boards/vboard.toml")).unwrap();
+    assert_eq!(p.name(), "vrb");
+    assert!(p.bindings.contains_key("login"));
+    let suite = load_suite(&root().join("test-cases"), &root().join("fixtures")).unwrap();
+    assert!(suite.iter().any(|s| s.id == "pw.console.no-universal-default"));
+    assert!(suite.iter().any(|s| s.id == "bf.console.lockout"));
+}
+
+#[test]
+fn unknown_key_names_file_line_and_key() {
+    let text = vboard_text().replace("model = \"VRB-1\"", "model = \"VRB-1\"\ncolour = \"blue\"");
+    let err = profile_err(&text);
+    let line = text.lines().position(|l| l.starts_with("colour")).unwrap() + 1;
+    assert!(err.starts_with(&format!("boards/x.toml:{line}:")), "{err}");
+    assert!(err.contains("colour"), "{err}");
+}
+
+#[test]
+fn wrong_type_is_located() {
+    let text = vboard_text().replace("baud = 115200", "baud = \"fast\"");
+    let err = profile_err(&text);
+    let line = text.lines().position(|l| l.starts_with("baud")).unwrap() + 1;
+    assert!(err.starts_with(&format!("boards/x.toml:{line}:")), "{err}");
+}
+
+#[test]
+fn missing_declaration_is_an_error() {
+    let text = vboard_text().replace("firmware_version = \"1.0.0\"\n", "");
+    let err = profile_err(&text);
+    assert!(err.contains("firmware_version"), "{err}");
+    assert!(err.starts_with("boards/x.toml:"), "{err}");
+}
+
+#[test]
+fn not_applicable_needs_a_rationale_and_a_condition() {
+    let text = vboard_text().replace(
+        "\"5.1-5\" = { support = \"Y\", detail = \"lockout after consecutive failures, persisted across reboot\" }",
+        "\"5.1-5\" = { support = \"N/A\" }",
+    );
+    let err = profile_err(&text);
+    assert!(err.contains("needs a rationale"), "{err}");
+    let line = text.lines().position(|l| l.starts_with("\"5.1-5\"")).unwrap() + 1;
+    assert!(err.starts_with(&format!("boards/x.toml:{line}:")), "{err}");
+
+    let text = vboard_text().replace(
+        "\"5.0-1\" = { support = \"Y\", detail = \"every N and N/A below carries a rationale\" }",
+        "\"5.0-1\" = { support = \"N/A\", detail = \"we would rather not\" }",
+    );
+    assert!(profile_err(&text).contains("not allowed for an unconditional provision"));
+
+    let text = vboard_text().replace(
+        "\"5.1-2\" = { support = \"Y\", detail",
+        "\"5.1-2\" = { support = \"N/A\", detail",
+    );
+    assert!(profile_err(&text).contains("contradicts the ICS"), "{}", profile_err(&text));
+}
+
+#[test]
+fn bindings_are_checked_against_the_vocabulary() {
+    let text = vboard_text().replace("[bindings.identify]", "[bindings.reboot]").replace("[[bindings.identify.steps]]", "[[bindings.reboot.steps]]");
+    assert!(profile_err(&text).contains("unknown action"));
+    let text = vboard_text().replace("locked = 'Too many failed attempts'", "frozen = 'Too many failed attempts'");
+    assert!(profile_err(&text).contains("\"frozen\" is not an outcome of action login"));
+    let text = vboard_text().replace("send = \"{username}\\r\"", "send = \"{user}\\r\"");
+    assert!(profile_err(&text).contains("{user} is not an argument"), "{}", profile_err(&text));
+    let text = vboard_text().replace("expect = 'Password: $'", "expect = 'Password: ($'");
+    assert!(profile_err(&text).contains("invalid regex"));
+}
+
+#[test]
+fn unknown_ics_and_ixit_names_are_errors() {
+    let text = vboard_text().replace("\"5.1-4\" = {", "\"5.1-99\" = {");
+    assert!(profile_err(&text).contains("unknown EN 303 645 V3.1.3 provision \"5.1-99\""));
+    let text = vboard_text().replace("[ixit.\"1-AuthMech\".console]", "[ixit.\"1-AuthMeh\".console]");
+    assert!(profile_err(&text).contains("unknown sheet"));
+    let text = vboard_text().replace("\"Authentication Factor\"", "\"Auth Factor\"");
+    assert!(profile_err(&text).contains("unknown field"));
+}
+
+#[test]
+fn scenario_errors_are_located() {
+    let path = root().join("test-cases/brute-force/console-lockout.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let fixtures = root().join("fixtures");
+    let bad = text.replace("en303645 = [\"5.1-5\"]", "en303645 = [\"5.1-55\"]");
+    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures).unwrap_err().to_string();
+    assert!(err.starts_with("s.toml:") && err.contains("5.1-55"), "{err}");
+    let bad = text.replace("action = \"logout\"\nwith = {}\n\n[[check]]", "action = \"logout\"\nwith = {}\nrepeat_count = 3\n\n[[check]]");
+    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures).unwrap_err().to_string();
+    let line = bad.lines().position(|l| l.starts_with("repeat_count")).unwrap() + 1;
+    assert!(err.starts_with(&format!("s.toml:{line}:")), "{err}");
+    let bad = text.replace("{random:16}", "{nonsense}");
+    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures).unwrap_err().to_string();
+    assert!(err.contains("unknown variable {nonsense}"), "{err}");
+    let bad = text.replace("step = \"guesses\"", "step = \"nope\"");
+    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures).unwrap_err().to_string();
+    assert!(err.contains("must be a login step"), "{err}");
+}
