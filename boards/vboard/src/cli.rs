@@ -1,0 +1,198 @@
+//! Command line of `hilt-vboard` (also reached as `hilt vboard ...`).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth::RateLimitPolicy;
+use crate::defects::{DefectSet, listing};
+use crate::provision::valid_serial;
+use crate::run::{RunOptions, run};
+
+/// Exit code for bad arguments or a state the board refuses to boot from.
+const USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hilt-vboard",
+    version,
+    about = "VRB-1 virtual reference board: a simulated IoT device on a pseudo-terminal console"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Boot the board (factory-provisioning it on first boot) and serve its console.
+    Run(RunArgs),
+    /// List the defects the board can be launched with (NAME<TAB>description).
+    Defects,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// State directory holding flash.img and the printed label (created 0700).
+    #[arg(long, value_name = "DIR")]
+    state: PathBuf,
+    /// Serial number to provision with (default VRB-<8 random hex digits>).
+    #[arg(long, value_name = "SN")]
+    serial: Option<String>,
+    /// Switch on a named defect (repeatable; see `hilt-vboard defects`).
+    #[arg(long = "defect", value_name = "NAME")]
+    defects: Vec<String>,
+    /// Lockout length after too many failed logins.
+    #[arg(long, value_name = "N", default_value_t = 30_000)]
+    lockout_ms: u64,
+    /// Consecutive failed logins that start a lockout.
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_failures: u32,
+    /// Delay before answering a failed login.
+    #[arg(long, value_name = "N", default_value_t = 1_000)]
+    failure_delay_ms: u64,
+    /// File to write the pty slave path into (atomically) once ready.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
+    /// Stop when stdin closes (so a dying parent takes the board with it).
+    #[arg(long)]
+    exit_on_stdin_eof: bool,
+}
+
+impl RunArgs {
+    fn into_options(self) -> Result<RunOptions, String> {
+        let defects = DefectSet::parse(&self.defects).map_err(|e| e.to_string())?;
+        if let Some(sn) = &self.serial
+            && !valid_serial(sn)
+        {
+            return Err(format!(
+                "invalid serial number '{}': use 1 to 32 printable ASCII characters without spaces",
+                sn.escape_default()
+            ));
+        }
+        Ok(RunOptions {
+            state_dir: self.state,
+            serial: self.serial,
+            defects,
+            policy: RateLimitPolicy {
+                max_failures: self.max_failures,
+                lockout_ms: self.lockout_ms,
+                failure_delay_ms: self.failure_delay_ms,
+            },
+            ready_file: self.ready_file,
+            exit_on_stdin_eof: self.exit_on_stdin_eof,
+        })
+    }
+}
+
+/// Entry point; `args` excludes argv[0].
+pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
+    init_logging();
+    let argv = std::iter::once(OsString::from("hilt-vboard")).chain(args);
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(code).unwrap_or(USAGE));
+        }
+    };
+    match cli.command {
+        Command::Defects => {
+            print!("{}", listing());
+            ExitCode::SUCCESS
+        }
+        Command::Run(args) => match args.into_options() {
+            Err(msg) => {
+                eprintln!("hilt-vboard: {msg}");
+                ExitCode::from(USAGE)
+            }
+            Ok(opts) => match run(&opts) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "board failed");
+                    eprintln!("hilt-vboard: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            },
+        },
+    }
+}
+
+/// Logs go to stderr (stdout carries the PTY line). `HILT_VBOARD_LOG` sets
+/// the filter. A host process that already installed a subscriber keeps it.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("HILT_VBOARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<RunOptions, String> {
+        let argv = std::iter::once("hilt-vboard").chain(args.iter().copied());
+        match Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .command
+        {
+            Command::Run(r) => r.into_options(),
+            Command::Defects => Err("defects".into()),
+        }
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let o = parse(&["run", "--state", "/tmp/x"]).unwrap();
+        assert_eq!(o.policy, RateLimitPolicy::default());
+        assert!(!o.exit_on_stdin_eof);
+        let o = parse(&[
+            "run",
+            "--state",
+            "d",
+            "--max-failures",
+            "3",
+            "--lockout-ms",
+            "1500",
+            "--failure-delay-ms",
+            "50",
+            "--defect",
+            "no-login-rate-limit",
+            "--serial",
+            "SN1",
+            "--exit-on-stdin-eof",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                o.policy.max_failures,
+                o.policy.lockout_ms,
+                o.policy.failure_delay_ms
+            ),
+            (3, 1500, 50)
+        );
+        assert_eq!(o.serial.as_deref(), Some("SN1"));
+        assert!(o.exit_on_stdin_eof);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let err = parse(&["run", "--state", "d", "--defect", "bogus"]).unwrap_err();
+        assert!(
+            err.contains("bogus") && err.contains("universal-default-password"),
+            "{err}"
+        );
+        assert!(parse(&["run", "--state", "d", "--max-failures", "0"]).is_err());
+        assert!(parse(&["run", "--state", "d", "--serial", "a b"]).is_err());
+        assert!(parse(&["run"]).is_err());
+    }
+}

@@ -1,0 +1,252 @@
+//! The serial console state machine: bytes in, bytes out, no I/O of its own.
+//!
+//! The event loop feeds it host bytes, calls [`Console::tick`] when
+//! [`Console::next_deadline_ms`] passes, writes [`Console::take_output`] to
+//! the UART and persists the state whenever [`Console::take_dirty`] says so.
+
+use std::collections::VecDeque;
+
+use crate::auth::{Gate, RateLimitPolicy, remaining_secs};
+use crate::clock::Clock;
+use crate::flash::FlashState;
+use crate::line::{Edit, LineEditor};
+use crate::{ADMIN_USER, FW_VERSION, MODEL};
+
+pub(crate) const LOGIN_PROMPT: &str = "login: ";
+pub(crate) const SHELL_PROMPT: &str = "vrb$ ";
+/// Bytes typed while an answer is being delayed are kept up to this many,
+/// as a UART FIFO plus driver buffer would; the rest is dropped.
+const MAX_QUEUED: usize = 4096;
+
+/// Where the console is in its dialogue.
+#[derive(Debug)]
+pub(crate) enum Mode {
+    Login,
+    Password { user: Vec<u8> },
+    Shell,
+    PasswdCurrent,
+    PasswdNew { current: Vec<u8> },
+    PasswdRetype { current: Vec<u8>, new: Vec<u8> },
+}
+
+impl Mode {
+    fn echoes(&self) -> bool {
+        matches!(self, Mode::Login | Mode::Shell)
+    }
+
+    fn prompt(&self) -> &'static str {
+        match self {
+            Mode::Login => LOGIN_PROMPT,
+            Mode::Password { .. } => "Password: ",
+            Mode::Shell => SHELL_PROMPT,
+            Mode::PasswdCurrent => "Current password: ",
+            Mode::PasswdNew { .. } => "New password: ",
+            Mode::PasswdRetype { .. } => "Retype new password: ",
+        }
+    }
+
+    fn logged_in(&self) -> bool {
+        !matches!(self, Mode::Login | Mode::Password { .. })
+    }
+}
+
+/// An answer held back (the failure delay); input waits in the queue meanwhile.
+struct Deferred {
+    until_ms: u64,
+    output: String,
+}
+
+pub struct Console<C: Clock> {
+    pub(crate) state: FlashState,
+    pub(crate) policy: RateLimitPolicy,
+    pub(crate) clock: C,
+    pub(crate) mode: Mode,
+    pub(crate) out: Vec<u8>,
+    pub(crate) dirty: bool,
+    line: LineEditor,
+    deferred: Option<Deferred>,
+    queued: VecDeque<u8>,
+}
+
+impl<C: Clock> Console<C> {
+    pub fn new(state: FlashState, policy: RateLimitPolicy, clock: C) -> Self {
+        Self {
+            state,
+            policy,
+            clock,
+            mode: Mode::Login,
+            out: Vec::new(),
+            dirty: false,
+            line: LineEditor::default(),
+            deferred: None,
+            queued: VecDeque::new(),
+        }
+    }
+
+    /// Prints the boot banner and the first login prompt.
+    pub fn boot(&mut self) {
+        self.emit(&format!(
+            "\r\n{MODEL} virtual reference board, firmware {FW_VERSION}\r\n\r\n{LOGIN_PROMPT}"
+        ));
+    }
+
+    /// Handles bytes received from the host.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.tick();
+        for &b in bytes {
+            if self.deferred.is_some() {
+                if self.queued.len() < MAX_QUEUED {
+                    self.queued.push_back(b);
+                }
+            } else {
+                self.byte(b);
+            }
+        }
+    }
+
+    /// Releases a delayed answer once due, then processes input typed meanwhile.
+    pub fn tick(&mut self) {
+        let now = self.clock.now_ms();
+        if self.deferred.as_ref().is_some_and(|d| now >= d.until_ms)
+            && let Some(d) = self.deferred.take()
+        {
+            self.emit(&d.output);
+            while self.deferred.is_none()
+                && let Some(b) = self.queued.pop_front()
+            {
+                self.byte(b);
+            }
+        }
+    }
+
+    /// When [`Console::tick`] next needs calling, if ever.
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        self.deferred.as_ref().map(|d| d.until_ms)
+    }
+
+    /// Bytes to send to the host.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Whether the state changed since the last call (and must be persisted).
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    pub fn state(&self) -> &FlashState {
+        &self.state
+    }
+
+    pub(crate) fn emit(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+    }
+
+    /// Emits `output` after `delay_ms`, holding back input meanwhile.
+    pub(crate) fn answer_after(&mut self, delay_ms: u64, output: String) {
+        if delay_ms == 0 {
+            self.emit(&output);
+        } else {
+            let until_ms = self.clock.now_ms().saturating_add(delay_ms);
+            self.deferred = Some(Deferred { until_ms, output });
+        }
+    }
+
+    pub(crate) fn set_mode(&mut self, mode: Mode) {
+        self.mode = mode;
+        let prompt = self.mode.prompt();
+        self.emit(prompt);
+    }
+
+    fn byte(&mut self, b: u8) {
+        let echo = self.mode.echoes();
+        match self.line.push(b) {
+            Edit::None => {}
+            Edit::Added(b) if echo => self.out.push(b),
+            Edit::Added(_) => {}
+            Edit::Erased if echo => self.emit("\x08 \x08"),
+            Edit::Erased => {}
+            Edit::Enter(line) => {
+                if echo {
+                    self.emit("\r\n");
+                }
+                self.enter(line);
+            }
+            Edit::TooLong => {
+                tracing::debug!("input line too long, discarded");
+                self.emit("\r\nerror: line too long\r\n");
+                let prompt = self.mode.prompt();
+                self.emit(prompt);
+            }
+            Edit::Interrupt => {
+                self.emit("^C\r\n");
+                let back = if self.mode.logged_in() {
+                    Mode::Shell
+                } else {
+                    Mode::Login
+                };
+                self.set_mode(back);
+            }
+        }
+    }
+
+    fn enter(&mut self, line: Vec<u8>) {
+        match std::mem::replace(&mut self.mode, Mode::Login) {
+            Mode::Login if line.is_empty() => self.set_mode(Mode::Login),
+            Mode::Login => self.set_mode(Mode::Password { user: line }),
+            Mode::Password { user } => self.attempt_login(&user, &line),
+            Mode::Shell => self.run_command(&line),
+            Mode::PasswdCurrent => {
+                self.emit("\r\n");
+                self.set_mode(Mode::PasswdNew { current: line });
+            }
+            Mode::PasswdNew { current } => {
+                self.emit("\r\n");
+                self.set_mode(Mode::PasswdRetype { current, new: line });
+            }
+            Mode::PasswdRetype { current, new } => {
+                self.emit("\r\n");
+                self.finish_passwd(&current, &new, &line);
+            }
+        }
+    }
+
+    fn attempt_login(&mut self, user: &[u8], password: &[u8]) {
+        let now = self.clock.now_ms();
+        let before = self.state.login.clone();
+        let gate = self.policy.gate(&mut self.state.login, now);
+        if let Gate::Locked { remaining_ms } = gate {
+            self.dirty |= self.state.login != before;
+            tracing::warn!(remaining_ms, "login refused: locked out");
+            self.emit(&format!(
+                "\r\nToo many failed attempts, try again in {} s\r\n\r\n",
+                remaining_secs(remaining_ms)
+            ));
+            self.set_mode(Mode::Login);
+            return;
+        }
+        // Always hash, so an unknown user costs the same time as a wrong password.
+        let matches = self.state.admin_password.verify(password);
+        let known = user == ADMIN_USER.as_bytes();
+        if matches && known {
+            self.policy.record_success(&mut self.state.login);
+            self.dirty |= self.state.login != before;
+            tracing::info!("login succeeded for admin");
+            self.emit(&format!("\r\nWelcome, {ADMIN_USER}\r\n"));
+            self.set_mode(Mode::Shell);
+        } else {
+            // Recorded (and persisted by the loop) before the delay, so cutting
+            // power during the delay does not erase the attempt.
+            let delay = self.policy.record_failure(&mut self.state.login, now);
+            self.dirty |= self.state.login != before;
+            tracing::warn!(
+                known_user = known,
+                failures = self.state.login.failures,
+                locked = self.state.login.locked_until_ms != 0,
+                "login failed"
+            );
+            self.mode = Mode::Login;
+            self.answer_after(delay, format!("\r\nLogin incorrect\r\n\r\n{LOGIN_PROMPT}"));
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Named defects: each switches the board to exactly one non-conformance.
+//!
+//! Adding a defect is one entry in the `defects!` list plus the behaviour that checks it.
+
+use std::collections::BTreeSet;
+
+/// One registry entry: the defect, its command-line name and a one-line description.
+#[derive(Debug)]
+pub struct DefectInfo {
+    pub defect: Defect,
+    pub name: &'static str,
+    pub description: &'static str,
+}
+
+/// Declares the [`Defect`] enum and its [`REGISTRY`] from one line per defect.
+macro_rules! defects {
+    ($($variant:ident => $name:literal, $description:literal;)*) => {
+        /// A non-conformance the board can be launched with.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Defect {
+            $($variant,)*
+        }
+
+        /// Every known defect, in the order `hilt-vboard defects` lists them.
+        pub const REGISTRY: &[DefectInfo] = &[
+            $(DefectInfo { defect: Defect::$variant, name: $name, description: $description },)*
+        ];
+
+        impl Defect {
+            /// The registry entry of this defect.
+            pub fn info(self) -> &'static DefectInfo {
+                match self {
+                    $(Defect::$variant => &DefectInfo {
+                        defect: Defect::$variant,
+                        name: $name,
+                        description: $description,
+                    },)*
+                }
+            }
+        }
+    };
+}
+
+defects! {
+    UniversalDefaultPassword => "universal-default-password",
+        "factory provisioning gives every unit the same password 'admin'";
+    NoLoginRateLimit => "no-login-rate-limit",
+        "no lockout and no delay after failed login attempts";
+}
+
+/// Why a list of defect names was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DefectError {
+    #[error("unknown defect '{name}' (known: {known})")]
+    Unknown { name: String, known: String },
+    #[error("defect '{0}' given more than once")]
+    Duplicate(String),
+}
+
+impl Defect {
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+
+    pub fn from_name(name: &str) -> Result<Self, DefectError> {
+        REGISTRY
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| d.defect)
+            .ok_or_else(|| DefectError::Unknown {
+                name: name.to_string(),
+                known: known_names(),
+            })
+    }
+}
+
+fn known_names() -> String {
+    REGISTRY
+        .iter()
+        .map(|d| d.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The defects switched on for one run. Empty means conformant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DefectSet(BTreeSet<Defect>);
+
+impl DefectSet {
+    /// Parses command-line names; unknown or repeated names are refused.
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<Self, DefectError> {
+        let mut set = BTreeSet::new();
+        for name in names {
+            let defect = Defect::from_name(name.as_ref())?;
+            if !set.insert(defect) {
+                return Err(DefectError::Duplicate(name.as_ref().to_string()));
+            }
+        }
+        Ok(Self(set))
+    }
+
+    pub fn has(&self, defect: Defect) -> bool {
+        self.0.contains(&defect)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Defect> + '_ {
+        self.0.iter().copied()
+    }
+
+    pub fn insert(&mut self, defect: Defect) {
+        self.0.insert(defect);
+    }
+}
+
+/// The text of `hilt-vboard defects`: `NAME<TAB>description` per line.
+pub fn listing() -> String {
+    REGISTRY
+        .iter()
+        .map(|d| format!("{}\t{}\n", d.name, d.description))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_names_and_variants_are_unique() {
+        let names: BTreeSet<_> = REGISTRY.iter().map(|d| d.name).collect();
+        assert_eq!(names.len(), REGISTRY.len(), "duplicate defect name");
+        let variants: BTreeSet<_> = REGISTRY.iter().map(|d| d.defect).collect();
+        assert_eq!(variants.len(), REGISTRY.len(), "duplicate defect variant");
+        for d in REGISTRY {
+            assert_eq!(Defect::from_name(d.name), Ok(d.defect));
+            assert_eq!(d.defect.name(), d.name);
+        }
+    }
+
+    #[test]
+    fn parse_refuses_unknown_and_duplicates() {
+        let err = DefectSet::parse(&["no-such-thing"]).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("no-such-thing") && msg.contains("no-login-rate-limit"),
+            "{msg}"
+        );
+        assert_eq!(
+            DefectSet::parse(&["no-login-rate-limit", "no-login-rate-limit"]),
+            Err(DefectError::Duplicate("no-login-rate-limit".into()))
+        );
+        let set = DefectSet::parse(&["no-login-rate-limit"]).unwrap();
+        assert!(set.has(Defect::NoLoginRateLimit));
+        assert!(!set.has(Defect::UniversalDefaultPassword));
+    }
+
+    #[test]
+    fn listing_is_name_tab_description() {
+        let text = listing();
+        assert_eq!(text.lines().count(), REGISTRY.len());
+        for line in text.lines() {
+            let (name, desc) = line.split_once('\t').expect("tab");
+            assert!(Defect::from_name(name).is_ok());
+            assert!(!desc.is_empty());
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! `hilt-vboard run`: provision or boot from flash, open the UART, serve.
+
+use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use crate::auth::RateLimitPolicy;
+use crate::clock::SystemClock;
+use crate::console::Console;
+use crate::defects::{Defect, DefectSet};
+use crate::flash::{Flash, FlashError, FlashState, write_atomic};
+use crate::provision::{ProvisionError, provision, write_label};
+use crate::pty::{PtyError, open_raw};
+use crate::serve::{Loop, ServeError, Stop, signal_fd};
+
+pub const FLASH_FILE: &str = "flash.img";
+pub const LABEL_FILE: &str = "label.txt";
+
+/// Everything `run` needs, already validated.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub state_dir: PathBuf,
+    /// Only used at factory provisioning; the serial in flash wins afterwards.
+    pub serial: Option<String>,
+    pub defects: DefectSet,
+    pub policy: RateLimitPolicy,
+    pub ready_file: Option<PathBuf>,
+    pub exit_on_stdin_eof: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot create state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Flash(#[from] FlashError),
+    #[error("factory provisioning failed: {0}")]
+    Provision(#[from] ProvisionError),
+    #[error(transparent)]
+    Pty(#[from] PtyError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error("cannot write ready file {path}: {source}")]
+    ReadyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl RunError {
+    /// Exit code: 2 for a state the board refuses to boot from, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Flash(FlashError::Corrupt(_) | FlashError::UnsupportedVersion(_)) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Boots the board and serves its console until told to stop.
+pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&opts.state_dir)
+        .map_err(|source| RunError::StateDir {
+            path: opts.state_dir.clone(),
+            source,
+        })?;
+    let flash = Flash::new(opts.state_dir.join(FLASH_FILE));
+    let state = boot_state(&flash, opts)?;
+    let policy = if opts.defects.has(Defect::NoLoginRateLimit) {
+        RateLimitPolicy::OFF
+    } else {
+        opts.policy
+    };
+    let defects: Vec<_> = opts.defects.iter().map(Defect::name).collect();
+    tracing::info!(serial = %state.serial, ?defects, ?policy, "booting");
+
+    // Signals are blocked before anyone learns the pty path, so an early
+    // SIGTERM is queued for the loop instead of killing the process mid-write.
+    let signals = signal_fd()?;
+    let pty = open_raw()?;
+    announce(&pty.slave_path, opts.ready_file.as_deref())?;
+
+    let mut console = Console::new(state, policy, SystemClock);
+    console.boot();
+    let stop = Loop {
+        console: &mut console,
+        pty: &pty,
+        flash: &flash,
+        signals: &signals,
+        watch_stdin: opts.exit_on_stdin_eof,
+    }
+    .run()?;
+    tracing::info!(?stop, "board stopped");
+    Ok(stop)
+}
+
+fn boot_state(flash: &Flash, opts: &RunOptions) -> Result<FlashState, RunError> {
+    if let Some(state) = flash.load()? {
+        if opts.defects.has(Defect::UniversalDefaultPassword) {
+            tracing::warn!("unit already provisioned: universal-default-password has no effect");
+        }
+        return Ok(state);
+    }
+    tracing::info!("no flash image: factory provisioning");
+    let unit = provision(opts.serial.as_deref(), &opts.defects)?;
+    // Label first: a crash before the flash write re-provisions next boot
+    // instead of leaving a unit whose password nobody knows.
+    write_label(&opts.state_dir.join(LABEL_FILE), &unit.label)?;
+    flash.store(&unit.state)?;
+    Ok(unit.state)
+}
+
+/// Tells the host where the console is: the ready file first, then the PTY
+/// line, so a host that saw either can rely on both.
+fn announce(slave: &Path, ready_file: Option<&Path>) -> Result<(), RunError> {
+    if let Some(path) = ready_file {
+        write_atomic(path, slave.as_os_str().as_encoded_bytes(), 0o644).map_err(|source| {
+            RunError::ReadyFile {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "PTY {}", slave.display()).and_then(|()| out.flush()) {
+        tracing::warn!(error = %e, "cannot print the PTY line on stdout");
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! The logged-in shell: its commands and the `passwd` dialogue.
+
+use crate::auth::PasswordHash;
+use crate::clock::Clock;
+use crate::console::{Console, Mode, SHELL_PROMPT};
+use crate::{ADMIN_USER, FW_VERSION, HW_VERSION, MODEL};
+
+/// Shortest password `passwd` accepts, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Longest unknown-command name echoed back.
+const MAX_SHOWN_NAME: usize = 32;
+
+const HELP: &str = "commands:\r\n\
+    \x20 help     list commands\r\n\
+    \x20 info     show model, serial number and versions\r\n\
+    \x20 whoami   show the logged-in user\r\n\
+    \x20 passwd   change the password\r\n\
+    \x20 exit     log out (also: logout)\r\n";
+
+impl<C: Clock> Console<C> {
+    pub(crate) fn run_command(&mut self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        let name = text.split_ascii_whitespace().next().unwrap_or("");
+        match name {
+            "" => {}
+            "help" => self.emit(HELP),
+            "info" => {
+                let info = format!(
+                    "model={MODEL} serial={} hw={HW_VERSION} fw={FW_VERSION}\r\n",
+                    self.state.serial
+                );
+                self.emit(&info);
+            }
+            "whoami" => self.emit(&format!("{ADMIN_USER}\r\n")),
+            "passwd" => {
+                self.set_mode(Mode::PasswdCurrent);
+                return;
+            }
+            "exit" | "logout" => {
+                tracing::info!("logged out");
+                self.emit("\r\n");
+                self.set_mode(Mode::Login);
+                return;
+            }
+            other => {
+                let shown = shown_name(other);
+                self.emit(&format!("unknown command{shown}\r\n"));
+            }
+        }
+        self.set_mode(Mode::Shell);
+    }
+
+    pub(crate) fn finish_passwd(&mut self, current: &[u8], new: &[u8], retype: &[u8]) {
+        // All three answers are collected before judging, so a host that sends
+        // them blindly never has a password echoed back as a shell command.
+        if !self.state.admin_password.verify(current) {
+            tracing::warn!("passwd: wrong current password");
+            self.mode = Mode::Shell;
+            let delay = self.policy.failure_delay_ms;
+            self.answer_after(
+                delay,
+                format!("error: authentication failed\r\n{SHELL_PROMPT}"),
+            );
+            return;
+        }
+        let message = if new != retype {
+            "error: passwords do not match"
+        } else if String::from_utf8_lossy(new).chars().count() < MIN_PASSWORD_CHARS {
+            "error: password too short"
+        } else {
+            match PasswordHash::new(new) {
+                Ok(hash) => {
+                    self.state.admin_password = hash;
+                    self.dirty = true;
+                    tracing::info!("password changed");
+                    "password updated"
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "passwd: cannot hash");
+                    "error: internal error"
+                }
+            }
+        };
+        self.emit(message);
+        self.emit("\r\n");
+        self.set_mode(Mode::Shell);
+    }
+}
+
+/// `": name"` when the name is safe to print back (printable ASCII), else nothing.
+fn shown_name(name: &str) -> String {
+    if name.chars().all(|c| c.is_ascii_graphic()) {
+        format!(
+            ": {}",
+            name.chars().take(MAX_SHOWN_NAME).collect::<String>()
+        )
+    } else {
+        String::new()
+    }
+}

@@ -1,0 +1,89 @@
+//! Command-line front end: parses arguments, adds context to errors, and maps outcomes to exit codes
+//! (0 conformant, 1 a mandatory provision FAILs, 2 bad input or usage, 3 undecided).
+
+mod keygen;
+mod run;
+mod selftest;
+mod summary;
+mod verify;
+
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_UNDECIDED: u8 = 3;
+
+#[derive(Parser)]
+#[command(name = "hilt", version, about = "Hardware-in-the-loop conformance tests for consumer IoT devices (ETSI EN 303 645, UK PSTI, ICO)", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the suite against a board and write a signed conformance report
+    Run(run::RunArgs),
+    /// Check a signed report: the signature and every evidence file's digest
+    Verify(verify::VerifyArgs),
+    /// Write an Ed25519 signing key pair (PKCS#8 / SubjectPublicKeyInfo PEM)
+    Keygen(keygen::KeygenArgs),
+    /// Prove the suite can tell the reference board from each of its defects
+    Selftest(selftest::SelftestArgs),
+    /// Run the virtual reference board by hand (see `hilt vboard --help`)
+    #[command(disable_help_flag = true)]
+    Vboard {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+/// An error with the exit code it should end the process with.
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn input(error: impl Into<anyhow::Error>) -> Self {
+        Failure { code: EXIT_USAGE, error: error.into() }
+    }
+    pub fn undecided(error: impl Into<anyhow::Error>) -> Self {
+        Failure { code: EXIT_UNDECIDED, error: error.into() }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    if let Command::Vboard { args } = cli.command {
+        return hilt_vboard::main_with_args(args);
+    }
+    init_logging();
+    let result = match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Keygen(a) => keygen::run(a),
+        Command::Selftest(a) => selftest::run(a),
+        Command::Vboard { .. } => unreachable!("handled above"),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HILT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,64 @@
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+
+use super::Failure;
+use hilt::suite::SuiteRoot;
+
+#[derive(Args)]
+pub struct SelftestArgs {
+    /// Print the results as JSON: {"reference": {...}, "defects": {...}}
+    #[arg(long)]
+    json: bool,
+    /// Virtual board profile (default: boards/vboard.toml)
+    #[arg(long)]
+    board: Option<PathBuf>,
+    /// Suite directory (default: found from the current directory)
+    #[arg(long)]
+    suite: Option<PathBuf>,
+}
+
+pub fn run(a: SelftestArgs) -> Result<u8, Failure> {
+    let suite = SuiteRoot::discover(a.suite.as_deref()).map_err(|e| Failure::input(anyhow::anyhow!(e)))?;
+    let board = suite.board(a.board.as_deref()).map_err(Failure::input)?;
+    let scenarios = suite.scenarios().map_err(Failure::input)?;
+    let exe = std::env::current_exe().map_err(Failure::undecided)?;
+    let runs = 1 + board.launch.as_ref().map_or(0, |l| l.defects.len()) as u64;
+    let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(runs) };
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let mut first = true;
+    let result = hilt::selftest::run(&board, &scenarios, &exe, |what| {
+        if !std::mem::take(&mut first) {
+            bar.inc(1);
+        }
+        bar.set_message(what.to_string());
+    })
+    .map_err(Failure::input)?;
+    bar.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&result).map_err(Failure::undecided)?);
+    } else {
+        println!("reference board:");
+        for (id, v) in &result.reference {
+            println!("  {id:<36} {v}");
+        }
+        for (name, d) in &result.defects {
+            println!("defect {name} (targets {}):", d.targets.join(", "));
+            for (id, v) in &d.verdicts {
+                let mark = if d.targets.contains(id) { "target" } else { "" };
+                println!("  {id:<36} {v:<15} {mark}");
+            }
+        }
+    }
+    if result.problems.is_empty() {
+        if !a.json {
+            println!("selftest OK: every scenario passes on the reference board and fails under its defect(s)");
+        }
+        Ok(0)
+    } else {
+        for p in &result.problems {
+            eprintln!("selftest problem: {p}");
+        }
+        Ok(1)
+    }
+}

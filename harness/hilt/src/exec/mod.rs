@@ -1,0 +1,280 @@
+//! Executing one scenario against one board session: applicability from the ICS (fail closed), then
+//! the steps through the board's bindings, then the checks, giving a verdict with its evidence.
+
+mod binding;
+mod check;
+mod vars;
+
+pub use binding::{run_binding, ActionError, Observation};
+
+use hilt_link::{Console, SerialPort};
+use hilt_model::ics::Decision;
+use hilt_model::scenario::{read_fixture, Check, Scenario, Step, StepWhat};
+use hilt_model::Verdict;
+use hilt_report::model::{Attempt, CaseResult, CheckRecord, StepRecord};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::board::BoardSession;
+use vars::Scope;
+
+/// A file of evidence produced by a case, not yet written.
+pub struct EvidenceFile {
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub description: String,
+}
+
+pub struct CaseRun {
+    pub result: CaseResult,
+    pub evidence: Vec<EvidenceFile>,
+}
+
+/// Where a case stopped early, and with which verdict.
+struct Stop(Verdict, String);
+
+struct Ctx<'a> {
+    session: &'a BoardSession,
+    consoles: BTreeMap<String, Console<SerialPort>>,
+    t0: Instant,
+    steps: Vec<StepRecord>,
+    failures: Vec<String>,
+    inconclusive: Vec<String>,
+}
+
+pub fn run_case(session: &BoardSession, scenario: &Scenario) -> CaseRun {
+    let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut ctx = Ctx {
+        session,
+        consoles: BTreeMap::new(),
+        t0: Instant::now(),
+        steps: Vec::new(),
+        failures: Vec::new(),
+        inconclusive: Vec::new(),
+    };
+    let mut checks = Vec::new();
+    let (verdict, reason) = match applicability(session, scenario).and_then(|()| run_steps(&mut ctx, scenario)) {
+        Err(Stop(v, r)) => (v, r),
+        Ok(()) => {
+            checks = run_checks(&ctx, scenario);
+            decide(&ctx, &checks)
+        }
+    };
+    tracing::info!(case = %scenario.id, %verdict, %reason, "case finished");
+    let evidence = ctx
+        .consoles
+        .iter()
+        .flat_map(|(link, c)| {
+            let t = c.transcript();
+            [
+                EvidenceFile {
+                    name: format!("{link}.log"),
+                    bytes: t.render_text().into_bytes(),
+                    media_type: "text/plain; charset=utf-8".into(),
+                    description: format!("transcript of link {link:?}, both directions, timestamped, secrets masked"),
+                },
+                EvidenceFile {
+                    name: format!("{link}.jsonl"),
+                    bytes: t.render_jsonl().into_bytes(),
+                    media_type: "application/jsonl".into(),
+                    description: format!("transcript of link {link:?} as JSON lines"),
+                },
+            ]
+        })
+        .collect();
+    CaseRun {
+        result: CaseResult {
+            id: scenario.id.clone(),
+            title: scenario.title.clone(),
+            family: scenario.family.clone(),
+            kind: scenario.kind,
+            verdict,
+            reason,
+            started,
+            duration_ms: ctx.t0.elapsed().as_millis() as u64,
+            provisions: scenario.provisions.clone(),
+            steps: ctx.steps,
+            checks,
+            evidence: Vec::new(),
+        },
+        evidence,
+    }
+}
+
+/// Applicability and preconditions, failing closed: anything the profile cannot decide is NOT_TESTED.
+fn applicability(session: &BoardSession, s: &Scenario) -> Result<(), Stop> {
+    let ics = &session.profile.ics;
+    match ics.decide(&s.applicability.features, &s.applicability.conditions, &s.provisions.en303645) {
+        Decision::Applies => {}
+        Decision::NotApplicable(r) => return Err(Stop(Verdict::NotApplicable, r)),
+        Decision::Undecided(r) => return Err(Stop(Verdict::NotTested, format!("applicability undecided: {r}"))),
+    }
+    let not_tested = |r: String| Stop(Verdict::NotTested, r);
+    let scope = Scope { session, row: None, iteration: 0 };
+    for step in &s.steps {
+        if let StepWhat::Action { name, with } = &step.what {
+            if !session.profile.bindings.contains_key(name) {
+                return Err(not_tested(format!("the board profile has no binding for action {name:?}")));
+            }
+            for t in with.values() {
+                for v in t.vars().filter(|v| !v.starts_with("row.")) {
+                    scope.resolve(v).map_err(|e| not_tested(format!("step {}: {e}", step.id)))?;
+                }
+            }
+        }
+        let numbers = step.repeat.iter().chain(step.retry.iter().map(|r| &r.wait_ms));
+        let sleep = match &step.what {
+            StepWhat::Sleep(n) => Some(n),
+            StepWhat::Action { .. } => None,
+        };
+        for n in numbers.chain(sleep) {
+            scope.number(n).map_err(|e| not_tested(format!("step {}: {e}", step.id)))?;
+        }
+    }
+    for c in &s.checks {
+        let Check::Throttled { after, min_delay_ms, .. } = c;
+        for n in [after, min_delay_ms] {
+            scope.number(n).map_err(|e| not_tested(format!("check: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+fn run_steps(ctx: &mut Ctx, s: &Scenario) -> Result<(), Stop> {
+    for step in &s.steps {
+        let rows = match &step.for_each {
+            Some(path) => Some(read_fixture(path).map_err(|e| Stop(Verdict::Error, e.to_string()))?),
+            None => None,
+        };
+        let scope = Scope { session: ctx.session, row: None, iteration: 0 };
+        let count = match (&rows, &step.repeat) {
+            (Some(r), _) => r.len(),
+            (None, Some(n)) => (scope.number(n).map_err(|e| Stop(Verdict::NotTested, e))? + step.repeat_add) as usize,
+            (None, None) => 1,
+        };
+        let mut record = StepRecord { id: step.id.clone(), attempts: Vec::new() };
+        for i in 0..count {
+            let scope = Scope { session: ctx.session, row: rows.as_ref().map(|r| &r[i]), iteration: i };
+            match &step.what {
+                StepWhat::Sleep(n) => {
+                    let ms = scope.number(n).map_err(|e| Stop(Verdict::NotTested, e))?;
+                    std::thread::sleep(Duration::from_millis(ms));
+                }
+                StepWhat::Action { name, with } => {
+                    let attempt = run_attempt(ctx, &scope, step, name, with)?;
+                    record.attempts.push(attempt);
+                }
+            }
+        }
+        ctx.steps.push(record);
+    }
+    Ok(())
+}
+
+fn run_attempt(
+    ctx: &mut Ctx,
+    scope: &Scope,
+    step: &Step,
+    action: &str,
+    with: &BTreeMap<String, hilt_model::template::Template>,
+) -> Result<Attempt, Stop> {
+    let mut args = BTreeMap::new();
+    for (k, t) in with {
+        let v = scope.render(t).map_err(|e| Stop(Verdict::NotTested, format!("step {}: {e}", step.id)))?;
+        args.insert(k.clone(), v);
+    }
+    let shown: BTreeMap<String, String> =
+        args.iter().map(|(k, v)| (k.clone(), if v.secret { "‹secret›".to_string() } else { v.text.clone() })).collect();
+    let binding = &ctx.session.profile.bindings[action];
+    if !ctx.consoles.contains_key(&binding.link) {
+        let c = ctx.session.open_console(&binding.link).map_err(|e| Stop(Verdict::Error, e.to_string()))?;
+        ctx.consoles.insert(binding.link.clone(), c);
+    }
+    let console = ctx.consoles.get_mut(&binding.link).expect("opened above");
+    console.note(&format!("step {} #{}: {action}", step.id, scope.iteration + 1));
+    let at_ms = ctx.t0.elapsed().as_secs_f64() * 1e3;
+    let mut retries = 0;
+    let obs = loop {
+        let obs = run_binding(console, binding, &args).map_err(|e| Stop(Verdict::Error, format!("step {}: {e}", step.id)))?;
+        let retry = step.retry.as_ref().filter(|r| obs.outcome.as_ref().is_some_and(|o| r.on.contains(o)));
+        match retry {
+            Some(r) if retries < r.max => {
+                let wait = scope.number(&r.wait_ms).map_err(|e| Stop(Verdict::NotTested, e))?;
+                console.note(&format!("outcome {:?}: retrying after {wait} ms", obs.outcome.as_deref().unwrap_or("")));
+                std::thread::sleep(Duration::from_millis(wait));
+                retries += 1;
+            }
+            _ => break obs,
+        }
+    };
+    let outcome = obs.outcome.clone();
+    let describe = || {
+        let a: Vec<String> = shown.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        format!("step {} attempt {} ({})", step.id, scope.iteration + 1, a.join(", "))
+    };
+    let still_retrying = step.retry.as_ref().is_some_and(|r| outcome.as_ref().is_some_and(|o| r.on.contains(o)));
+    let conforms = if still_retrying {
+        ctx.inconclusive.push(format!("{}: still {:?} after {retries} retries", describe(), outcome.as_deref().unwrap_or("")));
+        None
+    } else if step.expect.is_empty() {
+        None
+    } else {
+        let ok = outcome.as_ref().is_some_and(|o| step.expect.contains(o));
+        if !ok {
+            ctx.failures.push(format!(
+                "{}: answered {:?}, expected {}",
+                describe(),
+                outcome.as_deref().unwrap_or("nothing"),
+                step.expect.join(" or ")
+            ));
+        }
+        Some(ok)
+    };
+    Ok(Attempt {
+        iteration: scope.iteration,
+        args: shown,
+        outcome,
+        captures: obs.captures,
+        at_ms,
+        elapsed_ms: obs.elapsed.as_secs_f64() * 1e3,
+        retries,
+        conforms,
+    })
+}
+
+fn run_checks(ctx: &Ctx, s: &Scenario) -> Vec<CheckRecord> {
+    let scope = Scope { session: ctx.session, row: None, iteration: 0 };
+    s.checks
+        .iter()
+        .map(|c| match c {
+            Check::Throttled { step, after, min_delay_ms } => {
+                let numbers = scope.number(after).and_then(|a| Ok((a, scope.number(min_delay_ms)?)));
+                match (ctx.steps.iter().find(|r| &r.id == step), numbers) {
+                    (Some(record), Ok((after, min))) => check::throttled(record, after, min),
+                    (_, Err(e)) => CheckRecord { kind: "throttled".into(), verdict: Verdict::NotTested, detail: e },
+                    (None, _) => CheckRecord { kind: "throttled".into(), verdict: Verdict::Error, detail: format!("step {step:?} did not run") },
+                }
+            }
+        })
+        .collect()
+}
+
+fn decide(ctx: &Ctx, checks: &[CheckRecord]) -> (Verdict, String) {
+    let failed_checks: Vec<String> =
+        checks.iter().filter(|c| c.verdict == Verdict::Fail).map(|c| format!("check {}: {}", c.kind, c.detail)).collect();
+    let mut failures = ctx.failures.clone();
+    failures.extend(failed_checks);
+    if let Some(first) = failures.first() {
+        let more = if failures.len() > 1 { format!(" (and {} more)", failures.len() - 1) } else { String::new() };
+        return (Verdict::Fail, format!("{first}{more}"));
+    }
+    if let Some(c) = checks.iter().find(|c| c.verdict.is_undecided()) {
+        return (c.verdict, format!("check {}: {}", c.kind, c.detail));
+    }
+    if let Some(first) = ctx.inconclusive.first() {
+        return (Verdict::Inconclusive, first.clone());
+    }
+    let attempts: usize = ctx.steps.iter().map(|s| s.attempts.len()).sum();
+    (Verdict::Pass, format!("{attempts} attempt(s) and {} check(s) met the pass criteria", checks.len()))
+}

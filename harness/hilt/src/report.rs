@@ -1,0 +1,106 @@
+//! Assembling the report document from a run, and writing it signed.
+
+use hilt_model::catalogue::Catalogue;
+use hilt_model::profile::BoardProfile;
+use hilt_model::scenario::Scenario;
+use hilt_report::digest::sha256_bytes;
+use hilt_report::keys::KeyPair;
+use hilt_report::model::{Board, FileDigest, Report, Run, Suite, SCHEMA};
+use hilt_report::rollup::{rollup, summarise};
+use hilt_report::sign::{write_signed_report, Subject};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::runner::RunOutput;
+
+pub struct ReportInputs<'a> {
+    pub board: &'a BoardProfile,
+    pub scenarios: &'a [Arc<Scenario>],
+    pub suite_root: &'a Path,
+    pub defects: &'a [String],
+    pub selection: Vec<String>,
+    pub development_key: bool,
+}
+
+pub fn build(out: &RunOutput, inp: &ReportInputs) -> Report {
+    let cat = Catalogue::embedded();
+    let provisions = rollup(&out.cases, &inp.board.ics, cat);
+    let summary = summarise(&out.cases, &provisions);
+    let rel = |p: &Path| p.strip_prefix(inp.suite_root).unwrap_or(p).display().to_string();
+    let fmt = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    Report {
+        schema: SCHEMA.to_string(),
+        suite: Suite {
+            name: "hilt".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            git_commit: option_env!("HILT_GIT_COMMIT").map(str::to_string),
+            catalogue: cat.source.clone(),
+        },
+        run: Run {
+            id: format!("{}-{}", out.started.format("%Y%m%dT%H%M%SZ"), inp.board.name()),
+            started: fmt(&out.started),
+            finished: fmt(&out.finished),
+            duration_ms: (out.finished - out.started).num_milliseconds().max(0) as u64,
+            host: hostname(),
+            selection: inp.selection.clone(),
+            development_key: inp.development_key,
+        },
+        board: Board {
+            name: inp.board.name().to_string(),
+            profile: FileDigest { path: rel(&inp.board.path), sha256: sha256_bytes(inp.board.text.as_bytes()) },
+            identity: inp.board.identity.clone(),
+            units: inp.board.units.iter().map(|u| u.serial.clone()).collect(),
+            defects: inp.board.launch.as_ref().map(|_| inp.defects.to_vec()),
+        },
+        ics: ics_json(inp.board),
+        ixit: serde_json::to_value(&inp.board.ixit.sheets).unwrap_or_default(),
+        scenarios: inp
+            .scenarios
+            .iter()
+            .map(|s| FileDigest { path: rel(&s.path), sha256: sha256_bytes(s.text.as_bytes()) })
+            .collect(),
+        cases: out.cases.clone(),
+        provisions,
+        summary,
+    }
+}
+
+fn ics_json(board: &BoardProfile) -> serde_json::Value {
+    let cat = Catalogue::embedded();
+    let provisions: serde_json::Map<String, serde_json::Value> = board
+        .ics
+        .provisions
+        .iter()
+        .map(|(id, e)| {
+            let e = e.get_ref();
+            let status = cat.en(id).map(|p| p.status_code()).unwrap_or_default();
+            (id.clone(), serde_json::json!({"status": status, "support": e.support.as_str(), "detail": e.detail}))
+        })
+        .collect();
+    let flags = |m: &std::collections::BTreeMap<String, serde_spanned::Spanned<bool>>| -> serde_json::Value {
+        m.iter().map(|(k, v)| (k.clone(), serde_json::Value::Bool(*v.get_ref()))).collect()
+    };
+    serde_json::json!({
+        "features": flags(&board.ics.features),
+        "conditions": flags(&board.ics.conditions),
+        "provisions": provisions,
+    })
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// The DUT subject: the firmware image digest once links can read it; for now a digest of its identity.
+fn dut_subject(report: &Report) -> Subject {
+    let id = &report.board.identity;
+    let identity = serde_json::json!({"identity": id, "units": report.board.units});
+    let name = format!("dut:{}/{}", id.model, report.board.units.join(","));
+    Subject::new(name, sha256_bytes(identity.to_string().as_bytes()))
+}
+
+/// Write `report.json` and `report.dsse.json` into `dir` (whose `evidence/` is already complete).
+pub fn write(dir: &Path, report: &Report, key: &KeyPair) -> anyhow::Result<PathBuf> {
+    let value = serde_json::to_value(report)?;
+    Ok(write_signed_report(dir, &value, dut_subject(report), key)?)
+}

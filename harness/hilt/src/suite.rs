@@ -1,0 +1,57 @@
+//! Where the suite's files are: `test-cases/`, `boards/`, `fixtures/`, `reports/`.
+
+use hilt_model::profile::BoardProfile;
+use hilt_model::scenario::{load_suite, Scenario};
+use hilt_model::LoadError;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct SuiteRoot {
+    pub root: PathBuf,
+}
+
+impl SuiteRoot {
+    /// `explicit`, else the nearest ancestor of the current directory holding `test-cases/` and
+    /// `boards/`, else the source tree hilt was built from.
+    pub fn discover(explicit: Option<&Path>) -> Result<SuiteRoot, String> {
+        let is_root = |p: &Path| p.join("test-cases").is_dir() && p.join("boards").is_dir();
+        if let Some(p) = explicit {
+            return if is_root(p) {
+                Ok(SuiteRoot { root: p.to_path_buf() })
+            } else {
+                Err(format!("{} has no test-cases/ and boards/ directories", p.display()))
+            };
+        }
+        let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+        let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        cwd.ancestors()
+            .find(|p| is_root(p))
+            .map(Path::to_path_buf)
+            .or_else(|| is_root(&built).then(|| built.canonicalize().unwrap_or(built)))
+            .map(|root| SuiteRoot { root })
+            .ok_or_else(|| "cannot find the suite (a directory with test-cases/ and boards/); use --suite DIR".into())
+    }
+
+    pub fn test_cases(&self) -> PathBuf {
+        self.root.join("test-cases")
+    }
+    pub fn fixtures(&self) -> PathBuf {
+        self.root.join("fixtures")
+    }
+    pub fn default_board(&self) -> PathBuf {
+        self.root.join("boards/vboard.toml")
+    }
+    pub fn runs_dir(&self) -> PathBuf {
+        self.root.join("reports/runs")
+    }
+
+    pub fn scenarios(&self) -> Result<Vec<Arc<Scenario>>, LoadError> {
+        Ok(load_suite(&self.test_cases(), &self.fixtures())?.into_iter().map(Arc::new).collect())
+    }
+
+    pub fn board(&self, path: Option<&Path>) -> Result<Arc<BoardProfile>, LoadError> {
+        let p = path.map(Path::to_path_buf).unwrap_or_else(|| self.default_board());
+        Ok(Arc::new(BoardProfile::load(&p)?))
+    }
+}

@@ -1,0 +1,14 @@
+//! hilt's links to the device under test.
+//!
+//! `serial` drives a console (real UART or the virtual board's pseudo-terminal) with send/expect
+//! scripts and keeps a timestamped, secret-masked transcript as evidence. USB, BLE and debug-probe
+//! links will sit beside it and reuse [`Port`], [`Console`] and [`Transcript`].
+
+mod error;
+pub mod serial;
+
+pub use error::LinkError;
+pub use serial::{
+    Console, ConsoleOptions, Dir, ExpectError, Match, Pacing, Port, SerialPort, Transcript,
+    UsbMatch, find_usb_serial,
+};

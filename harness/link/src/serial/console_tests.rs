@@ -1,0 +1,220 @@
+//! Fast tests of the expect engine on an in-memory port.
+
+use std::collections::VecDeque;
+use std::io;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+
+use super::*;
+use crate::LinkError;
+
+/// Hands out scripted chunks one per read; empty = quiet for the timeout (capped), then EOF
+/// if `eof` is set. Replies are queued when a write contains their trigger.
+#[derive(Default)]
+struct FakePort {
+    chunks: VecDeque<Vec<u8>>,
+    replies: Vec<(Vec<u8>, Vec<u8>)>,
+    written: Vec<u8>,
+    eof: bool,
+}
+
+impl FakePort {
+    fn with(chunks: &[&[u8]]) -> Self {
+        Self {
+            chunks: chunks.iter().map(|c| c.to_vec()).collect(),
+            ..Self::default()
+        }
+    }
+}
+
+impl Port for FakePort {
+    fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        let Some(mut chunk) = self.chunks.pop_front() else {
+            if self.eof {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            std::thread::sleep(timeout.min(Duration::from_millis(5)));
+            return Ok(0);
+        };
+        let n = chunk.len().min(buf.len());
+        buf[..n].copy_from_slice(&chunk[..n]);
+        if n < chunk.len() {
+            self.chunks.push_front(chunk.split_off(n));
+        }
+        Ok(n)
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.written.extend_from_slice(data);
+        for (trigger, reply) in &self.replies {
+            if self.written.windows(trigger.len()).any(|w| w == trigger.as_slice()) {
+                self.chunks.push_back(reply.clone());
+            }
+        }
+        self.replies
+            .retain(|(t, _)| !self.written.windows(t.len()).any(|w| w == t.as_slice()));
+        Ok(())
+    }
+}
+
+fn console(port: FakePort) -> Console<FakePort> {
+    Console::new(port, ConsoleOptions::default())
+}
+
+fn re(p: &str) -> Regex {
+    Regex::new(p).unwrap()
+}
+
+const SHORT: Duration = Duration::from_millis(50);
+
+#[test]
+fn matches_across_reads_with_captures_and_consumes() {
+    let mut c = console(FakePort::with(&[b"U-Boot 20", b"24.01 (Jan)\r\nlog", b"in: "]));
+    let ver = re(r"U-Boot (?P<version>\d+\.\d+)");
+    let m = c.expect(&[("uboot", &ver)], Duration::from_secs(2)).unwrap();
+    assert_eq!(m.captures["version"], "2024.01");
+    let login = re("login: ");
+    let m = c.expect(&[("login", &login)], Duration::from_secs(2)).unwrap();
+    assert_eq!(m.before, " (Jan)\r\n");
+    assert_eq!(m.matched, "login: ");
+    assert_eq!(c.buffered_len(), 0);
+    // consumed text does not match again
+    assert!(matches!(
+        c.expect(&[("login", &login)], SHORT),
+        Err(ExpectError::Timeout { .. })
+    ));
+}
+
+#[test]
+fn earliest_ending_alternative_wins() {
+    let mut c = console(FakePort::with(&[b"Password: login: "]));
+    let (login, pw) = (re("login: "), re("Password: "));
+    let m = c.expect(&[("login", &login), ("password", &pw)], SHORT).unwrap();
+    assert_eq!(m.name, "password");
+    let m = c.expect(&[("login", &login), ("password", &pw)], SHORT).unwrap();
+    assert_eq!(m.name, "login");
+    assert_eq!(m.before, "");
+}
+
+#[test]
+fn request_response_and_transcript() {
+    let mut port = FakePort::default();
+    port.replies.push((b"uname\r".to_vec(), b"uname\r\nLinux 6.1\r\n# ".to_vec()));
+    let mut c = console(port);
+    c.note("step 1: uname");
+    c.send(b"uname\r").unwrap();
+    let m = c.expect(&[("kernel", &re(r"Linux (?P<v>\S+)"))], SHORT).unwrap();
+    assert_eq!(m.captures["v"], "6.1");
+    let text = c.transcript().render_text();
+    assert!(text.contains("# step 1: uname"), "{text}");
+    assert!(text.contains("> uname\\r"), "{text}");
+    assert!(text.contains("< uname\\r\\n"), "{text}");
+}
+
+#[test]
+fn timeout_names_the_alternatives_and_shows_the_tail() {
+    let mut c = console(FakePort::with(&[b"boot noise\x1b[0m\r\n"]));
+    let started = Instant::now();
+    let err = c.expect(&[("shell", &re(r"# $"))], Duration::from_millis(100)).unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    let text = err.to_string();
+    assert!(text.contains("shell /# $/"), "{text}");
+    assert!(text.contains("boot noise\\x1b[0m\\r\\n"), "{text}");
+}
+
+#[test]
+fn closed_after_last_output() {
+    let mut port = FakePort::with(&[b"bye\r\n"]);
+    port.eof = true;
+    let mut c = console(port);
+    let m = c.expect(&[("bye", &re("bye"))], Duration::from_secs(5)).unwrap();
+    assert_eq!(m.matched, "bye");
+    let started = Instant::now();
+    let err = c.expect(&[("more", &re("more"))], Duration::from_secs(5)).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(matches!(&err, ExpectError::Closed { tail, .. } if tail == "\\r\\n"), "{err}");
+    assert!(matches!(c.send(b"x"), Ok(())), "the fake accepts writes after EOF");
+}
+
+#[test]
+fn bounded_buffer_under_flood() {
+    let mut chunks: Vec<Vec<u8>> = (0..200).map(|i| vec![b'a' + (i % 26) as u8; 1000]).collect();
+    chunks.push(b"MARK".to_vec());
+    let refs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+    let opts = ConsoleOptions {
+        max_buffer: 4096,
+        transcript_limit: 10_000,
+        ..ConsoleOptions::default()
+    };
+    let mut c = Console::new(FakePort::with(&refs), opts);
+    let m = c.expect(&[("mark", &re("MARK"))], Duration::from_secs(5)).unwrap();
+    assert!(m.before.len() <= 4096);
+    assert!(c.discarded_bytes() >= 200_000 - 4096);
+    assert_eq!(c.transcript().recorded_bytes(), 10_000);
+    assert_eq!(c.transcript().truncated_bytes(), 200_004 - 10_000);
+}
+
+#[test]
+fn secrets_masked_in_match_tail_and_transcript() {
+    let mut c = console(FakePort::with(&[
+        b"Password: ",
+        b"hun",
+        b"ter2\r\n",
+        b"Welcome s3cret\r\n# ",
+        b"echo hunter2",
+    ]));
+    c.expect(&[("pw", &re("Password: "))], SHORT).unwrap();
+    c.send_secret(b"hunter2", "root-pw").unwrap();
+    c.add_secret(b"s3cret", "other");
+    let m = c.expect(&[("shell", &re("# "))], SHORT).unwrap();
+    assert_eq!(m.before, "‹secret:root-pw›\r\nWelcome ‹secret:other›\r\n");
+    let err = c.expect(&[("never", &re("never"))], SHORT).unwrap_err().to_string();
+    assert!(err.contains("echo ‹secret:root-pw›"), "{err}");
+    let t = c.transcript();
+    for r in [t.render_text(), t.render_jsonl()] {
+        assert!(!r.contains("hun") && !r.contains("ter2") && !r.contains("s3cret"), "{r}");
+        assert_eq!(r.matches("‹secret:root-pw›").count(), 3, "{r}");
+    }
+    assert_eq!(c.into_parts().0.written, b"hunter2");
+}
+
+#[test]
+fn drain_discards_until_quiet_or_gives_up() {
+    let mut c = console(FakePort::with(&[b"noise", b"more noise"]));
+    c.drain(Duration::from_millis(30), Duration::from_secs(2)).unwrap();
+    assert_eq!(c.buffered_len(), 0);
+    assert!(c.transcript().render_text().contains("more noise"));
+
+    let chunks: Vec<&[u8]> = vec![b"x"; 10_000];
+    let mut c = console(FakePort::with(&chunks));
+    let err = c.drain(Duration::from_millis(50), Duration::from_millis(20)).unwrap_err();
+    assert!(matches!(err, LinkError::Unsettled { .. }), "{err}");
+}
+
+#[test]
+fn paced_writes_take_time_and_keep_bytes() {
+    let opts = ConsoleOptions {
+        pacing: Pacing {
+            per_byte: Duration::from_millis(2),
+            per_line: Duration::from_millis(20),
+        },
+        ..ConsoleOptions::default()
+    };
+    let mut c = Console::new(FakePort::default(), opts);
+    let started = Instant::now();
+    c.send(b"ab\rcd\r").unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    let (port, _) = c.into_parts();
+    assert_eq!(port.written, b"ab\rcd\r");
+}
+
+#[test]
+fn invalid_utf8_is_matched_lossily_and_consumed_exactly() {
+    let mut c = console(FakePort::with(&[b"\xff\xfeOK\xe2\x82", b"\xac done"]));
+    let m = c.expect(&[("ok", &re("OK"))], SHORT).unwrap();
+    assert_eq!(m.before, "\u{fffd}\u{fffd}");
+    let m = c.expect(&[("done", &re("(?P<sym>€) done"))], SHORT).unwrap();
+    assert_eq!(m.captures["sym"], "€");
+    assert_eq!(c.buffered_len(), 0);
+}

@@ -1,0 +1,19 @@
+//! Serial console link: a [`Port`] (real UART or pseudo-terminal), the expect engine
+//! [`Console`], and its evidence, the [`Transcript`].
+
+mod console;
+#[cfg(test)]
+mod console_tests;
+mod escape;
+mod expect;
+mod mask;
+mod port;
+mod rxbuf;
+mod transcript;
+mod usb_match;
+
+pub use console::{Console, ConsoleOptions, DEFAULT_MAX_BUFFER, Pacing};
+pub use expect::{ExpectError, Match};
+pub use port::{Port, SerialPort};
+pub use transcript::{DEFAULT_TRANSCRIPT_LIMIT, Dir, Transcript};
+pub use usb_match::{UsbMatch, find_usb_serial};

@@ -1,0 +1,10 @@
+//! The conformance report: its data model, the roll-up per provision, and signing as a DSSE envelope
+//! around an in-toto Statement so that other tools can verify it.
+
+pub mod atomic;
+pub mod digest;
+pub mod keys;
+pub mod model;
+pub mod rollup;
+pub mod sign;
+pub mod verify;
