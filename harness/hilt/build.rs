@@ -7,7 +7,9 @@ fn main() {
     println!("cargo:rerun-if-changed={root}/.git/HEAD");
     println!("cargo:rerun-if-changed={root}/.git/refs/heads");
     println!("cargo:rerun-if-env-changed=HILT_GIT_COMMIT");
-    let out = Command::new("git").args(["-C", root, "rev-parse", "HEAD"]).output();
+    let out = Command::new("git")
+        .args(["-C", root, "rev-parse", "HEAD"])
+        .output();
     if let Ok(o) = out
         && o.status.success()
     {

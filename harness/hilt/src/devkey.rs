@@ -1,6 +1,6 @@
 //! The per-user development signing key, used when no lab key is given. Reports signed with it say so.
 
-use hilt_report::keys::{load_private, write_keypair, KeyPair};
+use hilt_report::keys::{KeyPair, load_private, write_keypair};
 use std::path::PathBuf;
 
 const STEM: &str = "dev-signing";

@@ -5,9 +5,9 @@ use hilt_model::profile::BoardProfile;
 use hilt_model::scenario::Scenario;
 use hilt_report::digest::sha256_bytes;
 use hilt_report::keys::KeyPair;
-use hilt_report::model::{Board, FileDigest, Report, Run, Suite, SCHEMA};
+use hilt_report::model::{Board, FileDigest, Report, Run, SCHEMA, Suite};
 use hilt_report::rollup::{rollup, summarise};
-use hilt_report::sign::{write_signed_report, Subject};
+use hilt_report::sign::{Subject, write_signed_report};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -26,8 +26,14 @@ pub fn build(out: &RunOutput, inp: &ReportInputs) -> Report {
     let cat = Catalogue::embedded();
     let provisions = rollup(&out.cases, &inp.board.ics, cat);
     let summary = summarise(&out.cases, &provisions);
-    let rel = |p: &Path| p.strip_prefix(inp.suite_root).unwrap_or(p).display().to_string();
-    let fmt = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let rel = |p: &Path| {
+        p.strip_prefix(inp.suite_root)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
+    let fmt =
+        |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     Report {
         schema: SCHEMA.to_string(),
         suite: Suite {
@@ -37,7 +43,11 @@ pub fn build(out: &RunOutput, inp: &ReportInputs) -> Report {
             catalogue: cat.source.clone(),
         },
         run: Run {
-            id: format!("{}-{}", out.started.format("%Y%m%dT%H%M%SZ"), inp.board.name()),
+            id: format!(
+                "{}-{}",
+                out.started.format("%Y%m%dT%H%M%SZ"),
+                inp.board.name()
+            ),
             started: fmt(&out.started),
             finished: fmt(&out.finished),
             duration_ms: (out.finished - out.started).num_milliseconds().max(0) as u64,
@@ -47,7 +57,10 @@ pub fn build(out: &RunOutput, inp: &ReportInputs) -> Report {
         },
         board: Board {
             name: inp.board.name().to_string(),
-            profile: FileDigest { path: rel(&inp.board.path), sha256: sha256_bytes(inp.board.text.as_bytes()) },
+            profile: FileDigest {
+                path: rel(&inp.board.path),
+                sha256: sha256_bytes(inp.board.text.as_bytes()),
+            },
             identity: inp.board.identity.clone(),
             units: inp.board.units.iter().map(|u| u.serial.clone()).collect(),
             defects: inp.board.launch.as_ref().map(|_| inp.defects.to_vec()),
@@ -57,7 +70,10 @@ pub fn build(out: &RunOutput, inp: &ReportInputs) -> Report {
         scenarios: inp
             .scenarios
             .iter()
-            .map(|s| FileDigest { path: rel(&s.path), sha256: sha256_bytes(s.text.as_bytes()) })
+            .map(|s| FileDigest {
+                path: rel(&s.path),
+                sha256: sha256_bytes(s.text.as_bytes()),
+            })
             .collect(),
         cases: out.cases.clone(),
         provisions,
@@ -88,7 +104,9 @@ fn ics_json(board: &BoardProfile) -> serde_json::Value {
 }
 
 fn hostname() -> String {
-    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// The DUT subject: the firmware image digest once links can read it; for now a digest of its identity.

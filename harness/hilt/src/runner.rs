@@ -2,9 +2,9 @@
 //! `--exact` behave like `cargo test`. Cases on one board run one at a time (they share the device);
 //! results are collected into the report model.
 
+use hilt_model::Verdict;
 use hilt_model::profile::BoardProfile;
 use hilt_model::scenario::Scenario;
-use hilt_model::Verdict;
 use hilt_report::digest::sha256_bytes;
 use hilt_report::model::{CaseResult, Evidence};
 use libtest_mimic::{Completion, Failed, Trial};
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::board::{BoardSession, SessionOptions};
-use crate::exec::{run_case, CaseRun};
+use crate::exec::{CaseRun, run_case};
 
 pub struct RunConfig {
     pub board: Arc<BoardProfile>,
@@ -47,7 +47,10 @@ pub fn run(cfg: &RunConfig) -> RunOutput {
                     .unwrap_or_else(|e| not_reachable(&s, e));
                 let result = store(run, &out);
                 let outcome = outcome(&result);
-                results.lock().unwrap_or_else(|p| p.into_inner()).push(result);
+                results
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(result);
                 outcome
             })
             .with_kind(cfg.board.name())
@@ -59,7 +62,12 @@ pub fn run(cfg: &RunConfig) -> RunOutput {
     let mut cases = std::mem::take(&mut *results.lock().unwrap_or_else(|p| p.into_inner()));
     let order = |id: &str| cfg.scenarios.iter().position(|s| s.id == id);
     cases.sort_by_key(|c| order(&c.id));
-    RunOutput { cases, conclusion, started, finished: chrono::Utc::now() }
+    RunOutput {
+        cases,
+        conclusion,
+        started,
+        finished: chrono::Utc::now(),
+    }
 }
 
 /// Open the board on first use; a board that cannot be opened makes every case ERROR, never FAIL.
@@ -70,7 +78,8 @@ fn with_session<T>(
     f: impl FnOnce(&BoardSession) -> T,
 ) -> Result<T, String> {
     let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
-    let slot = guard.get_or_insert_with(|| BoardSession::open(board.clone(), opts).map_err(|e| e.to_string()));
+    let slot = guard
+        .get_or_insert_with(|| BoardSession::open(board.clone(), opts).map_err(|e| e.to_string()));
     match slot {
         Ok(s) => Ok(f(s)),
         Err(e) => Err(e.clone()),
@@ -125,8 +134,13 @@ fn store(run: CaseRun, out: &Path) -> CaseResult {
 fn outcome(r: &CaseResult) -> Result<Completion, Failed> {
     match r.verdict {
         Verdict::Pass => Ok(Completion::Completed),
-        Verdict::NotApplicable | Verdict::NotTested => Ok(Completion::ignored_with(format!("{}: {}", r.verdict, r.reason))),
-        Verdict::Fail | Verdict::Error | Verdict::Inconclusive => Err(format!("{}: {}", r.verdict, r.reason).into()),
+        Verdict::NotApplicable | Verdict::NotTested => Ok(Completion::ignored_with(format!(
+            "{}: {}",
+            r.verdict, r.reason
+        ))),
+        Verdict::Fail | Verdict::Error | Verdict::Inconclusive => {
+            Err(format!("{}: {}", r.verdict, r.reason).into())
+        }
     }
 }
 
@@ -141,7 +155,8 @@ pub fn run_sequential(
     scenarios
         .iter()
         .map(|s| {
-            let run = with_session(&session, board, opts, |sess| run_case(sess, s)).unwrap_or_else(|e| not_reachable(s, e));
+            let run = with_session(&session, board, opts, |sess| run_case(sess, s))
+                .unwrap_or_else(|e| not_reachable(s, e));
             store(run, out)
         })
         .collect()

@@ -2,9 +2,9 @@
 //! (or be NOT_APPLICABLE) on the reference board, every defect must make each case it targets FAIL and
 //! no other case, and every scenario must be the target of some defect: a case nothing can fail is a bug.
 
+use hilt_model::Verdict;
 use hilt_model::profile::BoardProfile;
 use hilt_model::scenario::Scenario;
-use hilt_model::Verdict;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,13 +33,18 @@ pub fn run(
     hilt_exe: &std::path::Path,
     mut progress: impl FnMut(&str),
 ) -> anyhow::Result<Selftest> {
-    let launch = board
-        .launch
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("{}: selftest needs a virtual board (a [launch] section with defects)", board.path.display()))?;
+    let launch = board.launch.as_ref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: selftest needs a virtual board (a [launch] section with defects)",
+            board.path.display()
+        )
+    })?;
     let verdicts = |defects: Vec<String>| -> anyhow::Result<BTreeMap<String, Verdict>> {
         let out = tempfile::tempdir()?;
-        let opts = SessionOptions { defects, hilt_exe: hilt_exe.to_path_buf() };
+        let opts = SessionOptions {
+            defects,
+            hilt_exe: hilt_exe.to_path_buf(),
+        };
         let cases = run_sequential(board, scenarios, &opts, out.path());
         Ok(cases.into_iter().map(|c| (c.id, c.verdict)).collect())
     };
@@ -48,7 +53,9 @@ pub fn run(
     let mut problems = Vec::new();
     for (id, v) in &reference {
         if !matches!(v, Verdict::Pass | Verdict::NotApplicable) {
-            problems.push(format!("reference board: {id} is {v}, expected PASS or NOT_APPLICABLE"));
+            problems.push(format!(
+                "reference board: {id} is {v}, expected PASS or NOT_APPLICABLE"
+            ));
         }
     }
     let mut defects = BTreeMap::new();
@@ -57,7 +64,9 @@ pub fn run(
         let got = verdicts(vec![name.clone()])?;
         for t in &spec.targets {
             match got.get(t) {
-                None => problems.push(format!("defect {name}: target {t} is not a scenario of this suite")),
+                None => problems.push(format!(
+                    "defect {name}: target {t} is not a scenario of this suite"
+                )),
                 Some(Verdict::Fail) => {}
                 Some(v) => problems.push(format!("defect {name}: {t} is {v}, expected FAIL")),
             }
@@ -67,12 +76,26 @@ pub fn run(
                 problems.push(format!("defect {name}: {id} is {v} though it is not a target (one defect, one non-conformance)"));
             }
         }
-        defects.insert(name.clone(), DefectRun { targets: spec.targets.clone(), verdicts: got });
+        defects.insert(
+            name.clone(),
+            DefectRun {
+                targets: spec.targets.clone(),
+                verdicts: got,
+            },
+        );
     }
     for s in scenarios {
         if !launch.defects.values().any(|d| d.targets.contains(&s.id)) {
-            problems.push(format!("{}: no defect of {} makes it FAIL; a scenario nothing can fail is a bug", s.id, board.name()));
+            problems.push(format!(
+                "{}: no defect of {} makes it FAIL; a scenario nothing can fail is a bug",
+                s.id,
+                board.name()
+            ));
         }
     }
-    Ok(Selftest { reference, defects, problems })
+    Ok(Selftest {
+        reference,
+        defects,
+        problems,
+    })
 }

@@ -1,8 +1,8 @@
 //! Where the suite's files are: `test-cases/`, `boards/`, `fixtures/`, `reports/`.
 
-use hilt_model::profile::BoardProfile;
-use hilt_model::scenario::{load_suite, Scenario};
 use hilt_model::LoadError;
+use hilt_model::profile::BoardProfile;
+use hilt_model::scenario::{Scenario, load_suite};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,9 +18,14 @@ impl SuiteRoot {
         let is_root = |p: &Path| p.join("test-cases").is_dir() && p.join("boards").is_dir();
         if let Some(p) = explicit {
             return if is_root(p) {
-                Ok(SuiteRoot { root: p.to_path_buf() })
+                Ok(SuiteRoot {
+                    root: p.to_path_buf(),
+                })
             } else {
-                Err(format!("{} has no test-cases/ and boards/ directories", p.display()))
+                Err(format!(
+                    "{} has no test-cases/ and boards/ directories",
+                    p.display()
+                ))
             };
         }
         let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
@@ -30,7 +35,10 @@ impl SuiteRoot {
             .map(Path::to_path_buf)
             .or_else(|| is_root(&built).then(|| built.canonicalize().unwrap_or(built)))
             .map(|root| SuiteRoot { root })
-            .ok_or_else(|| "cannot find the suite (a directory with test-cases/ and boards/); use --suite DIR".into())
+            .ok_or_else(|| {
+                "cannot find the suite (a directory with test-cases/ and boards/); use --suite DIR"
+                    .into()
+            })
     }
 
     pub fn test_cases(&self) -> PathBuf {
@@ -47,11 +55,16 @@ impl SuiteRoot {
     }
 
     pub fn scenarios(&self) -> Result<Vec<Arc<Scenario>>, LoadError> {
-        Ok(load_suite(&self.test_cases(), &self.fixtures())?.into_iter().map(Arc::new).collect())
+        Ok(load_suite(&self.test_cases(), &self.fixtures())?
+            .into_iter()
+            .map(Arc::new)
+            .collect())
     }
 
     pub fn board(&self, path: Option<&Path>) -> Result<Arc<BoardProfile>, LoadError> {
-        let p = path.map(Path::to_path_buf).unwrap_or_else(|| self.default_board());
+        let p = path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.default_board());
         Ok(Arc::new(BoardProfile::load(&p)?))
     }
 }

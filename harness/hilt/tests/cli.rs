@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn hilt(args: &[&str], keys: &Path) -> Output {
@@ -19,7 +22,11 @@ fn hilt(args: &[&str], keys: &Path) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn report(dir: &Path) -> serde_json::Value {
@@ -27,7 +34,13 @@ fn report(dir: &Path) -> serde_json::Value {
 }
 
 fn verdict(r: &serde_json::Value, case: &str) -> String {
-    r["cases"].as_array().unwrap().iter().find(|c| c["id"] == case).map(|c| c["verdict"].as_str().unwrap().to_string()).unwrap_or_default()
+    r["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == case)
+        .map(|c| c["verdict"].as_str().unwrap().to_string())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -45,7 +58,15 @@ fn full_run_passes_signs_and_detects_tampering() {
     }
     let pubkey = tmp.path().join("dev-signing.pub.pem");
     let env = out.join("report.dsse.json");
-    let ok = hilt(&["verify", env.to_str().unwrap(), "--key", pubkey.to_str().unwrap()], tmp.path());
+    let ok = hilt(
+        &[
+            "verify",
+            env.to_str().unwrap(),
+            "--key",
+            pubkey.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
 
     // One byte of evidence changed: verification fails and names the file.
@@ -54,9 +75,21 @@ fn full_run_passes_signs_and_detects_tampering() {
     let mut bytes = original.clone();
     bytes[100] ^= 0x01;
     std::fs::write(&ev, &bytes).unwrap();
-    let bad = hilt(&["verify", env.to_str().unwrap(), "--key", pubkey.to_str().unwrap()], tmp.path());
+    let bad = hilt(
+        &[
+            "verify",
+            env.to_str().unwrap(),
+            "--key",
+            pubkey.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
     assert_eq!(bad.status.code(), Some(1));
-    assert!(text(&bad).contains("bf.console.lockout/console.log"), "{}", text(&bad));
+    assert!(
+        text(&bad).contains("bf.console.lockout/console.log"),
+        "{}",
+        text(&bad)
+    );
     std::fs::write(&ev, &original).unwrap();
 
     // One byte of the envelope changed.
@@ -65,7 +98,15 @@ fn full_run_passes_signs_and_detects_tampering() {
         let mut b = env_bytes.clone();
         b[at] ^= 0x01;
         std::fs::write(&env, &b).unwrap();
-        let bad = hilt(&["verify", env.to_str().unwrap(), "--key", pubkey.to_str().unwrap()], tmp.path());
+        let bad = hilt(
+            &[
+                "verify",
+                env.to_str().unwrap(),
+                "--key",
+                pubkey.to_str().unwrap(),
+            ],
+            tmp.path(),
+        );
         assert_eq!(bad.status.code(), Some(1), "flip at {at}: {}", text(&bad));
     }
 }
@@ -74,15 +115,31 @@ fn full_run_passes_signs_and_detects_tampering() {
 fn no_secret_reaches_report_or_evidence() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let o = hilt(&["run", "--out", out.to_str().unwrap(), "bf.console.lockout", "--exact"], tmp.path());
+    let o = hilt(
+        &[
+            "run",
+            "--out",
+            out.to_str().unwrap(),
+            "bf.console.lockout",
+            "--exact",
+        ],
+        tmp.path(),
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let r = report(&out);
-    let attempts = r["cases"][0]["steps"].as_array().unwrap().iter().flat_map(|s| s["attempts"].as_array().unwrap().clone());
+    let attempts = r["cases"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["attempts"].as_array().unwrap().clone());
     let owner = attempts.filter(|a| a["outcome"] == "accepted").count();
     assert_eq!(owner, 1);
     let all = std::fs::read_to_string(out.join("report.json")).unwrap()
         + &std::fs::read_to_string(out.join("evidence/bf.console.lockout/console.log")).unwrap();
-    assert!(all.contains("‹secret"), "the owner's password must appear masked");
+    assert!(
+        all.contains("‹secret"),
+        "the owner's password must appear masked"
+    );
     // The board's label is gone with its state directory, so check the shape instead: every accepted
     // login's password argument is masked.
     assert!(r.to_string().contains("\"password\":\"‹secret›\""));
@@ -93,7 +150,15 @@ fn a_defect_fails_its_case_and_gates_with_exit_1() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
     let o = hilt(
-        &["run", "--out", out.to_str().unwrap(), "--defect", "no-login-rate-limit", "bf.console.lockout", "--exact"],
+        &[
+            "run",
+            "--out",
+            out.to_str().unwrap(),
+            "--defect",
+            "no-login-rate-limit",
+            "bf.console.lockout",
+            "--exact",
+        ],
         tmp.path(),
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -101,7 +166,13 @@ fn a_defect_fails_its_case_and_gates_with_exit_1() {
     assert_eq!(verdict(&r, "bf.console.lockout"), "FAIL");
     assert_eq!(r["summary"]["gate"], "NON_CONFORMANT");
     assert_eq!(r["board"]["defects"][0], "no-login-rate-limit");
-    let en = r["provisions"]["en303645"].as_array().unwrap().iter().find(|p| p["id"] == "5.1-5").unwrap().clone();
+    let en = r["provisions"]["en303645"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "5.1-5")
+        .unwrap()
+        .clone();
     assert_eq!(en["verdict"], "FAIL");
 }
 
@@ -129,8 +200,16 @@ fn malformed_scenario_is_located_with_exit_2() {
     for d in ["boards", "test-cases/x", "fixtures"] {
         std::fs::create_dir_all(suite.join(d)).unwrap();
     }
-    std::fs::copy(root().join("boards/vboard.toml"), suite.join("boards/vboard.toml")).unwrap();
-    std::fs::write(suite.join("test-cases/x/broken.toml"), "schema = 1\nid = \"x\"\ntitle = 3\n").unwrap();
+    std::fs::copy(
+        root().join("boards/vboard.toml"),
+        suite.join("boards/vboard.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        suite.join("test-cases/x/broken.toml"),
+        "schema = 1\nid = \"x\"\ntitle = 3\n",
+    )
+    .unwrap();
     let o = hilt(&["run", "--suite", suite.to_str().unwrap()], tmp.path());
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -148,18 +227,46 @@ fn ics_drives_applicability_and_fails_closed() {
     let p = tmp.path().join("na.toml");
     std::fs::write(&p, na).unwrap();
     let out = tmp.path().join("na");
-    let o = hilt(&["run", "--board", p.to_str().unwrap(), "--out", out.to_str().unwrap(), "bf.console.lockout", "--exact"], tmp.path());
+    let o = hilt(
+        &[
+            "run",
+            "--board",
+            p.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "bf.console.lockout",
+            "--exact",
+        ],
+        tmp.path(),
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let r = report(&out);
     assert_eq!(verdict(&r, "bf.console.lockout"), "NOT_APPLICABLE");
-    let en = r["provisions"]["en303645"].as_array().unwrap().iter().find(|p| p["id"] == "5.1-5").unwrap().clone();
+    let en = r["provisions"]["en303645"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "5.1-5")
+        .unwrap()
+        .clone();
     assert_eq!(en["verdict"], "NOT_APPLICABLE");
 
     // Feature (e) not declared at all: undecided, so NOT_TESTED and exit 3, never PASS.
     let undeclared = good.replace("e = true ", "# e undeclared ");
     std::fs::write(&p, undeclared).unwrap();
     let out = tmp.path().join("nt");
-    let o = hilt(&["run", "--board", p.to_str().unwrap(), "--out", out.to_str().unwrap(), "bf.console.lockout", "--exact"], tmp.path());
+    let o = hilt(
+        &[
+            "run",
+            "--board",
+            p.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "bf.console.lockout",
+            "--exact",
+        ],
+        tmp.path(),
+    );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert_eq!(verdict(&report(&out), "bf.console.lockout"), "NOT_TESTED");
 }
@@ -174,14 +281,31 @@ fn a_silent_device_is_an_error_not_a_fail() {
     let launch_start = good.find("[launch]").unwrap();
     let launch_end = good.find("# --- ICS").unwrap();
     let silent = format!("{}{}", &good[..launch_start], &good[launch_end..])
-        .replace("path = \"{launch.console}\"", &format!("path = \"{}\"", slave.display()))
+        .replace(
+            "path = \"{launch.console}\"",
+            &format!("path = \"{}\"", slave.display()),
+        )
         .replace("timeout_ms = 3000", "timeout_ms = 300")
         // Any variable hilt() sets will do as the unit's password: the device never gets to check it.
-        .replace("password = { file = \"{state}/label.txt\", key = \"password\" }", "password = { env = \"HILT_DEV_KEY_DIR\" }");
+        .replace(
+            "password = { file = \"{state}/label.txt\", key = \"password\" }",
+            "password = { env = \"HILT_DEV_KEY_DIR\" }",
+        );
     let p = tmp.path().join("silent.toml");
     std::fs::write(&p, silent).unwrap();
     let out = tmp.path().join("run");
-    let o = hilt(&["run", "--board", p.to_str().unwrap(), "--out", out.to_str().unwrap(), "bf.console.lockout", "--exact"], tmp.path());
+    let o = hilt(
+        &[
+            "run",
+            "--board",
+            p.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "bf.console.lockout",
+            "--exact",
+        ],
+        tmp.path(),
+    );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let r = report(&out);
     assert_eq!(verdict(&r, "bf.console.lockout"), "ERROR");
@@ -195,40 +319,95 @@ fn list_and_filter_behave_like_cargo_test() {
     let o = hilt(&["run", "--list"], tmp.path());
     assert_eq!(o.status.code(), Some(0));
     let s = String::from_utf8_lossy(&o.stdout);
-    assert!(s.contains("bf.console.lockout") && s.contains("pw.console.no-universal-default"), "{s}");
+    assert!(
+        s.contains("bf.console.lockout") && s.contains("pw.console.no-universal-default"),
+        "{s}"
+    );
     let o = hilt(&["run", "--list", "pw."], tmp.path());
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(s.contains("pw.console") && !s.contains("bf.console"), "{s}");
     let o = hilt(&["run", "--list", "--skip", "pw."], tmp.path());
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(!s.contains("pw.console") && s.contains("bf.console"), "{s}");
-    assert_eq!(hilt(&["run", "--no-such-flag"], tmp.path()).status.code(), Some(2));
+    assert_eq!(
+        hilt(&["run", "--no-such-flag"], tmp.path()).status.code(),
+        Some(2)
+    );
 }
 
 #[test]
 fn keygen_writes_a_private_key_only_its_owner_can_read_and_run_signs_with_it() {
     let tmp = tempfile::tempdir().unwrap();
     let keys = tmp.path().join("keys");
-    let o = hilt(&["keygen", "--out", keys.to_str().unwrap(), "--name", "lab"], tmp.path());
+    let o = hilt(
+        &["keygen", "--out", keys.to_str().unwrap(), "--name", "lab"],
+        tmp.path(),
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let mode = std::fs::metadata(keys.join("lab.key.pem")).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(keys.join("lab.key.pem"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
-    let again = hilt(&["keygen", "--out", keys.to_str().unwrap(), "--name", "lab"], tmp.path());
+    let again = hilt(
+        &["keygen", "--out", keys.to_str().unwrap(), "--name", "lab"],
+        tmp.path(),
+    );
     assert_eq!(again.status.code(), Some(2), "must not overwrite a key");
     let out = tmp.path().join("run");
     let key = keys.join("lab.key.pem");
-    let o = hilt(&["run", "--out", out.to_str().unwrap(), "--key", key.to_str().unwrap(), "bf.console.lockout", "--exact"], tmp.path());
+    let o = hilt(
+        &[
+            "run",
+            "--out",
+            out.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "bf.console.lockout",
+            "--exact",
+        ],
+        tmp.path(),
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(report(&out)["run"]["development_key"], false);
     let env = out.join("report.dsse.json");
-    let v = hilt(&["verify", env.to_str().unwrap(), "--key", keys.join("lab.pub.pem").to_str().unwrap()], tmp.path());
+    let v = hilt(
+        &[
+            "verify",
+            env.to_str().unwrap(),
+            "--key",
+            keys.join("lab.pub.pem").to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
     assert_eq!(v.status.code(), Some(0), "{}", text(&v));
     // Another key's public half does not verify it.
-    hilt(&["keygen", "--out", keys.to_str().unwrap(), "--name", "other"], tmp.path());
-    let v = hilt(&["verify", env.to_str().unwrap(), "--key", keys.join("other.pub.pem").to_str().unwrap()], tmp.path());
+    hilt(
+        &["keygen", "--out", keys.to_str().unwrap(), "--name", "other"],
+        tmp.path(),
+    );
+    let v = hilt(
+        &[
+            "verify",
+            env.to_str().unwrap(),
+            "--key",
+            keys.join("other.pub.pem").to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
     assert_eq!(v.status.code(), Some(1));
     // An existing report directory is never overwritten.
-    let o = hilt(&["run", "--out", out.to_str().unwrap(), "bf.console.lockout", "--exact"], tmp.path());
+    let o = hilt(
+        &[
+            "run",
+            "--out",
+            out.to_str().unwrap(),
+            "bf.console.lockout",
+            "--exact",
+        ],
+        tmp.path(),
+    );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
 
@@ -245,7 +424,11 @@ fn selftest_catches_every_defect() {
     assert!(defects.len() >= 2);
     for (name, d) in defects {
         for t in d["targets"].as_array().unwrap() {
-            assert_eq!(d["verdicts"][t.as_str().unwrap()], "FAIL", "{name} must fail {t}");
+            assert_eq!(
+                d["verdicts"][t.as_str().unwrap()],
+                "FAIL",
+                "{name} must fail {t}"
+            );
         }
     }
 }

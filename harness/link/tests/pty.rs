@@ -77,29 +77,51 @@ fn request_response_with_captures_and_alternatives() {
     let prompt = re("> $");
     c.send(b"version\r").unwrap();
     let m = c
-        .expect(&[("fw", &re(r"fw (?P<ver>\d+\.\d+\.\d+) \(build (?P<build>\w+)\)"))], Duration::from_secs(5))
+        .expect(
+            &[(
+                "fw",
+                &re(r"fw (?P<ver>\d+\.\d+\.\d+) \(build (?P<build>\w+)\)"),
+            )],
+            Duration::from_secs(5),
+        )
         .unwrap();
     assert_eq!(m.captures["ver"], "1.2.3");
     assert_eq!(m.captures["build"], "abc");
     assert_eq!(m.before, "version\r\n");
-    c.expect(&[("prompt", &prompt)], Duration::from_secs(5)).unwrap();
+    c.expect(&[("prompt", &prompt)], Duration::from_secs(5))
+        .unwrap();
 
     let (pw, login) = (re("Password: "), re("login: "));
     let alts = [("password", &pw), ("login", &login), ("prompt", &prompt)];
     c.send(b"logout\r").unwrap();
-    assert_eq!(c.expect(&alts, Duration::from_secs(5)).unwrap().name, "login");
+    assert_eq!(
+        c.expect(&alts, Duration::from_secs(5)).unwrap().name,
+        "login"
+    );
     c.send(b"both\r").unwrap();
-    assert_eq!(c.expect(&alts, Duration::from_secs(5)).unwrap().name, "password");
-    assert_eq!(c.expect(&alts, Duration::from_secs(5)).unwrap().name, "login");
+    assert_eq!(
+        c.expect(&alts, Duration::from_secs(5)).unwrap().name,
+        "password"
+    );
+    assert_eq!(
+        c.expect(&alts, Duration::from_secs(5)).unwrap().name,
+        "login"
+    );
 
     // Many round trips stay fast: no polling sleeps in the loop.
     let started = Instant::now();
     for i in 0..200 {
         c.send(format!("ping {i}\r").as_bytes()).unwrap();
-        let m = c.expect(&[("prompt", &prompt)], Duration::from_secs(5)).unwrap();
+        let m = c
+            .expect(&[("prompt", &prompt)], Duration::from_secs(5))
+            .unwrap();
         assert_eq!(m.before, format!("ping {i}\r\n"));
     }
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 
     let text = c.transcript().render_text();
     assert!(text.contains("> version\\r"), "{text}");
@@ -118,7 +140,10 @@ fn silent_device_times_out_with_tail() {
         .expect(&[("shell", &re(r"# $"))], Duration::from_millis(300))
         .unwrap_err();
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
     let ExpectError::Timeout { tail, .. } = &err else {
         panic!("expected a timeout, got {err}");
     };
@@ -156,7 +181,10 @@ fn flood_stays_bounded_and_marker_still_matches() {
     };
     let mut c = Console::new(port, opts);
     let m = c
-        .expect(&[("over", &re("==FLOOD-OVER-7f3a=="))], Duration::from_secs(120))
+        .expect(
+            &[("over", &re("==FLOOD-OVER-7f3a=="))],
+            Duration::from_secs(120),
+        )
         .unwrap();
     // lossy decoding turns each invalid byte into a 3-byte U+FFFD
     assert!(m.before.len() <= 3 * 64 * 1024, "{}", m.before.len());
@@ -192,7 +220,11 @@ fn endless_flood_times_out_cleanly() {
     let started = Instant::now();
     let err = c.expect(&[("never", &re("==NEVER=="))], Duration::from_millis(500));
     assert!(matches!(err, Err(ExpectError::Timeout { .. })), "{err:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(c.buffered_len() <= 8 * 1024);
     assert!(c.discarded_bytes() > 0);
     assert!(c.transcript().recorded_bytes() <= 64 * 1024);
@@ -208,14 +240,23 @@ fn peer_close_is_closed_not_a_hang() {
     drop(master);
     let mut c = console(port);
     // what the device said before hanging up is still delivered
-    let m = c.expect(&[("bye", &re("bye"))], Duration::from_secs(5)).unwrap();
+    let m = c
+        .expect(&[("bye", &re("bye"))], Duration::from_secs(5))
+        .unwrap();
     assert_eq!(m.matched, "bye");
     let started = Instant::now();
     let err = c
         .expect(&[("more", &re("more"))], Duration::from_secs(30))
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
-    assert!(matches!(&err, ExpectError::Closed { tail, .. } if tail == "\\r\\n"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(&err, ExpectError::Closed { tail, .. } if tail == "\\r\\n"),
+        "{err}"
+    );
     assert!(err.to_string().contains("more /more/"), "{err}");
     assert!(matches!(c.send(b"anyone?\r"), Err(LinkError::Closed)));
 }
@@ -230,28 +271,41 @@ fn secrets_never_rendered_even_when_echoed_in_pieces() {
             // echo the password in two writes with a pause, as a slow UART would deliver it
             let writes = vec![
                 (Duration::ZERO, b"hun".to_vec()),
-                (Duration::from_millis(150), b"ter2\r\nWelcome\r\n# ".to_vec()),
+                (
+                    Duration::from_millis(150),
+                    b"ter2\r\nWelcome\r\n# ".to_vec(),
+                ),
             ];
             (at + 8, writes)
         } else if let Some(at) = text.find("admin\r") {
-            (at + 6, vec![(Duration::ZERO, b"admin\r\nPassword: ".to_vec())])
+            (
+                at + 6,
+                vec![(Duration::ZERO, b"admin\r\nPassword: ".to_vec())],
+            )
         } else {
             (0, Vec::new())
         }
     });
     let mut c = console(port);
-    c.expect(&[("login", &re("login: "))], Duration::from_secs(5)).unwrap();
+    c.expect(&[("login", &re("login: "))], Duration::from_secs(5))
+        .unwrap();
     c.send(b"admin\r").unwrap();
-    c.expect(&[("password", &re("Password: "))], Duration::from_secs(5)).unwrap();
+    c.expect(&[("password", &re("Password: "))], Duration::from_secs(5))
+        .unwrap();
     c.send_secret(b"hunter2", "root-password").unwrap();
     c.send(b"\r").unwrap();
-    let m = c.expect(&[("shell", &re("# $"))], Duration::from_secs(5)).unwrap();
+    let m = c
+        .expect(&[("shell", &re("# $"))], Duration::from_secs(5))
+        .unwrap();
     assert_eq!(m.before, "‹secret:root-password›\r\nWelcome\r\n");
 
     let t = c.transcript();
     let (text, jsonl) = (t.render_text(), t.render_jsonl());
     for r in [&text, &jsonl] {
-        assert!(!r.contains("hunter2") && !r.contains("hun") && !r.contains("ter2"), "{r}");
+        assert!(
+            !r.contains("hunter2") && !r.contains("hun") && !r.contains("ter2"),
+            "{r}"
+        );
     }
     assert!(text.contains("> ‹secret:root-password›\n"), "{text}");
     // the echo really came in two reads: the first is the marker alone

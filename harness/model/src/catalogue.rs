@@ -124,8 +124,12 @@ impl Catalogue {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Catalogue, LoadError> {
-        let cat: Catalogue = toml::from_str(text).map_err(|e| LoadError::from_toml(path, text, e))?;
-        cat.check().map_err(|message| LoadError::File { path: path.to_path_buf(), message })?;
+        let cat: Catalogue =
+            toml::from_str(text).map_err(|e| LoadError::from_toml(path, text, e))?;
+        cat.check().map_err(|message| LoadError::File {
+            path: path.to_path_buf(),
+            message,
+        })?;
         Ok(cat)
     }
 
@@ -205,7 +209,8 @@ mod tests {
 
     #[test]
     fn duplicate_ids_are_rejected() {
-        let text = EMBEDDED.to_string() + "\n[[ico]]\nid = \"ICO-PI-01\"\nsection = \"x\"\nlevel = \"must\"\nsummary = \"x\"\ntestability = \"T\"\n";
+        let text = EMBEDDED.to_string()
+            + "\n[[ico]]\nid = \"ICO-PI-01\"\nsection = \"x\"\nlevel = \"must\"\nsummary = \"x\"\ntestability = \"T\"\n";
         let err = Catalogue::parse(Path::new("c.toml"), &text).unwrap_err();
         assert!(err.to_string().contains("duplicate id ICO-PI-01"), "{err}");
     }

@@ -18,9 +18,19 @@ impl Location {
         let offset = offset.min(text.len());
         let before = &text.as_bytes()[..offset];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
-        Location { file: file.to_path_buf(), line, column }
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        Location {
+            file: file.to_path_buf(),
+            line,
+            column,
+        }
     }
 }
 
@@ -46,15 +56,26 @@ pub enum LoadError {
 }
 
 impl LoadError {
-    pub fn invalid(file: &Path, text: &str, span: Range<usize>, message: impl Into<String>) -> Self {
-        LoadError::Invalid { location: Location::at(file, text, span.start), message: message.into() }
+    pub fn invalid(
+        file: &Path,
+        text: &str,
+        span: Range<usize>,
+        message: impl Into<String>,
+    ) -> Self {
+        LoadError::Invalid {
+            location: Location::at(file, text, span.start),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn from_toml(file: &Path, text: &str, err: toml::de::Error) -> Self {
         let message = err.message().trim().to_string();
         match err.span() {
             Some(span) => LoadError::invalid(file, text, span, message),
-            None => LoadError::File { path: file.to_path_buf(), message },
+            None => LoadError::File {
+                path: file.to_path_buf(),
+                message,
+            },
         }
     }
 }
@@ -72,7 +93,10 @@ impl Source<'_> {
 }
 
 pub(crate) fn read(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

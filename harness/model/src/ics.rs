@@ -73,25 +73,46 @@ impl Ics {
     }
 
     /// Whether a scenario needing these features and conditions, evidencing these provisions, applies.
-    pub fn decide(&self, features: &[String], conditions: &[u32], provisions: &[String]) -> Decision {
+    pub fn decide(
+        &self,
+        features: &[String],
+        conditions: &[u32],
+        provisions: &[String],
+    ) -> Decision {
         for f in features {
             match self.feature(f) {
-                None => return Decision::Undecided(format!("the ICS does not declare feature ({f})")),
-                Some(false) => return Decision::NotApplicable(format!("the ICS declares feature ({f}) absent")),
+                None => {
+                    return Decision::Undecided(format!("the ICS does not declare feature ({f})"));
+                }
+                Some(false) => {
+                    return Decision::NotApplicable(format!(
+                        "the ICS declares feature ({f}) absent"
+                    ));
+                }
                 Some(true) => {}
             }
         }
         for c in conditions {
             match self.condition(*c) {
-                None => return Decision::Undecided(format!("the ICS does not declare condition ({c})")),
-                Some(false) => return Decision::NotApplicable(format!("the ICS declares condition ({c}) not met")),
+                None => {
+                    return Decision::Undecided(format!("the ICS does not declare condition ({c})"));
+                }
+                Some(false) => {
+                    return Decision::NotApplicable(format!(
+                        "the ICS declares condition ({c}) not met"
+                    ));
+                }
                 Some(true) => {}
             }
         }
         let mut not_applicable = Vec::new();
         for p in provisions {
             match self.provision(p) {
-                None => return Decision::Undecided(format!("the ICS has no Support entry for provision {p}")),
+                None => {
+                    return Decision::Undecided(format!(
+                        "the ICS has no Support entry for provision {p}"
+                    ));
+                }
                 Some(e) if e.support == Support::NotApplicable => {
                     not_applicable.push(format!("{p} is N/A in the ICS: {}", e.detail))
                 }
@@ -114,25 +135,42 @@ impl Ics {
         for (id, v) in &self.conditions {
             let known = id.parse::<u32>().ok().and_then(|n| cat.condition(n));
             if known.is_none() {
-                return Err(src.err(v.span(), format!("ics.conditions: unknown condition ({id})")));
+                return Err(src.err(
+                    v.span(),
+                    format!("ics.conditions: unknown condition ({id})"),
+                ));
             }
         }
         for (id, entry) in &self.provisions {
             let span = entry.span();
             let e = entry.get_ref();
             let Some(p) = cat.en(id) else {
-                return Err(src.err(span, format!("ics.provisions: unknown EN 303 645 V3.1.3 provision {id:?}")));
+                return Err(src.err(
+                    span,
+                    format!("ics.provisions: unknown EN 303 645 V3.1.3 provision {id:?}"),
+                ));
             };
             if e.support != Support::Yes && e.detail.trim().is_empty() {
-                return Err(src.err(span, format!("ics.provisions.\"{id}\": support {} needs a rationale in `detail`", e.support.as_str())));
+                return Err(src.err(
+                    span,
+                    format!(
+                        "ics.provisions.\"{id}\": support {} needs a rationale in `detail`",
+                        e.support.as_str()
+                    ),
+                ));
             }
             if e.support == Support::NotApplicable {
                 if !p.may_be_not_applicable() {
                     return Err(src.err(span, format!("ics.provisions.\"{id}\": N/A is not allowed for an unconditional provision ({})", p.status_code())));
                 }
-                let features_present = !p.features.is_empty() && p.features.iter().all(|f| self.feature(f) == Some(true));
-                let conditions_met = !p.conditions.is_empty() && p.conditions.iter().all(|c| self.condition(*c) == Some(true));
-                let all_declared_present = (p.features.is_empty() || features_present) && (p.conditions.is_empty() || conditions_met);
+                let features_present = !p.features.is_empty()
+                    && p.features.iter().all(|f| self.feature(f) == Some(true));
+                let conditions_met = !p.conditions.is_empty()
+                    && p.conditions
+                        .iter()
+                        .all(|c| self.condition(*c) == Some(true));
+                let all_declared_present = (p.features.is_empty() || features_present)
+                    && (p.conditions.is_empty() || conditions_met);
                 if all_declared_present {
                     return Err(src.err(span, format!("ics.provisions.\"{id}\": N/A contradicts the ICS, which declares every feature and condition of {} present", p.status_code())));
                 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::catalogue::Catalogue;
-use crate::error::{read, LoadError, Source};
+use crate::error::{LoadError, Source, read};
 use crate::template::Template;
 use crate::vocabulary;
 
@@ -86,7 +86,10 @@ pub struct Step {
 
 #[derive(Debug, Clone)]
 pub enum StepWhat {
-    Action { name: String, with: BTreeMap<String, Template> },
+    Action {
+        name: String,
+        with: BTreeMap<String, Template>,
+    },
     Sleep(Number),
 }
 
@@ -109,7 +112,11 @@ fn default_retries() -> u32 {
 pub enum Check {
     /// After `after` consecutive rejections in step `step`, every further attempt is refused as
     /// `locked`, or answered no sooner than `min_delay_ms`.
-    Throttled { step: String, after: Number, min_delay_ms: Number },
+    Throttled {
+        step: String,
+        after: Number,
+        min_delay_ms: Number,
+    },
 }
 
 #[derive(Deserialize)]
@@ -155,34 +162,58 @@ impl Scenario {
     }
 
     pub fn parse(path: &Path, text: &str, fixtures: &Path) -> Result<Scenario, LoadError> {
-        let raw: RawScenario = toml::from_str(text).map_err(|e| LoadError::from_toml(path, text, e))?;
+        let raw: RawScenario =
+            toml::from_str(text).map_err(|e| LoadError::from_toml(path, text, e))?;
         let src = Source { path, text };
         if *raw.schema.get_ref() != SCHEMA {
-            return Err(src.err(raw.schema.span(), format!("schema {} is not supported (this hilt reads schema {SCHEMA})", raw.schema.get_ref())));
+            return Err(src.err(
+                raw.schema.span(),
+                format!(
+                    "schema {} is not supported (this hilt reads schema {SCHEMA})",
+                    raw.schema.get_ref()
+                ),
+            ));
         }
         let id = raw.id.get_ref();
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(src.err(raw.id.span(), format!("id {id:?} must be non-empty and use only letters, digits, '-', '_' and '.'")));
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(src.err(
+                raw.id.span(),
+                format!(
+                    "id {id:?} must be non-empty and use only letters, digits, '-', '_' and '.'"
+                ),
+            ));
         }
         check_provisions(&src, &raw.provisions)?;
         let cat = Catalogue::embedded();
         for f in &raw.applicability.features {
             if cat.feature(f).is_none() {
-                return Err(LoadError::File { path: path.into(), message: format!("applicability.features: unknown feature ({f})") });
+                return Err(LoadError::File {
+                    path: path.into(),
+                    message: format!("applicability.features: unknown feature ({f})"),
+                });
             }
         }
         let mut steps = Vec::new();
         let mut ids = BTreeSet::new();
         for raw_step in raw.steps {
             let span = raw_step.span();
-            let step = raw_step.into_inner().validate(&src, span.clone(), fixtures)?;
+            let step = raw_step
+                .into_inner()
+                .validate(&src, span.clone(), fixtures)?;
             if !ids.insert(step.id.clone()) {
                 return Err(src.err(span, format!("step id {:?} is used twice", step.id)));
             }
             steps.push(step);
         }
         if steps.is_empty() {
-            return Err(LoadError::File { path: path.into(), message: "a scenario needs at least one [[step]]".into() });
+            return Err(LoadError::File {
+                path: path.into(),
+                message: "a scenario needs at least one [[step]]".into(),
+            });
         }
         let mut checks = Vec::new();
         for c in raw.checks {
@@ -191,7 +222,10 @@ impl Scenario {
             let target = steps.iter().find(|s| &s.id == step);
             let is_login = matches!(target.map(|s| &s.what), Some(StepWhat::Action { name, .. }) if name == "login");
             if !is_login {
-                return Err(src.err(span, format!("check throttled: step {step:?} must be a login step of this scenario")));
+                return Err(src.err(
+                    span,
+                    format!("check throttled: step {step:?} must be a login step of this scenario"),
+                ));
             }
             checks.push(c.into_inner());
         }
@@ -222,11 +256,17 @@ fn check_provisions(src: &Source, p: &Spanned<Provisions>) -> Result<(), LoadErr
     let span = p.span();
     let p = p.get_ref();
     if p.en303645.is_empty() {
-        return Err(src.err(span, "provisions.en303645 must name at least one EN 303 645 V3.1.3 provision"));
+        return Err(src.err(
+            span,
+            "provisions.en303645 must name at least one EN 303 645 V3.1.3 provision",
+        ));
     }
     for id in &p.en303645 {
         if cat.en(id).is_none() {
-            return Err(src.err(span.clone(), format!("provisions.en303645: unknown provision {id:?}")));
+            return Err(src.err(
+                span.clone(),
+                format!("provisions.en303645: unknown provision {id:?}"),
+            ));
         }
     }
     for id in &p.en303645_v2 {
@@ -236,12 +276,18 @@ fn check_provisions(src: &Source, p: &Spanned<Provisions>) -> Result<(), LoadErr
     }
     for id in &p.psti {
         if cat.psti(id).is_none() {
-            return Err(src.err(span.clone(), format!("provisions.psti: unknown PSTI requirement {id:?}")));
+            return Err(src.err(
+                span.clone(),
+                format!("provisions.psti: unknown PSTI requirement {id:?}"),
+            ));
         }
     }
     for id in &p.ico {
         if cat.ico(id).is_none() {
-            return Err(src.err(span.clone(), format!("provisions.ico: unknown ICO item {id:?}")));
+            return Err(src.err(
+                span.clone(),
+                format!("provisions.ico: unknown ICO item {id:?}"),
+            ));
         }
     }
     Ok(())
@@ -254,37 +300,77 @@ fn known_var(name: &str, has_rows: bool) -> bool {
         || name == "iteration"
         || name.starts_with("cred.")
         || name.starts_with("ixit:")
-        || name.strip_prefix("random:").is_some_and(|n| n.parse::<usize>().is_ok_and(|n| (1..=256).contains(&n)))
+        || name
+            .strip_prefix("random:")
+            .is_some_and(|n| n.parse::<usize>().is_ok_and(|n| (1..=256).contains(&n)))
 }
 
 impl RawStep {
-    fn validate(self, src: &Source, span: std::ops::Range<usize>, fixtures: &Path) -> Result<Step, LoadError> {
+    fn validate(
+        self,
+        src: &Source,
+        span: std::ops::Range<usize>,
+        fixtures: &Path,
+    ) -> Result<Step, LoadError> {
         let at = format!("step {:?}", self.id);
         let what = match (self.action, self.sleep_ms) {
             (Some(name), None) => {
                 let Some(spec) = vocabulary::action(&name) else {
-                    return Err(src.err(span, format!("{at}: unknown action {name:?}; the vocabulary has {}", vocabulary::action_names())));
+                    return Err(src.err(
+                        span,
+                        format!(
+                            "{at}: unknown action {name:?}; the vocabulary has {}",
+                            vocabulary::action_names()
+                        ),
+                    ));
                 };
                 let given: BTreeSet<&str> = self.with.keys().map(String::as_str).collect();
                 let wanted: BTreeSet<&str> = spec.args.iter().copied().collect();
                 if given != wanted {
-                    return Err(src.err(span, format!("{at}: action {name} takes exactly these `with` arguments: [{}]", spec.args.join(", "))));
+                    return Err(src.err(
+                        span,
+                        format!(
+                            "{at}: action {name} takes exactly these `with` arguments: [{}]",
+                            spec.args.join(", ")
+                        ),
+                    ));
                 }
-                for o in self.expect.iter().chain(self.retry.iter().flat_map(|r| r.on.iter())) {
+                for o in self
+                    .expect
+                    .iter()
+                    .chain(self.retry.iter().flat_map(|r| r.on.iter()))
+                {
                     if !spec.outcomes.contains(&o.as_str()) {
-                        return Err(src.err(span, format!("{at}: {o:?} is not an outcome of action {name} (outcomes: {})", spec.outcomes.join(", "))));
+                        return Err(src.err(
+                            span,
+                            format!(
+                                "{at}: {o:?} is not an outcome of action {name} (outcomes: {})",
+                                spec.outcomes.join(", ")
+                            ),
+                        ));
                     }
                 }
-                StepWhat::Action { name, with: self.with }
+                StepWhat::Action {
+                    name,
+                    with: self.with,
+                }
             }
             (None, Some(ms)) => StepWhat::Sleep(ms),
-            _ => return Err(src.err(span, format!("{at}: give exactly one of `action` or `sleep_ms`"))),
+            _ => {
+                return Err(src.err(
+                    span,
+                    format!("{at}: give exactly one of `action` or `sleep_ms`"),
+                ));
+            }
         };
         let for_each = match self.for_each {
             None => None,
             Some(f) => {
                 let Some(rel) = f.strip_prefix("fixture:") else {
-                    return Err(src.err(span, format!("{at}: for_each must be \"fixture:PATH\" (relative to fixtures/)")));
+                    return Err(src.err(
+                        span,
+                        format!("{at}: for_each must be \"fixture:PATH\" (relative to fixtures/)"),
+                    ));
                 };
                 let p = fixtures.join(rel);
                 if rel.contains("..") || !p.is_file() {
@@ -318,13 +404,22 @@ impl RawStep {
 
 /// Read a CSV fixture as rows of column → value.
 pub fn read_fixture(path: &Path) -> Result<Vec<BTreeMap<String, String>>, LoadError> {
-    let err = |message: String| LoadError::File { path: path.to_path_buf(), message };
+    let err = |message: String| LoadError::File {
+        path: path.to_path_buf(),
+        message,
+    };
     let mut reader = csv::Reader::from_path(path).map_err(|e| err(e.to_string()))?;
     let headers = reader.headers().map_err(|e| err(e.to_string()))?.clone();
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| err(e.to_string()))?;
-        rows.push(headers.iter().zip(record.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect());
+        rows.push(
+            headers
+                .iter()
+                .zip(record.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect(),
+        );
     }
     Ok(rows)
 }
@@ -338,7 +433,14 @@ pub fn load_suite(dir: &Path, fixtures: &Path) -> Result<Vec<Scenario>, LoadErro
     for f in files {
         let s = Scenario::load(&f, fixtures)?;
         if let Some(other) = out.iter().find(|o| o.id == s.id) {
-            return Err(LoadError::File { path: f, message: format!("scenario id {:?} is also used by {}", s.id, other.path.display()) });
+            return Err(LoadError::File {
+                path: f,
+                message: format!(
+                    "scenario id {:?} is also used by {}",
+                    s.id,
+                    other.path.display()
+                ),
+            });
         }
         out.push(s);
     }
@@ -347,9 +449,15 @@ pub fn load_suite(dir: &Path, fixtures: &Path) -> Result<Vec<Scenario>, LoadErro
 }
 
 fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let rd = std::fs::read_dir(dir).map_err(|source| LoadError::Read { path: dir.into(), source })?;
+    let rd = std::fs::read_dir(dir).map_err(|source| LoadError::Read {
+        path: dir.into(),
+        source,
+    })?;
     for entry in rd {
-        let entry = entry.map_err(|source| LoadError::Read { path: dir.into(), source })?;
+        let entry = entry.map_err(|source| LoadError::Read {
+            path: dir.into(),
+            source,
+        })?;
         let p = entry.path();
         if p.is_dir() {
             collect_toml(&p, out)?;

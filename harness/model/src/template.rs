@@ -25,16 +25,26 @@ pub struct Value {
 
 impl Value {
     pub fn plain(text: impl Into<String>) -> Self {
-        Value { text: text.into(), secret: false }
+        Value {
+            text: text.into(),
+            secret: false,
+        }
     }
     pub fn secret(text: impl Into<String>) -> Self {
-        Value { text: text.into(), secret: true }
+        Value {
+            text: text.into(),
+            secret: true,
+        }
     }
 }
 
 impl fmt::Debug for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.secret { f.write_str("Value(‹secret›)") } else { write!(f, "Value({:?})", self.text) }
+        if self.secret {
+            f.write_str("Value(‹secret›)")
+        } else {
+            write!(f, "Value({:?})", self.text)
+        }
     }
 }
 
@@ -71,14 +81,21 @@ impl Template {
                     }
                     parts.push(Part::Var(name));
                 }
-                '}' => return Err(format!("unmatched '}}' in {source:?} (write '}}}}' for a literal brace)")),
+                '}' => {
+                    return Err(format!(
+                        "unmatched '}}' in {source:?} (write '}}}}' for a literal brace)"
+                    ));
+                }
                 c => lit.push(c),
             }
         }
         if !lit.is_empty() {
             parts.push(Part::Lit(lit));
         }
-        Ok(Template { source: source.to_string(), parts })
+        Ok(Template {
+            source: source.to_string(),
+            parts,
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -135,7 +152,10 @@ mod tests {
         assert_eq!(v.text, "admin:hunter2\r");
         assert!(v.secret);
         assert!(!format!("{v:?}").contains("hunter2"));
-        let plain = Template::parse("{{x}} {user}").unwrap().render(env).unwrap();
+        let plain = Template::parse("{{x}} {user}")
+            .unwrap()
+            .render(env)
+            .unwrap();
         assert_eq!(plain.text, "{x} admin");
         assert!(!plain.secret);
     }
@@ -145,6 +165,9 @@ mod tests {
         assert!(Template::parse("{open").is_err());
         assert!(Template::parse("close}").is_err());
         assert!(Template::parse("{}").is_err());
-        assert_eq!(Template::parse("{nope}").unwrap().render(env).unwrap_err(), "unknown nope");
+        assert_eq!(
+            Template::parse("{nope}").unwrap().render(env).unwrap_err(),
+            "unknown nope"
+        );
     }
 }

@@ -39,7 +39,10 @@ impl Verdict {
 
     /// True when the verdict leaves the question open (the gate must not call it conformant).
     pub fn is_undecided(self) -> bool {
-        matches!(self, Verdict::Inconclusive | Verdict::NotTested | Verdict::Error)
+        matches!(
+            self,
+            Verdict::Inconclusive | Verdict::NotTested | Verdict::Error
+        )
     }
 
     /// Combine verdicts of several cases evidencing one provision: any FAIL fails it, then anything
@@ -82,7 +85,10 @@ mod tests {
     fn combine_is_fail_first_and_never_passes_undecided() {
         assert_eq!(Verdict::combine([Pass, Fail, Error]), Some(Fail));
         assert_eq!(Verdict::combine([Pass, NotTested]), Some(NotTested));
-        assert_eq!(Verdict::combine([Pass, Inconclusive, NotTested]), Some(Inconclusive));
+        assert_eq!(
+            Verdict::combine([Pass, Inconclusive, NotTested]),
+            Some(Inconclusive)
+        );
         assert_eq!(Verdict::combine([Pass, NotApplicable]), Some(Pass));
         assert_eq!(Verdict::combine([NotApplicable]), Some(NotApplicable));
         assert_eq!(Verdict::combine([]), None);
@@ -90,9 +96,15 @@ mod tests {
 
     #[test]
     fn serialises_in_screaming_case() {
-        assert_eq!(serde_json::to_string(&NotApplicable).unwrap(), "\"NOT_APPLICABLE\"");
+        assert_eq!(
+            serde_json::to_string(&NotApplicable).unwrap(),
+            "\"NOT_APPLICABLE\""
+        );
         for v in Verdict::ALL {
-            assert_eq!(serde_json::to_string(&v).unwrap(), format!("\"{}\"", v.as_str()));
+            assert_eq!(
+                serde_json::to_string(&v).unwrap(),
+                format!("\"{}\"", v.as_str())
+            );
         }
     }
 }

@@ -43,5 +43,9 @@ pub fn action(name: &str) -> Option<&'static ActionSpec> {
 }
 
 pub fn action_names() -> String {
-    ACTIONS.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+    ACTIONS
+        .iter()
+        .map(|a| a.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -1,7 +1,7 @@
 //! Loading the shipped profile and scenarios, and pointing at the exact place of every kind of mistake.
 
 use hilt_model::profile::BoardProfile;
-use hilt_model::scenario::{load_suite, Scenario};
+use hilt_model::scenario::{Scenario, load_suite};
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
@@ -13,7 +13,9 @@ fn vboard_text() -> String {
 }
 
 fn profile_err(text: &str) -> String {
-    BoardProfile::parse(Path::new("boards/x.toml"), text).unwrap_err().to_string()
+    BoardProfile::parse(Path::new("boards/x.toml"), text)
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -22,7 +24,11 @@ fn shipped_profile_and_suite_load() {
     assert_eq!(p.name(), "vrb");
     assert!(p.bindings.contains_key("login"));
     let suite = load_suite(&root().join("test-cases"), &root().join("fixtures")).unwrap();
-    assert!(suite.iter().any(|s| s.id == "pw.console.no-universal-default"));
+    assert!(
+        suite
+            .iter()
+            .any(|s| s.id == "pw.console.no-universal-default")
+    );
     assert!(suite.iter().any(|s| s.id == "bf.console.lockout"));
 }
 
@@ -59,7 +65,11 @@ fn not_applicable_needs_a_rationale_and_a_condition() {
     );
     let err = profile_err(&text);
     assert!(err.contains("needs a rationale"), "{err}");
-    let line = text.lines().position(|l| l.starts_with("\"5.1-5\"")).unwrap() + 1;
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("\"5.1-5\""))
+        .unwrap()
+        + 1;
     assert!(err.starts_with(&format!("boards/x.toml:{line}:")), "{err}");
 
     let text = vboard_text().replace(
@@ -72,17 +82,30 @@ fn not_applicable_needs_a_rationale_and_a_condition() {
         "\"5.1-2\" = { support = \"Y\", detail",
         "\"5.1-2\" = { support = \"N/A\", detail",
     );
-    assert!(profile_err(&text).contains("contradicts the ICS"), "{}", profile_err(&text));
+    assert!(
+        profile_err(&text).contains("contradicts the ICS"),
+        "{}",
+        profile_err(&text)
+    );
 }
 
 #[test]
 fn bindings_are_checked_against_the_vocabulary() {
-    let text = vboard_text().replace("[bindings.identify]", "[bindings.reboot]").replace("[[bindings.identify.steps]]", "[[bindings.reboot.steps]]");
+    let text = vboard_text()
+        .replace("[bindings.identify]", "[bindings.reboot]")
+        .replace("[[bindings.identify.steps]]", "[[bindings.reboot.steps]]");
     assert!(profile_err(&text).contains("unknown action"));
-    let text = vboard_text().replace("locked = 'Too many failed attempts'", "frozen = 'Too many failed attempts'");
+    let text = vboard_text().replace(
+        "locked = 'Too many failed attempts'",
+        "frozen = 'Too many failed attempts'",
+    );
     assert!(profile_err(&text).contains("\"frozen\" is not an outcome of action login"));
     let text = vboard_text().replace("send = \"{username}\\r\"", "send = \"{user}\\r\"");
-    assert!(profile_err(&text).contains("{user} is not an argument"), "{}", profile_err(&text));
+    assert!(
+        profile_err(&text).contains("{user} is not an argument"),
+        "{}",
+        profile_err(&text)
+    );
     let text = vboard_text().replace("expect = 'Password: $'", "expect = 'Password: ($'");
     assert!(profile_err(&text).contains("invalid regex"));
 }
@@ -91,7 +114,10 @@ fn bindings_are_checked_against_the_vocabulary() {
 fn unknown_ics_and_ixit_names_are_errors() {
     let text = vboard_text().replace("\"5.1-4\" = {", "\"5.1-99\" = {");
     assert!(profile_err(&text).contains("unknown EN 303 645 V3.1.3 provision \"5.1-99\""));
-    let text = vboard_text().replace("[ixit.\"1-AuthMech\".console]", "[ixit.\"1-AuthMeh\".console]");
+    let text = vboard_text().replace(
+        "[ixit.\"1-AuthMech\".console]",
+        "[ixit.\"1-AuthMeh\".console]",
+    );
     assert!(profile_err(&text).contains("unknown sheet"));
     let text = vboard_text().replace("\"Authentication Factor\"", "\"Auth Factor\"");
     assert!(profile_err(&text).contains("unknown field"));
@@ -103,16 +129,34 @@ fn scenario_errors_are_located() {
     let text = std::fs::read_to_string(&path).unwrap();
     let fixtures = root().join("fixtures");
     let bad = text.replace("en303645 = [\"5.1-5\"]", "en303645 = [\"5.1-55\"]");
-    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures).unwrap_err().to_string();
-    assert!(err.starts_with("s.toml:") && err.contains("5.1-55"), "{err}");
-    let bad = text.replace("action = \"logout\"\nwith = {}\n\n[[check]]", "action = \"logout\"\nwith = {}\nrepeat_count = 3\n\n[[check]]");
-    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures).unwrap_err().to_string();
-    let line = bad.lines().position(|l| l.starts_with("repeat_count")).unwrap() + 1;
+    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("s.toml:") && err.contains("5.1-55"),
+        "{err}"
+    );
+    let bad = text.replace(
+        "action = \"logout\"\nwith = {}\n\n[[check]]",
+        "action = \"logout\"\nwith = {}\nrepeat_count = 3\n\n[[check]]",
+    );
+    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures)
+        .unwrap_err()
+        .to_string();
+    let line = bad
+        .lines()
+        .position(|l| l.starts_with("repeat_count"))
+        .unwrap()
+        + 1;
     assert!(err.starts_with(&format!("s.toml:{line}:")), "{err}");
     let bad = text.replace("{random:16}", "{nonsense}");
-    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures).unwrap_err().to_string();
+    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unknown variable {nonsense}"), "{err}");
     let bad = text.replace("step = \"guesses\"", "step = \"nope\"");
-    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures).unwrap_err().to_string();
+    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("must be a login step"), "{err}");
 }

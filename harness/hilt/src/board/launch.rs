@@ -19,8 +19,14 @@ pub struct VirtualProcess {
 
 impl VirtualProcess {
     /// Start `argv` and wait up to `timeout` for a stdout line matching `ready`; its named groups are returned.
-    pub fn start(argv: &[String], ready: &Regex, timeout: Duration) -> Result<(Self, BTreeMap<String, String>), BoardError> {
-        let (program, args) = argv.split_first().ok_or_else(|| BoardError::Launch("launch.command is empty".into()))?;
+    pub fn start(
+        argv: &[String],
+        ready: &Regex,
+        timeout: Duration,
+    ) -> Result<(Self, BTreeMap<String, String>), BoardError> {
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| BoardError::Launch("launch.command is empty".into()))?;
         let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::piped())
@@ -44,7 +50,11 @@ impl VirtualProcess {
                 tracing::debug!(target: "hilt::board", "stderr: {line}");
             }
         });
-        let mut proc = VirtualProcess { child, _stdin: stdin, program: program.clone() };
+        let mut proc = VirtualProcess {
+            child,
+            _stdin: stdin,
+            program: program.clone(),
+        };
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -54,17 +64,31 @@ impl VirtualProcess {
                         let vars = ready
                             .capture_names()
                             .flatten()
-                            .filter_map(|n| caps.name(n).map(|m| (n.to_string(), m.as_str().to_string())))
+                            .filter_map(|n| {
+                                caps.name(n)
+                                    .map(|m| (n.to_string(), m.as_str().to_string()))
+                            })
                             .collect();
                         return Ok((proc, vars));
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    return Err(BoardError::Launch(format!("{} printed no line matching {:?} within {timeout:?}", proc.program, ready.as_str())));
+                    return Err(BoardError::Launch(format!(
+                        "{} printed no line matching {:?} within {timeout:?}",
+                        proc.program,
+                        ready.as_str()
+                    )));
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = proc.child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                    return Err(BoardError::Launch(format!("{} exited ({status}) before it was ready", proc.program)));
+                    let status = proc
+                        .child
+                        .wait()
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|e| e.to_string());
+                    return Err(BoardError::Launch(format!(
+                        "{} exited ({status}) before it was ready",
+                        proc.program
+                    )));
                 }
             }
         }

@@ -49,7 +49,10 @@ pub struct BoardSession {
 }
 
 impl BoardSession {
-    pub fn open(profile: Arc<BoardProfile>, opts: &SessionOptions) -> Result<BoardSession, BoardError> {
+    pub fn open(
+        profile: Arc<BoardProfile>,
+        opts: &SessionOptions,
+    ) -> Result<BoardSession, BoardError> {
         let unit = profile.units[0].clone();
         let state = tempfile::Builder::new()
             .prefix("hilt-board-")
@@ -58,7 +61,10 @@ impl BoardSession {
         let mut vars = BTreeMap::new();
         vars.insert("state".to_string(), state.path().display().to_string());
         vars.insert("hilt".to_string(), opts.hilt_exe.display().to_string());
-        vars.insert("profile_dir".to_string(), profile.dir().display().to_string());
+        vars.insert(
+            "profile_dir".to_string(),
+            profile.dir().display().to_string(),
+        );
         vars.insert("unit.serial".to_string(), unit.serial.clone());
         let mut process = None;
         match &profile.launch {
@@ -69,27 +75,51 @@ impl BoardSession {
                 }
                 for d in &opts.defects {
                     if !launch.defects.contains_key(d) {
-                        return Err(BoardError::Profile(format!("{}: unknown defect {d:?} (declared: {})", profile.path.display(), launch.defects.keys().cloned().collect::<Vec<_>>().join(", "))));
+                        return Err(BoardError::Profile(format!(
+                            "{}: unknown defect {d:?} (declared: {})",
+                            profile.path.display(),
+                            launch
+                                .defects
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )));
                     }
                     if let Some(flag) = &launch.defect_flag {
                         argv.push(flag.clone());
                     }
                     argv.push(d.clone());
                 }
-                let ready = regex::Regex::new(launch.ready.get_ref()).map_err(|e| BoardError::Profile(e.to_string()))?;
+                let ready = regex::Regex::new(launch.ready.get_ref())
+                    .map_err(|e| BoardError::Profile(e.to_string()))?;
                 tracing::info!(board = profile.name(), defects = ?opts.defects, "launching virtual board");
-                let (p, launch_vars) = VirtualProcess::start(&argv, &ready, Duration::from_millis(launch.ready_timeout_ms))?;
+                let (p, launch_vars) = VirtualProcess::start(
+                    &argv,
+                    &ready,
+                    Duration::from_millis(launch.ready_timeout_ms),
+                )?;
                 for (k, v) in launch_vars {
                     vars.insert(format!("launch.{k}"), v);
                 }
                 process = Some(p);
             }
             None if !opts.defects.is_empty() => {
-                return Err(BoardError::Profile(format!("{}: defects need a [launch] section (a virtual board)", profile.path.display())));
+                return Err(BoardError::Profile(format!(
+                    "{}: defects need a [launch] section (a virtual board)",
+                    profile.path.display()
+                )));
             }
             None => {}
         }
-        Ok(BoardSession { profile, unit, defects: opts.defects.clone(), vars, process, _state: state })
+        Ok(BoardSession {
+            profile,
+            unit,
+            defects: opts.defects.clone(),
+            vars,
+            process,
+            _state: state,
+        })
     }
 
     /// A profile-level variable (`state`, `hilt`, `unit.serial`, `launch.NAME`).
@@ -100,32 +130,53 @@ impl BoardSession {
     /// A unit credential field: `username` (plain) or `password` (secret).
     pub fn credential(&self, surface: &str, field: &str) -> Result<Value, BoardError> {
         let cred: &Credential = self.unit.credentials.get(surface).ok_or_else(|| {
-            BoardError::Profile(format!("unit {} declares no credentials for {surface:?}", self.unit.serial))
+            BoardError::Profile(format!(
+                "unit {} declares no credentials for {surface:?}",
+                self.unit.serial
+            ))
         })?;
         match field {
             "username" => Ok(Value::plain(cred.username.clone())),
             "password" => read_secret(&cred.password, &self.vars).map(Value::secret),
-            other => Err(BoardError::Profile(format!("credential field {other:?} (known: username, password)"))),
+            other => Err(BoardError::Profile(format!(
+                "credential field {other:?} (known: username, password)"
+            ))),
         }
     }
 
     /// Open a console on a serial link.
     pub fn open_console(&self, link: &str) -> Result<Console<SerialPort>, BoardError> {
         let Some(Link::Serial(s)) = self.profile.links.get(link) else {
-            return Err(BoardError::Profile(format!("no link {link:?} in {}", self.profile.path.display())));
+            return Err(BoardError::Profile(format!(
+                "no link {link:?} in {}",
+                self.profile.path.display()
+            )));
         };
         let path = match s.target() {
             SerialTarget::Path(t) => PathBuf::from(render(t, &self.vars)?.text),
             SerialTarget::Usb(m) => {
                 let (vid, pid) = m.ids().map_err(BoardError::Profile)?;
-                let want = hilt_link::UsbMatch { vid, pid, serial: m.serial.clone() };
-                hilt_link::find_usb_serial(&want).map_err(|source| BoardError::Link { link: link.into(), source })?
+                let want = hilt_link::UsbMatch {
+                    vid,
+                    pid,
+                    serial: m.serial.clone(),
+                };
+                hilt_link::find_usb_serial(&want).map_err(|source| BoardError::Link {
+                    link: link.into(),
+                    source,
+                })?
             }
         };
-        let port = SerialPort::open(&path, s.baud).map_err(|source| BoardError::Link { link: link.into(), source })?;
+        let port = SerialPort::open(&path, s.baud).map_err(|source| BoardError::Link {
+            link: link.into(),
+            source,
+        })?;
         let mut opts = ConsoleOptions::default();
         if s.char_delay_us > 0 {
-            opts.pacing = Pacing { per_byte: Duration::from_micros(s.char_delay_us), ..Pacing::default() };
+            opts.pacing = Pacing {
+                per_byte: Duration::from_micros(s.char_delay_us),
+                ..Pacing::default()
+            };
         }
         Ok(Console::new(port, opts))
     }
@@ -139,7 +190,9 @@ fn render(t: &Template, vars: &BTreeMap<String, String>) -> Result<Value, BoardE
     t.render(|name| {
         vars.get(name)
             .map(|v| Value::plain(v.clone()))
-            .ok_or_else(|| BoardError::Profile(format!("unknown variable {{{name}}} in {:?}", t.source())))
+            .ok_or_else(|| {
+                BoardError::Profile(format!("unknown variable {{{name}}} in {:?}", t.source()))
+            })
     })
 }
 
@@ -155,7 +208,11 @@ fn read_secret(src: &SecretSource, vars: &BTreeMap<String, String>) -> Result<St
                 None => Ok(text.trim().to_string()),
                 Some(k) => text
                     .lines()
-                    .find_map(|l| l.split_once('=').filter(|(lk, _)| lk.trim() == k).map(|(_, v)| v.trim().to_string()))
+                    .find_map(|l| {
+                        l.split_once('=')
+                            .filter(|(lk, _)| lk.trim() == k)
+                            .map(|(_, v)| v.trim().to_string())
+                    })
                     .ok_or_else(|| BoardError::Secret(format!("{path} has no {k}= line"))),
             }
         }

@@ -14,8 +14,15 @@ pub struct KeygenArgs {
 }
 
 pub fn run(a: KeygenArgs) -> Result<u8, Failure> {
-    let (private, public) = hilt_report::keys::write_keypair(&a.out, &a.name).map_err(Failure::input)?;
-    println!("private key: {} (mode 0600: keep it secret)", private.display());
-    println!("public key:  {} (give this to whoever verifies your reports)", public.display());
+    let (private, public) =
+        hilt_report::keys::write_keypair(&a.out, &a.name).map_err(Failure::input)?;
+    println!(
+        "private key: {} (mode 0600: keep it secret)",
+        private.display()
+    );
+    println!(
+        "public key:  {} (give this to whoever verifies your reports)",
+        public.display()
+    );
     Ok(0)
 }

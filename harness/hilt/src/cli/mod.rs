@@ -47,10 +47,16 @@ pub struct Failure {
 
 impl Failure {
     pub fn input(error: impl Into<anyhow::Error>) -> Self {
-        Failure { code: EXIT_USAGE, error: error.into() }
+        Failure {
+            code: EXIT_USAGE,
+            error: error.into(),
+        }
     }
     pub fn undecided(error: impl Into<anyhow::Error>) -> Self {
-        Failure { code: EXIT_UNDECIDED, error: error.into() }
+        Failure {
+            code: EXIT_UNDECIDED,
+            error: error.into(),
+        }
     }
 }
 
@@ -85,5 +91,8 @@ pub fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HILT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

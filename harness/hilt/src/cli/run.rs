@@ -2,7 +2,7 @@ use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
 
-use super::{summary, Failure};
+use super::{Failure, summary};
 use hilt::board::SessionOptions;
 use hilt::report::ReportInputs;
 use hilt::runner::{self, RunConfig};
@@ -42,11 +42,20 @@ pub struct RunArgs {
 }
 
 pub fn run(a: RunArgs) -> Result<u8, Failure> {
-    let suite = SuiteRoot::discover(a.suite.as_deref()).map_err(|e| Failure::input(anyhow::anyhow!(e)))?;
+    let suite =
+        SuiteRoot::discover(a.suite.as_deref()).map_err(|e| Failure::input(anyhow::anyhow!(e)))?;
     let board = suite.board(a.board.as_deref()).map_err(Failure::input)?;
     let scenarios = suite.scenarios().map_err(Failure::input)?;
-    if let Some(bad) = a.defects.iter().find(|d| !board.launch.as_ref().is_some_and(|l| l.defects.contains_key(*d))) {
-        return Err(Failure::input(anyhow::anyhow!("{}: no defect named {bad:?}", board.path.display())));
+    if let Some(bad) = a.defects.iter().find(|d| {
+        !board
+            .launch
+            .as_ref()
+            .is_some_and(|l| l.defects.contains_key(*d))
+    }) {
+        return Err(Failure::input(anyhow::anyhow!(
+            "{}: no defect named {bad:?}",
+            board.path.display()
+        )));
     }
     let args = libtest_mimic::Arguments {
         filter: a.filter.clone(),
@@ -58,27 +67,54 @@ pub fn run(a: RunArgs) -> Result<u8, Failure> {
         test_threads: Some(1),
         ..Default::default()
     };
-    let hilt_exe = std::env::current_exe().context("cannot locate the hilt executable").map_err(Failure::undecided)?;
-    let session = SessionOptions { defects: a.defects.clone(), hilt_exe };
+    let hilt_exe = std::env::current_exe()
+        .context("cannot locate the hilt executable")
+        .map_err(Failure::undecided)?;
+    let session = SessionOptions {
+        defects: a.defects.clone(),
+        hilt_exe,
+    };
     if a.list {
-        let cfg = RunConfig { board, scenarios, out_dir: PathBuf::new(), session, args };
+        let cfg = RunConfig {
+            board,
+            scenarios,
+            out_dir: PathBuf::new(),
+            session,
+            args,
+        };
         runner::run(&cfg);
         return Ok(0);
     }
     let (key, development_key, public) = match &a.key {
-        Some(k) => (hilt_report::keys::load_private(k).map_err(Failure::input)?, false, None),
+        Some(k) => (
+            hilt_report::keys::load_private(k).map_err(Failure::input)?,
+            false,
+            None,
+        ),
         None => {
-            let (key, public) = hilt::devkey::load_or_create().context("development signing key").map_err(Failure::undecided)?;
+            let (key, public) = hilt::devkey::load_or_create()
+                .context("development signing key")
+                .map_err(Failure::undecided)?;
             (key, true, Some(public))
         }
     };
     let out_dir = match &a.out {
         Some(d) => d.clone(),
-        None => suite.runs_dir().join(format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), board.name())),
+        None => suite.runs_dir().join(format!(
+            "{}-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+            board.name()
+        )),
     };
     prepare_out_dir(&out_dir).map_err(Failure::input)?;
     let selection = std::env::args().skip(1).collect();
-    let cfg = RunConfig { board: board.clone(), scenarios: scenarios.clone(), out_dir: out_dir.clone(), session, args };
+    let cfg = RunConfig {
+        board: board.clone(),
+        scenarios: scenarios.clone(),
+        out_dir: out_dir.clone(),
+        session,
+        args,
+    };
     let output = runner::run(&cfg);
     let inputs = ReportInputs {
         board: &board,
@@ -97,10 +133,21 @@ pub fn run(a: RunArgs) -> Result<u8, Failure> {
     println!("report:    {}", out_dir.join("report.json").display());
     println!("signed:    {}", envelope.display());
     match &public {
-        Some(p) => println!("signed with the DEVELOPMENT key {} (public key: {})", key.key_id(), p.display()),
+        Some(p) => println!(
+            "signed with the DEVELOPMENT key {} (public key: {})",
+            key.key_id(),
+            p.display()
+        ),
         None => println!("signed with key {}", key.key_id()),
     }
-    println!("verify:    hilt verify {} --key {}", envelope.display(), public.as_deref().unwrap_or(Path::new("PUBLIC.pem")).display());
+    println!(
+        "verify:    hilt verify {} --key {}",
+        envelope.display(),
+        public
+            .as_deref()
+            .unwrap_or(Path::new("PUBLIC.pem"))
+            .display()
+    );
     Ok(report.summary.gate.exit_code())
 }
 
@@ -108,7 +155,10 @@ pub fn run(a: RunArgs) -> Result<u8, Failure> {
 fn prepare_out_dir(dir: &Path) -> anyhow::Result<()> {
     for f in ["report.json", "report.dsse.json", "evidence"] {
         if dir.join(f).exists() {
-            anyhow::bail!("{} already holds a report ({f}); choose another --out", dir.display());
+            anyhow::bail!(
+                "{} already holds a report ({f}); choose another --out",
+                dir.display()
+            );
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))

@@ -19,13 +19,21 @@ pub struct SelftestArgs {
 }
 
 pub fn run(a: SelftestArgs) -> Result<u8, Failure> {
-    let suite = SuiteRoot::discover(a.suite.as_deref()).map_err(|e| Failure::input(anyhow::anyhow!(e)))?;
+    let suite =
+        SuiteRoot::discover(a.suite.as_deref()).map_err(|e| Failure::input(anyhow::anyhow!(e)))?;
     let board = suite.board(a.board.as_deref()).map_err(Failure::input)?;
     let scenarios = suite.scenarios().map_err(Failure::input)?;
     let exe = std::env::current_exe().map_err(Failure::undecided)?;
     let runs = 1 + board.launch.as_ref().map_or(0, |l| l.defects.len()) as u64;
-    let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(runs) };
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let bar = if a.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(runs)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let mut first = true;
     let result = hilt::selftest::run(&board, &scenarios, &exe, |what| {
         if !std::mem::take(&mut first) {
@@ -36,7 +44,10 @@ pub fn run(a: SelftestArgs) -> Result<u8, Failure> {
     .map_err(Failure::input)?;
     bar.finish_and_clear();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&result).map_err(Failure::undecided)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result).map_err(Failure::undecided)?
+        );
     } else {
         println!("reference board:");
         for (id, v) in &result.reference {
@@ -52,7 +63,9 @@ pub fn run(a: SelftestArgs) -> Result<u8, Failure> {
     }
     if result.problems.is_empty() {
         if !a.json {
-            println!("selftest OK: every scenario passes on the reference board and fails under its defect(s)");
+            println!(
+                "selftest OK: every scenario passes on the reference board and fails under its defect(s)"
+            );
         }
         Ok(0)
     } else {

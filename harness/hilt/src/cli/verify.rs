@@ -19,10 +19,21 @@ pub fn run(a: VerifyArgs) -> Result<u8, Failure> {
         .map_err(Failure::input)?;
     match hilt_report::verify::verify_envelope_file(&a.envelope, &key) {
         Ok(v) => {
-            let gate = v.report.pointer("/summary/gate").and_then(|g| g.as_str()).unwrap_or("?");
-            let dev = v.report.pointer("/run/development_key").and_then(|d| d.as_bool()).unwrap_or(false);
+            let gate = v
+                .report
+                .pointer("/summary/gate")
+                .and_then(|g| g.as_str())
+                .unwrap_or("?");
+            let dev = v
+                .report
+                .pointer("/run/development_key")
+                .and_then(|d| d.as_bool())
+                .unwrap_or(false);
             println!("OK: signature by key {} is valid", v.key_id);
-            println!("OK: {} evidence file(s) match their digests", v.evidence_checked);
+            println!(
+                "OK: {} evidence file(s) match their digests",
+                v.evidence_checked
+            );
             if v.report_file_checked {
                 println!("OK: report.json matches the signed report");
             }

@@ -45,7 +45,10 @@ pub fn run_binding<P: Port>(
             console.add_secret(v.text.as_bytes(), name);
         }
     }
-    let link_err = |source| ActionError::Link { action: action.to_string(), source };
+    let link_err = |source| ActionError::Link {
+        action: action.to_string(),
+        source,
+    };
     let mut obs = Observation::default();
     let mut last_match: Option<String> = None;
     let mut last_send = Instant::now();
@@ -65,18 +68,30 @@ pub fn run_binding<P: Port>(
                 })?;
                 last_send = Instant::now();
                 if v.secret {
-                    let label: Vec<&str> = t.vars().filter(|n| args.get(*n).is_some_and(|a| a.secret)).collect();
-                    console.send_secret(v.text.as_bytes(), &label.join("+")).map_err(link_err)?;
+                    let label: Vec<&str> = t
+                        .vars()
+                        .filter(|n| args.get(*n).is_some_and(|a| a.secret))
+                        .collect();
+                    console
+                        .send_secret(v.text.as_bytes(), &label.join("+"))
+                        .map_err(link_err)?;
                 } else {
                     console.send(v.text.as_bytes()).map_err(link_err)?;
                 }
             }
             StepKind::Expect(spec) => {
-                let alts: Vec<(&str, &regex::Regex)> = spec.alternatives.iter().map(|(n, r)| (n.as_str(), r)).collect();
+                let alts: Vec<(&str, &regex::Regex)> = spec
+                    .alternatives
+                    .iter()
+                    .map(|(n, r)| (n.as_str(), r))
+                    .collect();
                 let timeout = Duration::from_millis(spec.timeout_ms.unwrap_or(binding.timeout_ms));
                 let m = console
                     .expect(&alts, timeout)
-                    .map_err(|source| ActionError::NoAnswer { action: action.to_string(), source })?;
+                    .map_err(|source| ActionError::NoAnswer {
+                        action: action.to_string(),
+                        source,
+                    })?;
                 obs.captures.extend(m.captures.clone());
                 if spec.outcome {
                     obs.outcome = Some(m.name.clone());

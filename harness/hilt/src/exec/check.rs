@@ -35,12 +35,17 @@ pub fn throttled(step: &StepRecord, after: u64, min_delay_ms: u64) -> CheckRecor
         Some(first) => CheckRecord {
             kind: "throttled".into(),
             verdict: Verdict::Pass,
-            detail: format!("after {after} consecutive failures, all {judged} further attempt(s) were throttled, from attempt {first} on"),
+            detail: format!(
+                "after {after} consecutive failures, all {judged} further attempt(s) were throttled, from attempt {first} on"
+            ),
         },
         None => CheckRecord {
             kind: "throttled".into(),
             verdict: Verdict::Inconclusive,
-            detail: format!("only {} attempt(s) were made; none came after {after} consecutive failures", step.attempts.len()),
+            detail: format!(
+                "only {} attempt(s) were made; none came after {after} consecutive failures",
+                step.attempts.len()
+            ),
         },
     }
 }
@@ -72,13 +77,22 @@ mod tests {
 
     #[test]
     fn lockout_after_threshold_passes() {
-        let s = step(&[("rejected", 5.0), ("rejected", 5.0), ("locked", 1.0), ("locked", 1.0)]);
+        let s = step(&[
+            ("rejected", 5.0),
+            ("rejected", 5.0),
+            ("locked", 1.0),
+            ("locked", 1.0),
+        ]);
         assert_eq!(throttled(&s, 2, 1000).verdict, Verdict::Pass);
     }
 
     #[test]
     fn delays_count_as_throttling() {
-        let s = step(&[("rejected", 5.0), ("rejected", 1500.0), ("rejected", 2500.0)]);
+        let s = step(&[
+            ("rejected", 5.0),
+            ("rejected", 1500.0),
+            ("rejected", 2500.0),
+        ]);
         assert_eq!(throttled(&s, 1, 1000).verdict, Verdict::Pass);
     }
 

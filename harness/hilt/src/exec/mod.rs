@@ -5,12 +5,12 @@ mod binding;
 mod check;
 mod vars;
 
-pub use binding::{run_binding, ActionError, Observation};
+pub use binding::{ActionError, Observation, run_binding};
 
 use hilt_link::{Console, SerialPort};
-use hilt_model::ics::Decision;
-use hilt_model::scenario::{read_fixture, Check, Scenario, Step, StepWhat};
 use hilt_model::Verdict;
+use hilt_model::ics::Decision;
+use hilt_model::scenario::{Check, Scenario, Step, StepWhat, read_fixture};
 use hilt_report::model::{Attempt, CaseResult, CheckRecord, StepRecord};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -54,13 +54,14 @@ pub fn run_case(session: &BoardSession, scenario: &Scenario) -> CaseRun {
         inconclusive: Vec::new(),
     };
     let mut checks = Vec::new();
-    let (verdict, reason) = match applicability(session, scenario).and_then(|()| run_steps(&mut ctx, scenario)) {
-        Err(Stop(v, r)) => (v, r),
-        Ok(()) => {
-            checks = run_checks(&ctx, scenario);
-            decide(&ctx, &checks)
-        }
-    };
+    let (verdict, reason) =
+        match applicability(session, scenario).and_then(|()| run_steps(&mut ctx, scenario)) {
+            Err(Stop(v, r)) => (v, r),
+            Ok(()) => {
+                checks = run_checks(&ctx, scenario);
+                decide(&ctx, &checks)
+            }
+        };
     tracing::info!(case = %scenario.id, %verdict, %reason, "case finished");
     let evidence = ctx
         .consoles
@@ -72,7 +73,9 @@ pub fn run_case(session: &BoardSession, scenario: &Scenario) -> CaseRun {
                     name: format!("{link}.log"),
                     bytes: t.render_text().into_bytes(),
                     media_type: "text/plain; charset=utf-8".into(),
-                    description: format!("transcript of link {link:?}, both directions, timestamped, secrets masked"),
+                    description: format!(
+                        "transcript of link {link:?}, both directions, timestamped, secrets masked"
+                    ),
                 },
                 EvidenceFile {
                     name: format!("{link}.jsonl"),
@@ -105,37 +108,65 @@ pub fn run_case(session: &BoardSession, scenario: &Scenario) -> CaseRun {
 /// Applicability and preconditions, failing closed: anything the profile cannot decide is NOT_TESTED.
 fn applicability(session: &BoardSession, s: &Scenario) -> Result<(), Stop> {
     let ics = &session.profile.ics;
-    match ics.decide(&s.applicability.features, &s.applicability.conditions, &s.provisions.en303645) {
+    match ics.decide(
+        &s.applicability.features,
+        &s.applicability.conditions,
+        &s.provisions.en303645,
+    ) {
         Decision::Applies => {}
         Decision::NotApplicable(r) => return Err(Stop(Verdict::NotApplicable, r)),
-        Decision::Undecided(r) => return Err(Stop(Verdict::NotTested, format!("applicability undecided: {r}"))),
+        Decision::Undecided(r) => {
+            return Err(Stop(
+                Verdict::NotTested,
+                format!("applicability undecided: {r}"),
+            ));
+        }
     }
     let not_tested = |r: String| Stop(Verdict::NotTested, r);
-    let scope = Scope { session, row: None, iteration: 0 };
+    let scope = Scope {
+        session,
+        row: None,
+        iteration: 0,
+    };
     for step in &s.steps {
         if let StepWhat::Action { name, with } = &step.what {
             if !session.profile.bindings.contains_key(name) {
-                return Err(not_tested(format!("the board profile has no binding for action {name:?}")));
+                return Err(not_tested(format!(
+                    "the board profile has no binding for action {name:?}"
+                )));
             }
             for t in with.values() {
                 for v in t.vars().filter(|v| !v.starts_with("row.")) {
-                    scope.resolve(v).map_err(|e| not_tested(format!("step {}: {e}", step.id)))?;
+                    scope
+                        .resolve(v)
+                        .map_err(|e| not_tested(format!("step {}: {e}", step.id)))?;
                 }
             }
         }
-        let numbers = step.repeat.iter().chain(step.retry.iter().map(|r| &r.wait_ms));
+        let numbers = step
+            .repeat
+            .iter()
+            .chain(step.retry.iter().map(|r| &r.wait_ms));
         let sleep = match &step.what {
             StepWhat::Sleep(n) => Some(n),
             StepWhat::Action { .. } => None,
         };
         for n in numbers.chain(sleep) {
-            scope.number(n).map_err(|e| not_tested(format!("step {}: {e}", step.id)))?;
+            scope
+                .number(n)
+                .map_err(|e| not_tested(format!("step {}: {e}", step.id)))?;
         }
     }
     for c in &s.checks {
-        let Check::Throttled { after, min_delay_ms, .. } = c;
+        let Check::Throttled {
+            after,
+            min_delay_ms,
+            ..
+        } = c;
         for n in [after, min_delay_ms] {
-            scope.number(n).map_err(|e| not_tested(format!("check: {e}")))?;
+            scope
+                .number(n)
+                .map_err(|e| not_tested(format!("check: {e}")))?;
         }
     }
     Ok(())
@@ -144,18 +175,34 @@ fn applicability(session: &BoardSession, s: &Scenario) -> Result<(), Stop> {
 fn run_steps(ctx: &mut Ctx, s: &Scenario) -> Result<(), Stop> {
     for step in &s.steps {
         let rows = match &step.for_each {
-            Some(path) => Some(read_fixture(path).map_err(|e| Stop(Verdict::Error, e.to_string()))?),
+            Some(path) => {
+                Some(read_fixture(path).map_err(|e| Stop(Verdict::Error, e.to_string()))?)
+            }
             None => None,
         };
-        let scope = Scope { session: ctx.session, row: None, iteration: 0 };
+        let scope = Scope {
+            session: ctx.session,
+            row: None,
+            iteration: 0,
+        };
         let count = match (&rows, &step.repeat) {
             (Some(r), _) => r.len(),
-            (None, Some(n)) => (scope.number(n).map_err(|e| Stop(Verdict::NotTested, e))? + step.repeat_add) as usize,
+            (None, Some(n)) => {
+                (scope.number(n).map_err(|e| Stop(Verdict::NotTested, e))? + step.repeat_add)
+                    as usize
+            }
             (None, None) => 1,
         };
-        let mut record = StepRecord { id: step.id.clone(), attempts: Vec::new() };
+        let mut record = StepRecord {
+            id: step.id.clone(),
+            attempts: Vec::new(),
+        };
         for i in 0..count {
-            let scope = Scope { session: ctx.session, row: rows.as_ref().map(|r| &r[i]), iteration: i };
+            let scope = Scope {
+                session: ctx.session,
+                row: rows.as_ref().map(|r| &r[i]),
+                iteration: i,
+            };
             match &step.what {
                 StepWhat::Sleep(n) => {
                     let ms = scope.number(n).map_err(|e| Stop(Verdict::NotTested, e))?;
@@ -181,27 +228,56 @@ fn run_attempt(
 ) -> Result<Attempt, Stop> {
     let mut args = BTreeMap::new();
     for (k, t) in with {
-        let v = scope.render(t).map_err(|e| Stop(Verdict::NotTested, format!("step {}: {e}", step.id)))?;
+        let v = scope
+            .render(t)
+            .map_err(|e| Stop(Verdict::NotTested, format!("step {}: {e}", step.id)))?;
         args.insert(k.clone(), v);
     }
-    let shown: BTreeMap<String, String> =
-        args.iter().map(|(k, v)| (k.clone(), if v.secret { "‹secret›".to_string() } else { v.text.clone() })).collect();
+    let shown: BTreeMap<String, String> = args
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                if v.secret {
+                    "‹secret›".to_string()
+                } else {
+                    v.text.clone()
+                },
+            )
+        })
+        .collect();
     let binding = &ctx.session.profile.bindings[action];
     if !ctx.consoles.contains_key(&binding.link) {
-        let c = ctx.session.open_console(&binding.link).map_err(|e| Stop(Verdict::Error, e.to_string()))?;
+        let c = ctx
+            .session
+            .open_console(&binding.link)
+            .map_err(|e| Stop(Verdict::Error, e.to_string()))?;
         ctx.consoles.insert(binding.link.clone(), c);
     }
     let console = ctx.consoles.get_mut(&binding.link).expect("opened above");
-    console.note(&format!("step {} #{}: {action}", step.id, scope.iteration + 1));
+    console.note(&format!(
+        "step {} #{}: {action}",
+        step.id,
+        scope.iteration + 1
+    ));
     let at_ms = ctx.t0.elapsed().as_secs_f64() * 1e3;
     let mut retries = 0;
     let obs = loop {
-        let obs = run_binding(console, binding, &args).map_err(|e| Stop(Verdict::Error, format!("step {}: {e}", step.id)))?;
-        let retry = step.retry.as_ref().filter(|r| obs.outcome.as_ref().is_some_and(|o| r.on.contains(o)));
+        let obs = run_binding(console, binding, &args)
+            .map_err(|e| Stop(Verdict::Error, format!("step {}: {e}", step.id)))?;
+        let retry = step
+            .retry
+            .as_ref()
+            .filter(|r| obs.outcome.as_ref().is_some_and(|o| r.on.contains(o)));
         match retry {
             Some(r) if retries < r.max => {
-                let wait = scope.number(&r.wait_ms).map_err(|e| Stop(Verdict::NotTested, e))?;
-                console.note(&format!("outcome {:?}: retrying after {wait} ms", obs.outcome.as_deref().unwrap_or("")));
+                let wait = scope
+                    .number(&r.wait_ms)
+                    .map_err(|e| Stop(Verdict::NotTested, e))?;
+                console.note(&format!(
+                    "outcome {:?}: retrying after {wait} ms",
+                    obs.outcome.as_deref().unwrap_or("")
+                ));
                 std::thread::sleep(Duration::from_millis(wait));
                 retries += 1;
             }
@@ -211,11 +287,23 @@ fn run_attempt(
     let outcome = obs.outcome.clone();
     let describe = || {
         let a: Vec<String> = shown.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-        format!("step {} attempt {} ({})", step.id, scope.iteration + 1, a.join(", "))
+        format!(
+            "step {} attempt {} ({})",
+            step.id,
+            scope.iteration + 1,
+            a.join(", ")
+        )
     };
-    let still_retrying = step.retry.as_ref().is_some_and(|r| outcome.as_ref().is_some_and(|o| r.on.contains(o)));
+    let still_retrying = step
+        .retry
+        .as_ref()
+        .is_some_and(|r| outcome.as_ref().is_some_and(|o| r.on.contains(o)));
     let conforms = if still_retrying {
-        ctx.inconclusive.push(format!("{}: still {:?} after {retries} retries", describe(), outcome.as_deref().unwrap_or("")));
+        ctx.inconclusive.push(format!(
+            "{}: still {:?} after {retries} retries",
+            describe(),
+            outcome.as_deref().unwrap_or("")
+        ));
         None
     } else if step.expect.is_empty() {
         None
@@ -244,16 +332,34 @@ fn run_attempt(
 }
 
 fn run_checks(ctx: &Ctx, s: &Scenario) -> Vec<CheckRecord> {
-    let scope = Scope { session: ctx.session, row: None, iteration: 0 };
+    let scope = Scope {
+        session: ctx.session,
+        row: None,
+        iteration: 0,
+    };
     s.checks
         .iter()
         .map(|c| match c {
-            Check::Throttled { step, after, min_delay_ms } => {
-                let numbers = scope.number(after).and_then(|a| Ok((a, scope.number(min_delay_ms)?)));
+            Check::Throttled {
+                step,
+                after,
+                min_delay_ms,
+            } => {
+                let numbers = scope
+                    .number(after)
+                    .and_then(|a| Ok((a, scope.number(min_delay_ms)?)));
                 match (ctx.steps.iter().find(|r| &r.id == step), numbers) {
                     (Some(record), Ok((after, min))) => check::throttled(record, after, min),
-                    (_, Err(e)) => CheckRecord { kind: "throttled".into(), verdict: Verdict::NotTested, detail: e },
-                    (None, _) => CheckRecord { kind: "throttled".into(), verdict: Verdict::Error, detail: format!("step {step:?} did not run") },
+                    (_, Err(e)) => CheckRecord {
+                        kind: "throttled".into(),
+                        verdict: Verdict::NotTested,
+                        detail: e,
+                    },
+                    (None, _) => CheckRecord {
+                        kind: "throttled".into(),
+                        verdict: Verdict::Error,
+                        detail: format!("step {step:?} did not run"),
+                    },
                 }
             }
         })
@@ -261,12 +367,19 @@ fn run_checks(ctx: &Ctx, s: &Scenario) -> Vec<CheckRecord> {
 }
 
 fn decide(ctx: &Ctx, checks: &[CheckRecord]) -> (Verdict, String) {
-    let failed_checks: Vec<String> =
-        checks.iter().filter(|c| c.verdict == Verdict::Fail).map(|c| format!("check {}: {}", c.kind, c.detail)).collect();
+    let failed_checks: Vec<String> = checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .map(|c| format!("check {}: {}", c.kind, c.detail))
+        .collect();
     let mut failures = ctx.failures.clone();
     failures.extend(failed_checks);
     if let Some(first) = failures.first() {
-        let more = if failures.len() > 1 { format!(" (and {} more)", failures.len() - 1) } else { String::new() };
+        let more = if failures.len() > 1 {
+            format!(" (and {} more)", failures.len() - 1)
+        } else {
+            String::new()
+        };
         return (Verdict::Fail, format!("{first}{more}"));
     }
     if let Some(c) = checks.iter().find(|c| c.verdict.is_undecided()) {
@@ -276,5 +389,11 @@ fn decide(ctx: &Ctx, checks: &[CheckRecord]) -> (Verdict, String) {
         return (Verdict::Inconclusive, first.clone());
     }
     let attempts: usize = ctx.steps.iter().map(|s| s.attempts.len()).sum();
-    (Verdict::Pass, format!("{attempts} attempt(s) and {} check(s) met the pass criteria", checks.len()))
+    (
+        Verdict::Pass,
+        format!(
+            "{attempts} attempt(s) and {} check(s) met the pass criteria",
+            checks.len()
+        ),
+    )
 }

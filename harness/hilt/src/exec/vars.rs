@@ -17,17 +17,27 @@ impl Scope<'_> {
     pub fn resolve(&self, name: &str) -> Result<Value, String> {
         if let Some(col) = name.strip_prefix("row.") {
             let row = self.row.ok_or("{row.*} used outside a for_each step")?;
-            return row.get(col).map(|v| Value::plain(v.clone())).ok_or_else(|| format!("the fixture has no column {col:?}"));
+            return row
+                .get(col)
+                .map(|v| Value::plain(v.clone()))
+                .ok_or_else(|| format!("the fixture has no column {col:?}"));
         }
         if let Some(path) = name.strip_prefix("ixit:") {
             return ixit(self.session, path).map(Value::plain);
         }
         if let Some(rest) = name.strip_prefix("cred.") {
-            let (surface, field) = rest.split_once('.').ok_or_else(|| format!("{{{name}}}: use cred.SURFACE.username|password"))?;
-            return self.session.credential(surface, field).map_err(|e| e.to_string());
+            let (surface, field) = rest
+                .split_once('.')
+                .ok_or_else(|| format!("{{{name}}}: use cred.SURFACE.username|password"))?;
+            return self
+                .session
+                .credential(surface, field)
+                .map_err(|e| e.to_string());
         }
         if let Some(n) = name.strip_prefix("random:") {
-            let n: usize = n.parse().map_err(|_| format!("{{{name}}}: length is not a number"))?;
+            let n: usize = n
+                .parse()
+                .map_err(|_| format!("{{{name}}}: length is not a number"))?;
             return random_text(n).map(Value::plain);
         }
         match name {
@@ -46,7 +56,9 @@ impl Scope<'_> {
             Number::Literal(v) => Ok(*v),
             Number::Ref(t) => {
                 let v = self.render(t)?;
-                v.text.trim().parse().map_err(|_| format!("{:?} is not a whole number (from {:?})", v.text, t.source()))
+                v.text.trim().parse().map_err(|_| {
+                    format!("{:?} is not a whole number (from {:?})", v.text, t.source())
+                })
             }
         }
     }
@@ -69,5 +81,8 @@ fn random_text(n: usize) -> Result<String, String> {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut bytes = vec![0u8; n];
     getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    Ok(bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect())
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect())
 }

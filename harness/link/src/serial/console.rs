@@ -208,7 +208,8 @@ impl<P: Port> Console<P> {
     fn write_paced(&mut self, data: &[u8]) -> io::Result<()> {
         let Pacing { per_byte, per_line } = self.pacing;
         let pieces: Vec<&[u8]> = if per_byte.is_zero() {
-            data.split_inclusive(|&b| b == b'\r' || b == b'\n').collect()
+            data.split_inclusive(|&b| b == b'\r' || b == b'\n')
+                .collect()
         } else {
             data.chunks(1).collect()
         };

@@ -48,7 +48,11 @@ impl Port for FakePort {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         self.written.extend_from_slice(data);
         for (trigger, reply) in &self.replies {
-            if self.written.windows(trigger.len()).any(|w| w == trigger.as_slice()) {
+            if self
+                .written
+                .windows(trigger.len())
+                .any(|w| w == trigger.as_slice())
+            {
                 self.chunks.push_back(reply.clone());
             }
         }
@@ -70,12 +74,20 @@ const SHORT: Duration = Duration::from_millis(50);
 
 #[test]
 fn matches_across_reads_with_captures_and_consumes() {
-    let mut c = console(FakePort::with(&[b"U-Boot 20", b"24.01 (Jan)\r\nlog", b"in: "]));
+    let mut c = console(FakePort::with(&[
+        b"U-Boot 20",
+        b"24.01 (Jan)\r\nlog",
+        b"in: ",
+    ]));
     let ver = re(r"U-Boot (?P<version>\d+\.\d+)");
-    let m = c.expect(&[("uboot", &ver)], Duration::from_secs(2)).unwrap();
+    let m = c
+        .expect(&[("uboot", &ver)], Duration::from_secs(2))
+        .unwrap();
     assert_eq!(m.captures["version"], "2024.01");
     let login = re("login: ");
-    let m = c.expect(&[("login", &login)], Duration::from_secs(2)).unwrap();
+    let m = c
+        .expect(&[("login", &login)], Duration::from_secs(2))
+        .unwrap();
     assert_eq!(m.before, " (Jan)\r\n");
     assert_eq!(m.matched, "login: ");
     assert_eq!(c.buffered_len(), 0);
@@ -90,9 +102,13 @@ fn matches_across_reads_with_captures_and_consumes() {
 fn earliest_ending_alternative_wins() {
     let mut c = console(FakePort::with(&[b"Password: login: "]));
     let (login, pw) = (re("login: "), re("Password: "));
-    let m = c.expect(&[("login", &login), ("password", &pw)], SHORT).unwrap();
+    let m = c
+        .expect(&[("login", &login), ("password", &pw)], SHORT)
+        .unwrap();
     assert_eq!(m.name, "password");
-    let m = c.expect(&[("login", &login), ("password", &pw)], SHORT).unwrap();
+    let m = c
+        .expect(&[("login", &login), ("password", &pw)], SHORT)
+        .unwrap();
     assert_eq!(m.name, "login");
     assert_eq!(m.before, "");
 }
@@ -100,11 +116,14 @@ fn earliest_ending_alternative_wins() {
 #[test]
 fn request_response_and_transcript() {
     let mut port = FakePort::default();
-    port.replies.push((b"uname\r".to_vec(), b"uname\r\nLinux 6.1\r\n# ".to_vec()));
+    port.replies
+        .push((b"uname\r".to_vec(), b"uname\r\nLinux 6.1\r\n# ".to_vec()));
     let mut c = console(port);
     c.note("step 1: uname");
     c.send(b"uname\r").unwrap();
-    let m = c.expect(&[("kernel", &re(r"Linux (?P<v>\S+)"))], SHORT).unwrap();
+    let m = c
+        .expect(&[("kernel", &re(r"Linux (?P<v>\S+)"))], SHORT)
+        .unwrap();
     assert_eq!(m.captures["v"], "6.1");
     let text = c.transcript().render_text();
     assert!(text.contains("# step 1: uname"), "{text}");
@@ -116,7 +135,9 @@ fn request_response_and_transcript() {
 fn timeout_names_the_alternatives_and_shows_the_tail() {
     let mut c = console(FakePort::with(&[b"boot noise\x1b[0m\r\n"]));
     let started = Instant::now();
-    let err = c.expect(&[("shell", &re(r"# $"))], Duration::from_millis(100)).unwrap_err();
+    let err = c
+        .expect(&[("shell", &re(r"# $"))], Duration::from_millis(100))
+        .unwrap_err();
     assert!(started.elapsed() >= Duration::from_millis(100));
     let text = err.to_string();
     assert!(text.contains("shell /# $/"), "{text}");
@@ -128,18 +149,30 @@ fn closed_after_last_output() {
     let mut port = FakePort::with(&[b"bye\r\n"]);
     port.eof = true;
     let mut c = console(port);
-    let m = c.expect(&[("bye", &re("bye"))], Duration::from_secs(5)).unwrap();
+    let m = c
+        .expect(&[("bye", &re("bye"))], Duration::from_secs(5))
+        .unwrap();
     assert_eq!(m.matched, "bye");
     let started = Instant::now();
-    let err = c.expect(&[("more", &re("more"))], Duration::from_secs(5)).unwrap_err();
+    let err = c
+        .expect(&[("more", &re("more"))], Duration::from_secs(5))
+        .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert!(matches!(&err, ExpectError::Closed { tail, .. } if tail == "\\r\\n"), "{err}");
-    assert!(matches!(c.send(b"x"), Ok(())), "the fake accepts writes after EOF");
+    assert!(
+        matches!(&err, ExpectError::Closed { tail, .. } if tail == "\\r\\n"),
+        "{err}"
+    );
+    assert!(
+        matches!(c.send(b"x"), Ok(())),
+        "the fake accepts writes after EOF"
+    );
 }
 
 #[test]
 fn bounded_buffer_under_flood() {
-    let mut chunks: Vec<Vec<u8>> = (0..200).map(|i| vec![b'a' + (i % 26) as u8; 1000]).collect();
+    let mut chunks: Vec<Vec<u8>> = (0..200)
+        .map(|i| vec![b'a' + (i % 26) as u8; 1000])
+        .collect();
     chunks.push(b"MARK".to_vec());
     let refs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
     let opts = ConsoleOptions {
@@ -148,7 +181,9 @@ fn bounded_buffer_under_flood() {
         ..ConsoleOptions::default()
     };
     let mut c = Console::new(FakePort::with(&refs), opts);
-    let m = c.expect(&[("mark", &re("MARK"))], Duration::from_secs(5)).unwrap();
+    let m = c
+        .expect(&[("mark", &re("MARK"))], Duration::from_secs(5))
+        .unwrap();
     assert!(m.before.len() <= 4096);
     assert!(c.discarded_bytes() >= 200_000 - 4096);
     assert_eq!(c.transcript().recorded_bytes(), 10_000);
@@ -169,11 +204,17 @@ fn secrets_masked_in_match_tail_and_transcript() {
     c.add_secret(b"s3cret", "other");
     let m = c.expect(&[("shell", &re("# "))], SHORT).unwrap();
     assert_eq!(m.before, "‹secret:root-pw›\r\nWelcome ‹secret:other›\r\n");
-    let err = c.expect(&[("never", &re("never"))], SHORT).unwrap_err().to_string();
+    let err = c
+        .expect(&[("never", &re("never"))], SHORT)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("echo ‹secret:root-pw›"), "{err}");
     let t = c.transcript();
     for r in [t.render_text(), t.render_jsonl()] {
-        assert!(!r.contains("hun") && !r.contains("ter2") && !r.contains("s3cret"), "{r}");
+        assert!(
+            !r.contains("hun") && !r.contains("ter2") && !r.contains("s3cret"),
+            "{r}"
+        );
         assert_eq!(r.matches("‹secret:root-pw›").count(), 3, "{r}");
     }
     assert_eq!(c.into_parts().0.written, b"hunter2");
@@ -182,13 +223,16 @@ fn secrets_masked_in_match_tail_and_transcript() {
 #[test]
 fn drain_discards_until_quiet_or_gives_up() {
     let mut c = console(FakePort::with(&[b"noise", b"more noise"]));
-    c.drain(Duration::from_millis(30), Duration::from_secs(2)).unwrap();
+    c.drain(Duration::from_millis(30), Duration::from_secs(2))
+        .unwrap();
     assert_eq!(c.buffered_len(), 0);
     assert!(c.transcript().render_text().contains("more noise"));
 
     let chunks: Vec<&[u8]> = vec![b"x"; 10_000];
     let mut c = console(FakePort::with(&chunks));
-    let err = c.drain(Duration::from_millis(50), Duration::from_millis(20)).unwrap_err();
+    let err = c
+        .drain(Duration::from_millis(50), Duration::from_millis(20))
+        .unwrap_err();
     assert!(matches!(err, LinkError::Unsettled { .. }), "{err}");
 }
 
@@ -214,7 +258,9 @@ fn invalid_utf8_is_matched_lossily_and_consumed_exactly() {
     let mut c = console(FakePort::with(&[b"\xff\xfeOK\xe2\x82", b"\xac done"]));
     let m = c.expect(&[("ok", &re("OK"))], SHORT).unwrap();
     assert_eq!(m.before, "\u{fffd}\u{fffd}");
-    let m = c.expect(&[("done", &re("(?P<sym>€) done"))], SHORT).unwrap();
+    let m = c
+        .expect(&[("done", &re("(?P<sym>€) done"))], SHORT)
+        .unwrap();
     assert_eq!(m.captures["sym"], "€");
     assert_eq!(c.buffered_len(), 0);
 }

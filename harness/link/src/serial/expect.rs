@@ -49,7 +49,10 @@ pub(crate) fn describe(alts: &[(&str, &Regex)]) -> String {
 }
 
 /// The alternative whose (leftmost) match ends earliest; ties go to the one listed first.
-pub(crate) fn earliest<'t>(text: &'t str, alts: &[(&str, &Regex)]) -> Option<(usize, Captures<'t>)> {
+pub(crate) fn earliest<'t>(
+    text: &'t str,
+    alts: &[(&str, &Regex)],
+) -> Option<(usize, Captures<'t>)> {
     let mut best: Option<(usize, Captures<'t>)> = None;
     for (i, (_, re)) in alts.iter().enumerate() {
         let Some(caps) = re.captures(text) else {
@@ -70,7 +73,10 @@ pub(crate) fn earliest<'t>(text: &'t str, alts: &[(&str, &Regex)]) -> Option<(us
 pub(crate) fn named_captures(re: &Regex, caps: &Captures<'_>) -> BTreeMap<String, String> {
     re.capture_names()
         .flatten()
-        .filter_map(|n| caps.name(n).map(|m| (n.to_string(), m.as_str().to_string())))
+        .filter_map(|n| {
+            caps.name(n)
+                .map(|m| (n.to_string(), m.as_str().to_string()))
+        })
         .collect()
 }
 

@@ -88,9 +88,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let first = *needle.first()?;
     let mut from = 0;
     while hay.len() - from >= needle.len() {
-        let at = from + hay[from..=hay.len() - needle.len()]
-            .iter()
-            .position(|&b| b == first)?;
+        let at = from
+            + hay[from..=hay.len() - needle.len()]
+                .iter()
+                .position(|&b| b == first)?;
         if hay[at..].starts_with(needle) {
             return Some(at);
         }

@@ -236,7 +236,13 @@ impl Transcript {
 
     /// Split one chunk at `base` in its direction's stream around the hits overlapping it. A
     /// secret's marker goes where the secret starts; its continuation in later chunks is dropped.
-    fn split<'a>(&self, data: &'a [u8], base: usize, hits: &[Hit], next: &mut usize) -> Vec<Seg<'a>> {
+    fn split<'a>(
+        &self,
+        data: &'a [u8],
+        base: usize,
+        hits: &[Hit],
+        next: &mut usize,
+    ) -> Vec<Seg<'a>> {
         let end = base + data.len();
         let mut segs = Vec::new();
         let mut pos = 0;
@@ -404,7 +410,10 @@ mod tests {
         assert_eq!(tr.truncated_bytes(), 3000 - 1024 + 4);
         let text = tr.render_text();
         assert_eq!(text.matches("truncated").count(), 1, "{text}");
-        assert!(text.contains("truncated 1980 bytes (rx 1976, tx 4)"), "{text}");
+        assert!(
+            text.contains("truncated 1980 bytes (rx 1976, tx 4)"),
+            "{text}"
+        );
         assert!(text.contains("still noted"));
         assert!(!text.contains("late"));
     }

@@ -39,7 +39,13 @@ pub(crate) struct Candidate {
 
 impl fmt::Display for Candidate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({:04x}:{:04x}", self.path.display(), self.vid, self.pid)?;
+        write!(
+            f,
+            "{} ({:04x}:{:04x}",
+            self.path.display(),
+            self.vid,
+            self.pid
+        )?;
         if let Some(s) = &self.serial {
             write!(f, " serial {s:?}")?;
         }
@@ -137,7 +143,10 @@ mod tests {
             PathBuf::from("/dev/ttyUSB1")
         );
         let err = select(&ports, &want(None)).unwrap_err().to_string();
-        assert!(err.contains("ambiguous") && err.contains("/dev/ttyUSB0"), "{err}");
+        assert!(
+            err.contains("ambiguous") && err.contains("/dev/ttyUSB0"),
+            "{err}"
+        );
         let err = select(&ports, &want(Some("C3"))).unwrap_err().to_string();
         assert!(err.contains("0403:6001 serial \"C3\""), "{err}");
         assert!(err.contains("/dev/ttyACM0 (2e8a:000a)"), "{err}");

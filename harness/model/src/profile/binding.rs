@@ -100,10 +100,22 @@ impl RawBinding {
         links: &BTreeMap<String, Link>,
     ) -> Result<Binding, LoadError> {
         let Some(spec) = vocabulary::action(action) else {
-            return Err(src.err(span, format!("bindings.{action}: unknown action; the vocabulary has {}", vocabulary::action_names())));
+            return Err(src.err(
+                span,
+                format!(
+                    "bindings.{action}: unknown action; the vocabulary has {}",
+                    vocabulary::action_names()
+                ),
+            ));
         };
         if !links.contains_key(&self.link) {
-            return Err(src.err(span, format!("bindings.{action}: link {:?} is not declared under [links]", self.link)));
+            return Err(src.err(
+                span,
+                format!(
+                    "bindings.{action}: link {:?} is not declared under [links]",
+                    self.link
+                ),
+            ));
         }
         let mut script = Vec::new();
         let mut alternatives_seen: Vec<String> = Vec::new();
@@ -112,22 +124,42 @@ impl RawBinding {
             let span = raw.span();
             let at = format!("bindings.{action}.steps[{i}]");
             let raw = raw.into_inner();
-            let kinds = [raw.send.is_some(), raw.expect.is_some(), raw.sleep_ms.is_some(), raw.drain_ms.is_some()];
+            let kinds = [
+                raw.send.is_some(),
+                raw.expect.is_some(),
+                raw.sleep_ms.is_some(),
+                raw.drain_ms.is_some(),
+            ];
             if kinds.iter().filter(|k| **k).count() != 1 {
-                return Err(src.err(span, format!("{at}: give exactly one of send, expect, sleep_ms, drain_ms")));
+                return Err(src.err(
+                    span,
+                    format!("{at}: give exactly one of send, expect, sleep_ms, drain_ms"),
+                ));
             }
             if let Some(w) = &raw.when
                 && !alternatives_seen.contains(w)
             {
-                return Err(src.err(span, format!("{at}: `when = {w:?}` names no alternative of an earlier expect")));
+                return Err(src.err(
+                    span,
+                    format!("{at}: `when = {w:?}` names no alternative of an earlier expect"),
+                ));
             }
             if (raw.outcome || raw.timeout_ms.is_some()) && raw.expect.is_none() {
-                return Err(src.err(span, format!("{at}: `outcome` and `timeout_ms` belong to an expect step")));
+                return Err(src.err(
+                    span,
+                    format!("{at}: `outcome` and `timeout_ms` belong to an expect step"),
+                ));
             }
             let kind = if let Some(t) = raw.send {
                 for v in t.vars() {
                     if !spec.args.contains(&v) {
-                        return Err(src.err(span, format!("{at}: {{{v}}} is not an argument of action {action} (it has: {})", spec.args.join(", "))));
+                        return Err(src.err(
+                            span,
+                            format!(
+                                "{at}: {{{v}}} is not an argument of action {action} (it has: {})",
+                                spec.args.join(", ")
+                            ),
+                        ));
                     }
                 }
                 StepKind::Send(t)
@@ -141,7 +173,12 @@ impl RawBinding {
                 }
                 let mut alternatives = Vec::new();
                 for (name, pattern) in pairs {
-                    let re = Regex::new(&pattern).map_err(|e| src.err(span.clone(), format!("{at}: expect.{name}: invalid regex: {e}")))?;
+                    let re = Regex::new(&pattern).map_err(|e| {
+                        src.err(
+                            span.clone(),
+                            format!("{at}: expect.{name}: invalid regex: {e}"),
+                        )
+                    })?;
                     for group in re.capture_names().flatten() {
                         if !spec.captures.contains(&group) {
                             return Err(src.err(span.clone(), format!("{at}: capture group {group:?} is not a value action {action} reports (it reports: {})", spec.captures.join(", "))));
@@ -154,17 +191,29 @@ impl RawBinding {
                     alternatives.push((name, re));
                 }
                 has_outcome |= raw.outcome;
-                StepKind::Expect(ExpectSpec { alternatives, timeout_ms: raw.timeout_ms, outcome: raw.outcome })
+                StepKind::Expect(ExpectSpec {
+                    alternatives,
+                    timeout_ms: raw.timeout_ms,
+                    outcome: raw.outcome,
+                })
             } else if let Some(ms) = raw.sleep_ms {
                 StepKind::SleepMs(ms)
             } else {
                 StepKind::DrainMs(raw.drain_ms.unwrap_or_default())
             };
-            script.push(ScriptStep { when: raw.when, kind });
+            script.push(ScriptStep {
+                when: raw.when,
+                kind,
+            });
         }
         if !spec.outcomes.is_empty() && !has_outcome {
             return Err(src.err(span, format!("bindings.{action}: action {action} reports an outcome ({}); mark the deciding expect step with `outcome = true`", spec.outcomes.join(", "))));
         }
-        Ok(Binding { action: action.to_string(), link: self.link, timeout_ms: self.timeout_ms, script })
+        Ok(Binding {
+            action: action.to_string(),
+            link: self.link,
+            timeout_ms: self.timeout_ms,
+            script,
+        })
     }
 }

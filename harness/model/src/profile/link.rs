@@ -35,7 +35,9 @@ impl<'de> Deserialize<'de> for Link {
                 baud: raw.baud,
                 char_delay_us: raw.char_delay_us,
             })),
-            other => Err(serde::de::Error::custom(format!("unknown link kind {other:?} (known: serial)"))),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown link kind {other:?} (known: serial)"
+            ))),
         }
     }
 }
@@ -67,7 +69,10 @@ pub struct UsbMatch {
 impl UsbMatch {
     pub fn ids(&self) -> Result<(u16, u16), String> {
         let parse = |s: &str| {
-            let h = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+            let h = s
+                .strip_prefix("0x")
+                .or_else(|| s.strip_prefix("0X"))
+                .unwrap_or(s);
             u16::from_str_radix(h, 16).map_err(|_| format!("{s:?} is not a 16-bit hex id"))
         };
         Ok((parse(&self.vid)?, parse(&self.pid)?))
@@ -92,14 +97,23 @@ impl SerialLink {
 }
 
 impl Link {
-    pub(crate) fn validate(&self, src: &Source, span: Range<usize>, name: &str) -> Result<(), LoadError> {
+    pub(crate) fn validate(
+        &self,
+        src: &Source,
+        span: Range<usize>,
+        name: &str,
+    ) -> Result<(), LoadError> {
         match self {
             Link::Serial(s) => {
                 if s.path.is_some() == s.usb.is_some() {
-                    return Err(src.err(span, format!("links.{name}: give exactly one of `path` or `usb`")));
+                    return Err(src.err(
+                        span,
+                        format!("links.{name}: give exactly one of `path` or `usb`"),
+                    ));
                 }
                 if let Some(u) = &s.usb {
-                    u.ids().map_err(|e| src.err(span.clone(), format!("links.{name}.usb: {e}")))?;
+                    u.ids()
+                        .map_err(|e| src.err(span.clone(), format!("links.{name}.usb: {e}")))?;
                 }
                 Ok(())
             }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::catalogue::Catalogue;
-use crate::error::{read, LoadError, Source};
+use crate::error::{LoadError, Source, read};
 use crate::ics::Ics;
 use crate::ixit::Ixit;
 use crate::template::Template;
@@ -134,22 +134,48 @@ impl BoardProfile {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<BoardProfile, LoadError> {
-        let raw: RawProfile = toml::from_str(text).map_err(|e| LoadError::from_toml(path, text, e))?;
+        let raw: RawProfile =
+            toml::from_str(text).map_err(|e| LoadError::from_toml(path, text, e))?;
         let src = Source { path, text };
         if *raw.schema.get_ref() != SCHEMA {
-            return Err(src.err(raw.schema.span(), format!("schema {} is not supported (this hilt reads schema {SCHEMA})", raw.schema.get_ref())));
+            return Err(src.err(
+                raw.schema.span(),
+                format!(
+                    "schema {} is not supported (this hilt reads schema {SCHEMA})",
+                    raw.schema.get_ref()
+                ),
+            ));
         }
         if raw.units.get_ref().is_empty() {
-            return Err(src.err(raw.units.span(), "at least one [[unit]] with a serial number is required"));
+            return Err(src.err(
+                raw.units.span(),
+                "at least one [[unit]] with a serial number is required",
+            ));
         }
-        if raw.board.name.is_empty() || !raw.board.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(LoadError::File { path: path.into(), message: format!("board.name {:?} must be non-empty and use only letters, digits, '-' and '_'", raw.board.name) });
+        if raw.board.name.is_empty()
+            || !raw
+                .board
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(LoadError::File {
+                path: path.into(),
+                message: format!(
+                    "board.name {:?} must be non-empty and use only letters, digits, '-' and '_'",
+                    raw.board.name
+                ),
+            });
         }
         raw.ics.validate(&src, Catalogue::embedded())?;
         raw.ixit.validate(&src)?;
         if let Some(launch) = &raw.launch {
-            regex::Regex::new(launch.ready.get_ref())
-                .map_err(|e| src.err(launch.ready.span(), format!("launch.ready: invalid regex: {e}")))?;
+            regex::Regex::new(launch.ready.get_ref()).map_err(|e| {
+                src.err(
+                    launch.ready.span(),
+                    format!("launch.ready: invalid regex: {e}"),
+                )
+            })?;
         }
         let mut links = BTreeMap::new();
         for (name, link) in raw.links {
