@@ -228,37 +228,51 @@ fn endless_flood_times_out_cleanly() {
     assert!(c.buffered_len() <= 8 * 1024);
     assert!(c.discarded_bytes() > 0);
     assert!(c.transcript().recorded_bytes() <= 64 * 1024);
+    // A pty master's writes block, not fail, once the engine end is closed: keep reading
+    // until the flooder has seen the stop flag.
     stop.store(true, Ordering::Relaxed);
-    drop(c); // the flooder's next write fails once the engine end is closed
+    let drained = c.drain(Duration::from_millis(200), Duration::from_secs(10));
+    assert!(matches!(drained, Ok(()) | Err(LinkError::Closed)), "{drained:?}");
     flooder.join().unwrap();
 }
 
 #[test]
 fn peer_close_is_closed_not_a_hang() {
     let (mut master, port) = pty();
-    master.write_all(b"bye\r\n").unwrap();
-    drop(master);
+    // Linux discards a pty's unread input at hang-up, so the device pauses before closing,
+    // as a real one would between its last words and power-off.
+    let dev = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(100));
+        master.write_all(b"bye\r\n").unwrap();
+        thread::sleep(Duration::from_millis(200));
+    });
     let mut c = console(port);
-    // what the device said before hanging up is still delivered
-    let m = c
-        .expect(&[("bye", &re("bye"))], Duration::from_secs(5))
-        .unwrap();
+    let m = c.expect(&[("bye", &re("bye"))], Duration::from_secs(5)).unwrap();
     assert_eq!(m.matched, "bye");
     let started = Instant::now();
     let err = c
         .expect(&[("more", &re("more"))], Duration::from_secs(30))
         .unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(
-        matches!(&err, ExpectError::Closed { tail, .. } if tail == "\\r\\n"),
-        "{err}"
-    );
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(matches!(&err, ExpectError::Closed { tail, .. } if tail == "\\r\\n"), "{err}");
     assert!(err.to_string().contains("more /more/"), "{err}");
     assert!(matches!(c.send(b"anyone?\r"), Err(LinkError::Closed)));
+    dev.join().unwrap();
+}
+
+#[test]
+fn closed_before_anything_arrives() {
+    let (master, port) = pty();
+    drop(master);
+    let mut c = console(port);
+    let started = Instant::now();
+    let err = c.expect(&[("x", &re("x"))], Duration::from_secs(30)).unwrap_err();
+    assert!(matches!(err, ExpectError::Closed { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(matches!(
+        c.drain(Duration::from_millis(50), Duration::from_secs(1)),
+        Err(LinkError::Closed)
+    ));
 }
 
 #[test]

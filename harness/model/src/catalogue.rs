@@ -26,7 +26,7 @@ pub struct Catalogue {
     pub ico: Vec<IcoItem>,
 }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sources {
     pub en303645: String,

@@ -95,7 +95,9 @@ impl Ics {
         for c in conditions {
             match self.condition(*c) {
                 None => {
-                    return Decision::Undecided(format!("the ICS does not declare condition ({c})"));
+                    return Decision::Undecided(format!(
+                        "the ICS does not declare condition ({c})"
+                    ));
                 }
                 Some(false) => {
                     return Decision::NotApplicable(format!(

@@ -14,7 +14,9 @@ use crate::vocabulary;
 pub const SCHEMA: u32 = 1;
 
 /// TS 103 701 test-case kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum CaseKind {
     Conceptual,
@@ -38,7 +40,7 @@ pub struct Scenario {
     pub checks: Vec<Check>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Provisions {
     /// EN 303 645 V3.1.3 provision ids.

@@ -5,7 +5,24 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[schemars(
+    description = "PASS/FAIL judge the device; INCONCLUSIVE: evidence could not be obtained; NOT_APPLICABLE: \
+                   excluded by the ICS, with a rationale; NOT_TESTED/ERROR: the harness's or bench's trouble, \
+                   never the device's FAIL."
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Verdict {
     Pass,

@@ -6,5 +6,6 @@ pub mod digest;
 pub mod keys;
 pub mod model;
 pub mod rollup;
+pub mod schema;
 pub mod sign;
 pub mod verify;

@@ -2,15 +2,17 @@
 //! JUnit renderings are all made from. Secrets never enter it: attempts record masked arguments.
 
 use hilt_model::Verdict;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub const SCHEMA: &str = "https://hilt.dev/schemas/report/v1";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Report {
     #[serde(rename = "$schema")]
+    #[schemars(extend("const" = SCHEMA))]
     pub schema: String,
     pub suite: Suite,
     pub run: Run,
@@ -23,7 +25,7 @@ pub struct Report {
     pub summary: Summary,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Suite {
     pub name: String,
@@ -33,7 +35,7 @@ pub struct Suite {
     pub catalogue: hilt_model::catalogue::Sources,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Run {
     pub id: String,
@@ -47,7 +49,7 @@ pub struct Run {
     pub development_key: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Board {
     pub name: String,
@@ -58,14 +60,14 @@ pub struct Board {
     pub defects: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileDigest {
     pub path: String,
     pub sha256: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaseResult {
     pub id: String,
@@ -83,7 +85,7 @@ pub struct CaseResult {
     pub evidence: Vec<Evidence>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepRecord {
     pub id: String,
@@ -91,7 +93,7 @@ pub struct StepRecord {
 }
 
 /// One execution of an action. Arguments that carried a secret are shown as `‹secret›`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Attempt {
     pub iteration: usize,
@@ -108,7 +110,7 @@ pub struct Attempt {
     pub conforms: Option<bool>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckRecord {
     pub kind: String,
@@ -116,7 +118,7 @@ pub struct CheckRecord {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Evidence {
     /// Relative to the report directory, e.g. `evidence/bf.console.lockout/console.log`.
@@ -126,7 +128,9 @@ pub struct Evidence {
     pub description: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+// Schema name distinct from the provisions a case cites (hilt_model::scenario::Provisions).
+#[schemars(rename = "ProvisionRollup")]
 #[serde(deny_unknown_fields)]
 pub struct Provisions {
     pub en303645: Vec<EnRollup>,
@@ -134,7 +138,7 @@ pub struct Provisions {
     pub ico: Vec<IcoRollup>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnRollup {
     pub id: String,
@@ -152,7 +156,7 @@ pub struct EnRollup {
     pub in_scope: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PstiRollup {
     pub id: String,
@@ -166,7 +170,7 @@ pub struct PstiRollup {
     pub in_scope: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IcoRollup {
     pub id: String,
@@ -177,22 +181,33 @@ pub struct IcoRollup {
     pub in_scope: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Summary {
     pub cases: BTreeMap<Verdict, usize>,
     pub gate: Gate,
     /// Mandatory in-scope EN provisions that failed or could not be decided.
+    #[schemars(description = "Mandatory in-scope EN provisions whose verdict is FAIL.")]
     pub mandatory_failed: Vec<String>,
+    #[schemars(
+        description = "Mandatory in-scope EN provisions whose verdict is INCONCLUSIVE, NOT_TESTED or ERROR."
+    )]
     pub mandatory_undecided: Vec<String>,
 }
 
 /// The CI gate, with the process exit code it maps to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Gate {
+    #[schemars(
+        description = "No mandatory in-scope EN provision failed or is undecided, and no case is undecided: exit code 0."
+    )]
     Conformant,
+    #[schemars(description = "A mandatory in-scope EN provision failed: exit code 1.")]
     NonConformant,
+    #[schemars(
+        description = "None failed, but a mandatory in-scope provision or any case is INCONCLUSIVE, NOT_TESTED or ERROR: exit code 3."
+    )]
     Undecided,
 }
 

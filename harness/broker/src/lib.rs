@@ -1,0 +1,1 @@
+//! placeholder: the MQTT broker (in progress)

@@ -1,0 +1,1 @@
+//! placeholder: the HTTPS services (in progress)
