@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::auth::RateLimitPolicy;
+use crate::cloud::CloudSettings;
 use crate::defects::{DefectSet, listing};
 use crate::provision::valid_serial;
 use crate::run::{RunOptions, run};
@@ -28,7 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Boot the board (factory-provisioning it on first boot) and serve its console.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the defects the board can be launched with (NAME<TAB>description).
     Defects,
 }
@@ -60,6 +61,8 @@ struct RunArgs {
     /// Stop when stdin closes (so a dying parent takes the board with it).
     #[arg(long)]
     exit_on_stdin_eof: bool,
+    #[command(flatten)]
+    cloud: CloudSettings,
 }
 
 impl RunArgs {
@@ -73,6 +76,7 @@ impl RunArgs {
                 sn.escape_default()
             ));
         }
+        let cloud = self.cloud.resolve(&defects).map_err(|e| e.to_string())?;
         Ok(RunOptions {
             state_dir: self.state,
             serial: self.serial,
@@ -84,6 +88,7 @@ impl RunArgs {
             },
             ready_file: self.ready_file,
             exit_on_stdin_eof: self.exit_on_stdin_eof,
+            cloud,
         })
     }
 }
@@ -105,7 +110,7 @@ pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
             print!("{}", listing());
             ExitCode::SUCCESS
         }
-        Command::Run(args) => match args.into_options() {
+        Command::Run(args) => match (*args).into_options() {
             Err(msg) => {
                 eprintln!("hilt-vboard: {msg}");
                 ExitCode::from(USAGE)
@@ -145,7 +150,7 @@ mod tests {
             .map_err(|e| e.to_string())?
             .command
         {
-            Command::Run(r) => r.into_options(),
+            Command::Run(r) => (*r).into_options(),
             Command::Defects => Err("defects".into()),
         }
     }
@@ -194,5 +199,30 @@ mod tests {
         assert!(parse(&["run", "--state", "d", "--max-failures", "0"]).is_err());
         assert!(parse(&["run", "--state", "d", "--serial", "a b"]).is_err());
         assert!(parse(&["run"]).is_err());
+    }
+
+    #[test]
+    fn cloud_options() {
+        assert!(parse(&["run", "--state", "d"]).unwrap().cloud.is_none());
+        let err = parse(&["run", "--state", "d", "--defect", "plaintext-mqtt"]).unwrap_err();
+        assert!(err.contains("--mqtt-plain-url"), "{err}");
+        let o = parse(&[
+            "run",
+            "--state",
+            "d",
+            "--mqtt-url",
+            "mqtt://127.0.0.1:1883",
+            "--telemetry-ms",
+            "250",
+        ])
+        .unwrap();
+        let cloud = o.cloud.expect("a cloud");
+        assert_eq!(cloud.telemetry, std::time::Duration::from_millis(250));
+        assert!(!cloud.url.tls && cloud.credentials.is_none());
+        let err = parse(&["run", "--state", "d", "--mqtt-url", "mqtts://h:1"]).unwrap_err();
+        assert!(err.contains("--ca-cert"), "{err}");
+        // The password has no command-line option: only a file.
+        assert!(parse(&["run", "--state", "d", "--mqtt-password", "x"]).is_err());
+        assert!(parse(&["run", "--state", "d", "--telemetry-ms", "5"]).is_err());
     }
 }

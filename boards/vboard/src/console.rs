@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 
 use crate::auth::{Gate, RateLimitPolicy, remaining_secs};
 use crate::clock::Clock;
+use crate::cloud::CloudView;
 use crate::flash::FlashState;
 use crate::line::{Edit, LineEditor};
 use crate::{ADMIN_USER, FW_VERSION, MODEL};
@@ -63,6 +64,7 @@ pub struct Console<C: Clock> {
     pub(crate) mode: Mode,
     pub(crate) out: Vec<u8>,
     pub(crate) dirty: bool,
+    pub(crate) cloud: CloudView,
     line: LineEditor,
     deferred: Option<Deferred>,
     queued: VecDeque<u8>,
@@ -77,10 +79,16 @@ impl<C: Clock> Console<C> {
             mode: Mode::Login,
             out: Vec::new(),
             dirty: false,
+            cloud: CloudView::off(),
             line: LineEditor::default(),
             deferred: None,
             queued: VecDeque::new(),
         }
+    }
+
+    /// Lets the `cloud` and `notices` commands show the cloud link (off until attached).
+    pub fn attach_cloud(&mut self, view: CloudView) {
+        self.cloud = view;
     }
 
     /// Prints the boot banner and the first login prompt.

@@ -242,7 +242,9 @@ fn shell_commands() {
     );
     assert_eq!(send(&mut c, "whoami\r"), "whoami\r\nadmin\r\nvrb$ ");
     let help = send(&mut c, "help\r");
-    for cmd in ["help", "info", "whoami", "passwd", "exit", "logout"] {
+    for cmd in [
+        "help", "info", "whoami", "passwd", "cloud", "notices", "exit", "logout",
+    ] {
         assert!(help.contains(cmd), "{help}");
     }
     assert_eq!(send(&mut c, "\r"), "\r\nvrb$ ");
@@ -319,5 +321,34 @@ fn ctrl_c_cancels_a_login_or_passwd_dialogue() {
     assert_eq!(
         send(&mut c, "passwd\r\x03"),
         "passwd\r\nCurrent password: ^C\r\nvrb$ "
+    );
+}
+
+#[test]
+fn cloud_and_notices_commands_show_the_link() {
+    let (mut c, _) = board();
+    login(&mut c);
+    assert_eq!(
+        send(&mut c, "cloud\r"),
+        "cloud\r\ncloud=off url=- last_error=-\r\nvrb$ "
+    );
+    assert_eq!(send(&mut c, "notices\r"), "notices\r\nno notices\r\nvrb$ ");
+
+    let view = crate::cloud::CloudView::new("mqtts://127.0.0.1:8883");
+    c.attach_cloud(view.clone());
+    view.set_disconnected("TLS: invalid peer certificate: UnknownIssuer");
+    assert_eq!(
+        send(&mut c, "cloud\r"),
+        "cloud\r\ncloud=disconnected url=mqtts://127.0.0.1:8883 \
+         last_error=TLS: invalid peer certificate: UnknownIssuer\r\nvrb$ "
+    );
+    view.set_connected();
+    view.push_notice(b"firmware 1.0.1 available");
+    view.push_notice(b"\x1b]0;evil\x07maintenance");
+    assert!(send(&mut c, "cloud\r").contains("cloud=connected url=mqtts://127.0.0.1:8883 "));
+    assert_eq!(
+        send(&mut c, "notices\r"),
+        "notices\r\nnotice 1: firmware 1.0.1 available\r\n\
+         notice 2:  ]0;evil maintenance\r\nvrb$ "
     );
 }

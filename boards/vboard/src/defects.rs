@@ -46,6 +46,12 @@ defects! {
         "factory provisioning gives every unit the same password 'admin'";
     NoLoginRateLimit => "no-login-rate-limit",
         "no lockout and no delay after failed login attempts";
+    AcceptsUntrustedCert => "accepts-untrusted-cert",
+        "the TLS client accepts any server certificate (man-in-the-middle)";
+    PlaintextMqtt => "plaintext-mqtt",
+        "connects to the cloud's plaintext MQTT listener (--mqtt-plain-url): credentials and personal data in the clear";
+    UndeclaredFlow => "undeclared-flow",
+        "also publishes nearby Wi-Fi networks (location-revealing) to an undeclared topic";
 }
 
 /// Why a list of defect names was refused.

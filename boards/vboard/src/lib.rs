@@ -1,12 +1,14 @@
 //! hilt-vboard: the VRB-1 virtual reference board.
 //!
 //! A simulated consumer IoT device that runs as its own process and is reached
-//! only through its links: a raw pseudo-terminal console and a flash image
-//! file. Conformant by default; named [`defects`] each add one non-conformance.
+//! only through its links: a raw pseudo-terminal console, a flash image file
+//! and, when given a broker, an MQTT link to the mock [`cloud`]. Conformant by
+//! default; named [`defects`] each add one non-conformance.
 
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod cloud;
 pub mod console;
 pub mod defects;
 pub mod flash;
@@ -16,6 +18,7 @@ pub mod pty;
 pub mod run;
 pub mod serve;
 mod shell;
+pub mod telemetry;
 
 #[cfg(test)]
 mod console_tests;

@@ -3,9 +3,11 @@
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::auth::RateLimitPolicy;
 use crate::clock::SystemClock;
+use crate::cloud::{CloudError, CloudHandle, CloudOptions};
 use crate::console::Console;
 use crate::defects::{Defect, DefectSet};
 use crate::flash::{Flash, FlashError, FlashState, write_atomic};
@@ -15,6 +17,8 @@ use crate::serve::{Loop, ServeError, Stop, signal_fd};
 
 pub const FLASH_FILE: &str = "flash.img";
 pub const LABEL_FILE: &str = "label.txt";
+/// How long a stopping board waits for its MQTT goodbye.
+const CLOUD_STOP_WAIT: Duration = Duration::from_secs(1);
 
 /// Everything `run` needs, already validated.
 #[derive(Debug, Clone)]
@@ -26,6 +30,8 @@ pub struct RunOptions {
     pub policy: RateLimitPolicy,
     pub ready_file: Option<PathBuf>,
     pub exit_on_stdin_eof: bool,
+    /// The cloud link; `None` runs the board without one.
+    pub cloud: Option<CloudOptions>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +49,8 @@ pub enum RunError {
     Pty(#[from] PtyError),
     #[error(transparent)]
     Serve(#[from] ServeError),
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
     #[error("cannot write ready file {path}: {source}")]
     ReadyFile {
         path: PathBuf,
@@ -83,10 +91,18 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
     // Signals are blocked before anyone learns the pty path, so an early
     // SIGTERM is queued for the loop instead of killing the process mid-write.
     let signals = signal_fd()?;
+    // Started after the signals are blocked, so its thread inherits the mask.
+    let cloud: Option<CloudHandle> = match &opts.cloud {
+        Some(c) => Some(crate::cloud::start(c.clone(), &state.serial)?),
+        None => None,
+    };
     let pty = open_raw()?;
     announce(&pty.slave_path, opts.ready_file.as_deref())?;
 
     let mut console = Console::new(state, policy, SystemClock);
+    if let Some(handle) = &cloud {
+        console.attach_cloud(handle.view());
+    }
     console.boot();
     let stop = Loop {
         console: &mut console,
@@ -96,6 +112,9 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
         watch_stdin: opts.exit_on_stdin_eof,
     }
     .run()?;
+    if let Some(handle) = cloud {
+        handle.shutdown(CLOUD_STOP_WAIT);
+    }
     tracing::info!(?stop, "board stopped");
     Ok(stop)
 }

@@ -15,6 +15,8 @@ const HELP: &str = "commands:\r\n\
     \x20 info     show model, serial number and versions\r\n\
     \x20 whoami   show the logged-in user\r\n\
     \x20 passwd   change the password\r\n\
+    \x20 cloud    show the cloud connection\r\n\
+    \x20 notices  show notices received from the cloud\r\n\
     \x20 exit     log out (also: logout)\r\n";
 
 impl<C: Clock> Console<C> {
@@ -32,6 +34,19 @@ impl<C: Clock> Console<C> {
                 self.emit(&info);
             }
             "whoami" => self.emit(&format!("{ADMIN_USER}\r\n")),
+            "cloud" => {
+                let line = self.cloud.status_line();
+                self.emit(&format!("{line}\r\n"));
+            }
+            "notices" => {
+                let notices = self.cloud.notices();
+                if notices.is_empty() {
+                    self.emit("no notices\r\n");
+                }
+                for (i, text) in notices.iter().enumerate() {
+                    self.emit(&format!("notice {}: {text}\r\n", i + 1));
+                }
+            }
             "passwd" => {
                 self.set_mode(Mode::PasswdCurrent);
                 return;

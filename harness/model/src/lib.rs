@@ -6,6 +6,7 @@
 
 pub mod catalogue;
 pub mod error;
+pub mod flows;
 pub mod ics;
 pub mod ixit;
 pub mod profile;

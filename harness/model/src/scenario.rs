@@ -40,6 +40,14 @@ pub struct Scenario {
     pub checks: Vec<Check>,
 }
 
+impl Scenario {
+    /// Whether the scenario needs the mock cloud (a fault, a flow wait or a flow-log check).
+    pub fn needs_cloud(&self) -> bool {
+        self.checks.iter().any(Check::needs_cloud)
+            || self.steps.iter().any(|s| matches!(s.what, StepWhat::CloudFault { .. } | StepWhat::WaitFlow(_)))
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Provisions {
@@ -93,6 +101,27 @@ pub enum StepWhat {
         with: BTreeMap<String, Template>,
     },
     Sleep(Number),
+    /// Inject a fault into the mock cloud for `for_ms`, then clear it.
+    CloudFault { fault: CloudFault, for_ms: Number },
+    /// Wait until the device makes a flow of this kind in the mock cloud's log.
+    WaitFlow(WaitFlow),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CloudFault {
+    /// Present a certificate from a CA the device must not trust (a man-in-the-middle).
+    UntrustedCert,
+    /// Refuse every connection.
+    Outage,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitFlow {
+    /// Flow kind: `connect`, `publish`, `request`, `tls-failed`, …
+    pub kind: String,
+    pub timeout_ms: Number,
 }
 
 /// Repeat an attempt whose outcome means "not evaluated yet" (e.g. the device is locked out).
@@ -119,6 +148,29 @@ pub enum Check {
         after: Number,
         min_delay_ms: Number,
     },
+    /// Every flow the device made in the mock cloud during the case used TLS.
+    TlsOnly,
+    /// While the cloud presented an untrusted certificate, the device refused it: no session was set
+    /// up over it, and the device did try (a TLS failure was seen).
+    RefusesUntrustedCert,
+    /// Every flow the device made matches a data flow declared in the IXIT.
+    FlowsDeclared,
+}
+
+impl Check {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Check::Throttled { .. } => "throttled",
+            Check::TlsOnly => "tls-only",
+            Check::RefusesUntrustedCert => "refuses-untrusted-cert",
+            Check::FlowsDeclared => "flows-declared",
+        }
+    }
+
+    /// Whether the check reads the mock cloud's flow log.
+    pub fn needs_cloud(&self) -> bool {
+        !matches!(self, Check::Throttled { .. })
+    }
 }
 
 #[derive(Deserialize)]
@@ -147,6 +199,9 @@ struct RawStep {
     #[serde(default)]
     with: BTreeMap<String, Template>,
     sleep_ms: Option<Number>,
+    cloud: Option<CloudFault>,
+    for_ms: Option<Number>,
+    wait_flow: Option<WaitFlow>,
     for_each: Option<String>,
     repeat: Option<Number>,
     #[serde(default)]
@@ -167,15 +222,7 @@ impl Scenario {
         let raw: RawScenario =
             toml::from_str(text).map_err(|e| LoadError::from_toml(path, text, e))?;
         let src = Source { path, text };
-        if *raw.schema.get_ref() != SCHEMA {
-            return Err(src.err(
-                raw.schema.span(),
-                format!(
-                    "schema {} is not supported (this hilt reads schema {SCHEMA})",
-                    raw.schema.get_ref()
-                ),
-            ));
-        }
+        src.check_schema(&raw.schema, SCHEMA)?;
         let id = raw.id.get_ref();
         if id.is_empty()
             || !id
@@ -220,14 +267,15 @@ impl Scenario {
         let mut checks = Vec::new();
         for c in raw.checks {
             let span = c.span();
-            let Check::Throttled { step, .. } = c.get_ref();
-            let target = steps.iter().find(|s| &s.id == step);
-            let is_login = matches!(target.map(|s| &s.what), Some(StepWhat::Action { name, .. }) if name == "login");
-            if !is_login {
-                return Err(src.err(
-                    span,
-                    format!("check throttled: step {step:?} must be a login step of this scenario"),
-                ));
+            if let Check::Throttled { step, .. } = c.get_ref() {
+                let target = steps.iter().find(|s| &s.id == step);
+                let is_login = matches!(target.map(|s| &s.what), Some(StepWhat::Action { name, .. }) if name == "login");
+                if !is_login {
+                    return Err(src.err(
+                        span,
+                        format!("check throttled: step {step:?} must be a login step of this scenario"),
+                    ));
+                }
             }
             checks.push(c.into_inner());
         }
@@ -315,7 +363,19 @@ impl RawStep {
         fixtures: &Path,
     ) -> Result<Step, LoadError> {
         let at = format!("step {:?}", self.id);
+        let given = [self.action.is_some(), self.sleep_ms.is_some(), self.cloud.is_some(), self.wait_flow.is_some()];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(src.err(span, format!("{at}: give exactly one of `action`, `sleep_ms`, `cloud` or `wait_flow`")));
+        }
+        if self.cloud.is_some() != self.for_ms.is_some() {
+            return Err(src.err(span, format!("{at}: a `cloud` fault step needs `for_ms`, and only it takes one")));
+        }
         let what = match (self.action, self.sleep_ms) {
+            (None, None) => match (self.cloud, self.for_ms, self.wait_flow) {
+                (Some(fault), Some(for_ms), None) => StepWhat::CloudFault { fault, for_ms },
+                (None, None, Some(w)) => StepWhat::WaitFlow(w),
+                _ => unreachable!("checked above"),
+            },
             (Some(name), None) => {
                 let Some(spec) = vocabulary::action(&name) else {
                     return Err(src.err(
@@ -382,12 +442,18 @@ impl RawStep {
             }
         };
         let has_rows = for_each.is_some();
-        let templates: Vec<&Template> = match &what {
-            StepWhat::Action { with, .. } => with.values().collect(),
-            StepWhat::Sleep(Number::Ref(t)) => vec![t],
-            StepWhat::Sleep(Number::Literal(_)) => vec![],
+        let number_ref = |n: &'_ Number| -> Option<Template> {
+            match n {
+                Number::Ref(t) => Some(t.clone()),
+                Number::Literal(_) => None,
+            }
         };
-        for t in templates {
+        let templates: Vec<Template> = match &what {
+            StepWhat::Action { with, .. } => with.values().cloned().collect(),
+            StepWhat::Sleep(n) | StepWhat::CloudFault { for_ms: n, .. } => number_ref(n).into_iter().collect(),
+            StepWhat::WaitFlow(w) => number_ref(&w.timeout_ms).into_iter().collect(),
+        };
+        for t in &templates {
             if let Some(v) = t.vars().find(|v| !known_var(v, has_rows)) {
                 return Err(src.err(span, format!("{at}: unknown variable {{{v}}} (known: row.COLUMN with for_each, unit.serial, iteration, cred.SURFACE.username|password, ixit:SHEET/ENTRY/FIELD[/KEY], random:N)")));
             }

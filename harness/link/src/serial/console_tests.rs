@@ -264,3 +264,16 @@ fn invalid_utf8_is_matched_lossily_and_consumed_exactly() {
     assert_eq!(m.captures["sym"], "€");
     assert_eq!(c.buffered_len(), 0);
 }
+
+#[test]
+fn zero_timeout_takes_what_already_arrived() {
+    let mut c = console(FakePort::with(&[b"ready"]));
+    let m = c
+        .expect(&[("ready", &re("ready"))], Duration::ZERO)
+        .unwrap();
+    assert_eq!(m.name, "ready");
+    assert!(matches!(
+        c.expect(&[("ready", &re("ready"))], Duration::ZERO),
+        Err(ExpectError::Timeout { .. })
+    ));
+}

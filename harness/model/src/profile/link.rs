@@ -23,7 +23,13 @@ struct RawLink {
 #[derive(Debug, Clone)]
 pub enum Link {
     Serial(SerialLink),
+    /// The device talks to hilt's mock cloud (MQTT and HTTPS): `hilt run` starts one for the board.
+    Cloud(CloudLink),
 }
+
+/// A mock-cloud link. Its endpoints and the unit's credentials become `{cloud.*}` variables.
+#[derive(Debug, Clone, Default)]
+pub struct CloudLink {}
 
 impl<'de> Deserialize<'de> for Link {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -117,6 +123,7 @@ impl Link {
                 }
                 Ok(())
             }
+            Link::Cloud(_) => Ok(()),
         }
     }
 }

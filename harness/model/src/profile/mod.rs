@@ -5,7 +5,7 @@ mod binding;
 mod link;
 
 pub use binding::{Binding, ExpectSpec, Script, ScriptStep, StepKind};
-pub use link::{Link, SerialLink, SerialTarget, UsbMatch};
+pub use link::{CloudLink, Link, SerialLink, SerialTarget, UsbMatch};
 
 use serde::Deserialize;
 use serde_spanned::Spanned;
@@ -32,6 +32,8 @@ pub struct BoardProfile {
     pub launch: Option<Launch>,
     pub ics: Ics,
     pub ixit: Ixit,
+    /// Data flows declared in the IXIT, against which the mock cloud's flow log is classified.
+    pub flows: Vec<crate::flows::DeclaredFlow>,
     pub bindings: BTreeMap<String, Binding>,
 }
 
@@ -137,15 +139,7 @@ impl BoardProfile {
         let raw: RawProfile =
             toml::from_str(text).map_err(|e| LoadError::from_toml(path, text, e))?;
         let src = Source { path, text };
-        if *raw.schema.get_ref() != SCHEMA {
-            return Err(src.err(
-                raw.schema.span(),
-                format!(
-                    "schema {} is not supported (this hilt reads schema {SCHEMA})",
-                    raw.schema.get_ref()
-                ),
-            ));
-        }
+        src.check_schema(&raw.schema, SCHEMA)?;
         if raw.units.get_ref().is_empty() {
             return Err(src.err(
                 raw.units.span(),
@@ -169,6 +163,7 @@ impl BoardProfile {
         }
         raw.ics.validate(&src, Catalogue::embedded())?;
         raw.ixit.validate(&src)?;
+        let flows = crate::flows::declared_flows(&raw.ixit, &src)?;
         if let Some(launch) = &raw.launch {
             regex::Regex::new(launch.ready.get_ref()).map_err(|e| {
                 src.err(
@@ -198,12 +193,21 @@ impl BoardProfile {
             launch: raw.launch,
             ics: raw.ics,
             ixit: raw.ixit,
+            flows,
             bindings,
         })
     }
 
     pub fn name(&self) -> &str {
         &self.board.name
+    }
+
+    /// The mock-cloud link, if the board talks to the cloud.
+    pub fn cloud_link(&self) -> Option<(&str, &link::CloudLink)> {
+        self.links.iter().find_map(|(n, l)| match l {
+            Link::Cloud(c) => Some((n.as_str(), c)),
+            _ => None,
+        })
     }
 
     pub fn dir(&self) -> &Path {

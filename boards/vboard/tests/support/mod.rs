@@ -1,0 +1,111 @@
+//! Launching the board binary and talking to its console, for the integration tests.
+
+#![allow(dead_code)]
+
+pub mod peer;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running board; killed when dropped.
+pub struct Board {
+    pub child: Child,
+    pub pty: String,
+    pub stderr: PathBuf,
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Board {
+    /// What the board logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+/// Starts `hilt-vboard run --state <dir>/unit <extra>`, logging at `log_level` into `<dir>/stderr`.
+pub fn spawn(dir: &Path, extra: &[&str], log_level: &str) -> Board {
+    let stderr = dir.join("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hilt-vboard"))
+        .arg("run")
+        .arg("--state")
+        .arg(dir.join("unit"))
+        .args(["--failure-delay-ms", "50"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .env("HILT_VBOARD_LOG", log_level)
+        .spawn()
+        .expect("spawn board");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pty = line
+        .strip_prefix("PTY ")
+        .unwrap_or_else(|| panic!("no PTY line, got {line:?}"))
+        .trim_end()
+        .to_string();
+    Board { child, pty, stderr }
+}
+
+/// Opens the console and logs in as admin with the password from the label.
+pub fn login(board: &Board, dir: &Path) -> serialport::TTYPort {
+    let label = std::fs::read_to_string(dir.join("unit/label.txt")).unwrap();
+    let password = label
+        .lines()
+        .find_map(|l| l.strip_prefix("password="))
+        .expect("password on label")
+        .to_string();
+    let mut port = serialport::new(&board.pty, 115_200)
+        .timeout(Duration::from_millis(100))
+        .open_native()
+        .expect("open pty slave");
+    expect(&mut port, "login: ");
+    send(&mut port, &format!("admin\r{password}\r"));
+    expect(&mut port, "vrb$ ");
+    port
+}
+
+pub fn send(port: &mut serialport::TTYPort, text: &str) {
+    port.write_all(text.as_bytes()).unwrap();
+    port.flush().unwrap();
+}
+
+/// Reads until `needle` appears; returns everything read.
+pub fn expect(port: &mut serialport::TTYPort, needle: &str) -> String {
+    let deadline = Instant::now() + TIMEOUT;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    while Instant::now() < deadline {
+        match port.read(&mut buf) {
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("read: {e}"),
+        }
+        let text = String::from_utf8_lossy(&seen);
+        if text.contains(needle) {
+            return text.into_owned();
+        }
+    }
+    panic!(
+        "timed out waiting for {needle:?}; got {:?}",
+        String::from_utf8_lossy(&seen)
+    );
+}
+
+/// Runs a shell command and returns its output (up to the next prompt).
+pub fn command(port: &mut serialport::TTYPort, cmd: &str) -> String {
+    send(port, &format!("{cmd}\r"));
+    expect(port, "vrb$ ")
+}

@@ -1,0 +1,116 @@
+//! Pieces every route uses: the per-connection facts, the shared context, JSON errors and bearer auth.
+
+use crate::state::{CloudState, StateError};
+use axum::Json;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hilt_cloud::{Faults, FlowLog};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use std::net::SocketAddr;
+
+/// What the server knows about the connection a request came on.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnInfo {
+    pub tls: bool,
+    /// `trusted` or `untrusted` on TLS connections.
+    pub server_cert: Option<&'static str>,
+    pub peer: SocketAddr,
+    /// The client certificate's CN, if the peer presented one.
+    pub cert_identity: Option<String>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub state: CloudState,
+    pub log: FlowLog,
+    pub faults: Faults,
+}
+
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    Unauthorized,
+    Forbidden,
+    NotFound(String),
+    BadRequest(String),
+    Gone(String),
+    Internal(String),
+}
+
+impl From<StateError> for ApiError {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::UnknownUser(_) | StateError::UnknownRecipient(_) => {
+                ApiError::NotFound(e.to_string())
+            }
+            StateError::Erased(_) => ApiError::Gone(e.to_string()),
+            StateError::Random(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, msg) = match self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "missing, invalid or revoked bearer token".to_string(),
+            ),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "not your resource".to_string()),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Gone(m) => (StatusCode::GONE, m),
+            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
+        };
+        let mut resp = (status, Json(json!({ "error": msg }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+/// Parse a JSON body without insisting on a content type: devices are sloppy about headers.
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))
+}
+
+pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// The authenticated companion-app user (from the bearer token).
+pub(crate) struct User(pub String);
+
+impl User {
+    /// Users may only touch their own resources.
+    pub fn owns(&self, id: &str) -> Result<(), ApiError> {
+        if self.0 == id {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+}
+
+impl FromRequestParts<Ctx> for User {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Ctx) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        ctx.state
+            .authenticate(token)
+            .map(User)
+            .ok_or(ApiError::Unauthorized)
+    }
+}

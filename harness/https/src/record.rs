@@ -1,0 +1,97 @@
+//! The layer every request passes through: enforce the body limit, record the exchange in the flow log
+//! (with the request body as its payload) and apply the response-delay fault.
+
+use crate::MAX_BODY;
+use crate::api::{ConnInfo, Ctx, bearer};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use hilt_cloud::Protocol;
+use hilt_cloud::flowlog::NewFlow;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+/// Set by a handler on its response when the request itself established who the caller is (account
+/// creation), so the flow is attributed even though no token came with it.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity(pub String);
+
+pub(crate) async fn record(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    let conn = req.extensions().get::<ConnInfo>().cloned();
+    let method = req.method().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+    let (parts, body) = req.into_parts();
+    // Resolved before the handler runs, so an erasure request is still attributed to the erased user.
+    let token_user = bearer(&parts).and_then(|t| ctx.state.authenticate(t));
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let (resp, payload, detail) = if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        (
+            too_large(),
+            Bytes::new(),
+            Some("body over limit".to_string()),
+        )
+    } else {
+        match Limited::new(body, MAX_BODY).collect().await {
+            Ok(c) => {
+                let bytes = c.to_bytes();
+                let resp = next
+                    .run(Request::from_parts(parts, Body::from(bytes.clone())))
+                    .await;
+                (resp, bytes, None)
+            }
+            Err(e) if e.is::<LengthLimitError>() => (
+                too_large(),
+                Bytes::new(),
+                Some("body over limit".to_string()),
+            ),
+            Err(e) => (
+                StatusCode::BAD_REQUEST.into_response(),
+                Bytes::new(),
+                Some(format!("body unreadable: {e}")),
+            ),
+        }
+    };
+    let status = resp.status().as_u16();
+    let identity = token_user
+        .or_else(|| resp.extensions().get::<Identity>().map(|i| i.0.clone()))
+        .or_else(|| conn.as_ref().and_then(|c| c.cert_identity.clone()));
+    tracing::debug!(%method, %path, status, identity = identity.as_deref().unwrap_or("-"), "https request");
+    let flow = NewFlow {
+        protocol: Protocol::Http,
+        kind: "request".into(),
+        identity,
+        tls: conn.as_ref().is_some_and(|c| c.tls),
+        server_cert: conn
+            .as_ref()
+            .and_then(|c| c.server_cert)
+            .map(str::to_string),
+        path: Some(path),
+        method: Some(method),
+        status: Some(status),
+        peer: conn.as_ref().map(|c| c.peer.to_string()),
+        detail,
+        ..Default::default()
+    };
+    ctx.log.record(flow, &payload);
+    let delay = ctx.faults.current().delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    resp
+}
+
+fn too_large() -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        axum::Json(serde_json::json!({ "error": format!("body over {MAX_BODY} bytes") })),
+    )
+        .into_response()
+}

@@ -1,0 +1,84 @@
+//! The records the harness reads back from [`super::CloudState`].
+
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    #[error("no such user: {0}")]
+    UnknownUser(String),
+    #[error("user {0} has been erased")]
+    Erased(String),
+    #[error("no such third-party recipient: {0}")]
+    UnknownRecipient(String),
+    #[error("no randomness for a token: {0}")]
+    Random(String),
+}
+
+/// A companion-app account, as the harness sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    /// When the account was erased (RFC 3339), if it was.
+    pub erased: Option<String>,
+    /// Devices (serial numbers) the user is linked to.
+    pub devices: Vec<String>,
+}
+
+/// One consent decision; a purpose's history is the list of these, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsentEvent {
+    pub granted: bool,
+    pub time: String,
+}
+
+/// A privacy notice delivered to a user's inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    pub id: u64,
+    pub device: String,
+    pub text: String,
+    pub time: String,
+}
+
+/// What a third-party recipient was sent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Received {
+    /// The user the data is about (the JSON body's `user` field), if it named one.
+    pub user: Option<String>,
+    pub body: Value,
+    pub payload_sha256: String,
+    pub time: String,
+}
+
+/// A published firmware release.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Release {
+    pub model: String,
+    pub version: String,
+    /// The image's file name under `/update/{model}/images/`.
+    pub file: String,
+    pub sha256: String,
+    pub size: u64,
+    /// Fields merged over the generated manifest (a `null` removes a field).
+    pub manifest_override: Option<Value>,
+}
+
+/// A new account's id and bearer token. The token is a secret: `Debug` does not show it.
+#[derive(Clone)]
+pub struct NewAccount {
+    pub id: String,
+    pub token: String,
+}
+
+impl fmt::Debug for NewAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewAccount")
+            .field("id", &self.id)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}

@@ -1,0 +1,123 @@
+//! Declared data flows: what the manufacturer says the device sends, to whom and why, taken from the
+//! IXIT (sheets 21-PersData and 24-TelData, field "Processing Activities"). Observed flows in the mock
+//! cloud's log are classified against them; an observed flow that matches none is undeclared processing.
+
+use crate::error::{LoadError, Source};
+use crate::ixit::Ixit;
+
+pub const FLOW_SHEETS: [&str; 2] = ["21-PersData", "24-TelData"];
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeclaredFlow {
+    /// `SHEET/ENTRY`.
+    pub name: String,
+    /// `mqtt` or `http`.
+    pub protocol: String,
+    /// An MQTT topic filter (`+`, `#`) or an HTTP path prefix.
+    pub pattern: String,
+    pub purpose: String,
+    pub recipient: String,
+    pub lawful_basis: String,
+    pub consent: bool,
+    /// Personal-data categories the flow carries (from "Personal Data"); empty = none.
+    pub categories: Vec<String>,
+}
+
+impl DeclaredFlow {
+    pub fn is_personal(&self) -> bool {
+        !self.categories.is_empty()
+    }
+
+    pub fn matches(&self, protocol: &str, topic_or_path: &str) -> bool {
+        protocol == self.protocol
+            && match protocol {
+                "mqtt" => topic_matches(&self.pattern, topic_or_path),
+                _ => topic_or_path.starts_with(&self.pattern),
+            }
+    }
+}
+
+/// MQTT topic-filter matching (`+` one level, `#` the rest; `$` topics not matched by leading wildcards).
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+fn text(v: Option<&toml::Value>) -> String {
+    match v {
+        Some(toml::Value::String(s)) => s.clone(),
+        Some(toml::Value::Table(t)) => t.get("description").and_then(|d| d.as_str()).unwrap_or_default().to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Collect and check the declared flows of a profile's IXIT.
+pub(crate) fn declared_flows(ixit: &Ixit, src: &Source) -> Result<Vec<DeclaredFlow>, LoadError> {
+    let mut out = Vec::new();
+    for sheet in FLOW_SHEETS {
+        let Some(entries) = ixit.sheets.get(sheet) else { continue };
+        for (name, entry) in entries {
+            let span = entry.span();
+            let e = entry.get_ref();
+            let Some(pa) = e.get("Processing Activities").and_then(|v| v.as_table()) else { continue };
+            let at = format!("ixit.\"{sheet}\".{name}.\"Processing Activities\"");
+            let field = |k: &str| pa.get(k).and_then(|v| v.as_str()).map(str::to_string);
+            let protocol = field("protocol").unwrap_or_default();
+            if protocol != "mqtt" && protocol != "http" {
+                return Err(src.err(span, format!("{at}: protocol must be \"mqtt\" or \"http\"")));
+            }
+            let Some(pattern) = field("pattern").filter(|p| !p.is_empty()) else {
+                return Err(src.err(span, format!("{at}: a declared flow needs a `pattern` (MQTT topic filter or HTTP path prefix)")));
+            };
+            let Some(consent) = pa.get("consent").and_then(|v| v.as_bool()) else {
+                return Err(src.err(span, format!("{at}: say whether the flow is consent-based: consent = true|false")));
+            };
+            let categories = e
+                .get("Personal Data")
+                .and_then(|v| v.as_table())
+                .and_then(|t| t.get("categories"))
+                .and_then(|c| c.as_array())
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            out.push(DeclaredFlow {
+                name: format!("{sheet}/{name}"),
+                protocol,
+                pattern,
+                purpose: text(e.get("Purpose")),
+                recipient: field("recipient").ok_or_else(|| src.err(span.clone(), format!("{at}: name the `recipient`")))?,
+                lawful_basis: field("lawful_basis").ok_or_else(|| src.err(span.clone(), format!("{at}: give the `lawful_basis`")))?,
+                consent,
+                categories,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::topic_matches;
+
+    #[test]
+    fn topic_filters() {
+        assert!(topic_matches("vrb/+/telemetry", "vrb/X1/telemetry"));
+        assert!(!topic_matches("vrb/+/telemetry", "vrb/X1/diag/wifi-scan"));
+        assert!(topic_matches("vrb/#", "vrb/X1/diag/wifi-scan"));
+        assert!(topic_matches("#", "a"));
+        assert!(!topic_matches("#", "$SYS/x"));
+        assert!(!topic_matches("a/b", "a/b/c"));
+        assert!(topic_matches("a/b/#", "a/b"));
+    }
+}
