@@ -17,7 +17,15 @@ pub struct Report {
     pub suite: Suite,
     pub run: Run,
     pub board: Board,
+    #[schemars(
+        description = "The ICS as declared in the board profile: `features` and `conditions` (EN 303 645 \
+                       Table B.1, true/false) and `provisions` (id → status, support Y/N/N/A, detail)."
+    )]
     pub ics: serde_json::Value,
+    #[schemars(
+        description = "The IXIT (TS 103 701 implementation extra information) from the profile: sheet → \
+                       entry → field → value."
+    )]
     pub ixit: serde_json::Value,
     pub scenarios: Vec<FileDigest>,
     pub cases: Vec<CaseResult>,
