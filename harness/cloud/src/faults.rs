@@ -25,7 +25,9 @@ pub struct FaultState {
 impl FaultState {
     /// The outage in force now, if any.
     pub fn outage_now(&self) -> Option<OutageMode> {
-        self.outage.filter(|(_, until)| Instant::now() < *until).map(|(m, _)| m)
+        self.outage
+            .filter(|(_, until)| Instant::now() < *until)
+            .map(|(m, _)| m)
     }
 }
 
@@ -43,7 +45,9 @@ impl Default for Faults {
 
 impl Faults {
     pub fn new() -> Faults {
-        Faults { tx: watch::Sender::new(FaultState::default()) }
+        Faults {
+            tx: watch::Sender::new(FaultState::default()),
+        }
     }
 
     pub fn current(&self) -> FaultState {
@@ -93,7 +97,10 @@ mod tests {
         let mut rx = f.subscribe();
         f.outage(OutageMode::Refuse, Duration::from_millis(30));
         assert!(rx.has_changed().unwrap());
-        assert_eq!(rx.borrow_and_update().outage_now(), Some(OutageMode::Refuse));
+        assert_eq!(
+            rx.borrow_and_update().outage_now(),
+            Some(OutageMode::Refuse)
+        );
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(f.current().outage_now(), None);
         f.present_untrusted_cert(true);

@@ -89,13 +89,25 @@ impl Default for FlowLog {
 
 impl FlowLog {
     pub fn new() -> FlowLog {
-        let state = State { flows: Vec::new(), payloads: HashMap::new(), payload_bytes: 0, jsonl: None, payload_dir: None };
-        FlowLog { inner: Arc::new((Mutex::new(state), Condvar::new())), start: Instant::now() }
+        let state = State {
+            flows: Vec::new(),
+            payloads: HashMap::new(),
+            payload_bytes: 0,
+            jsonl: None,
+            payload_dir: None,
+        };
+        FlowLog {
+            inner: Arc::new((Mutex::new(state), Condvar::new())),
+            start: Instant::now(),
+        }
     }
 
     /// Also append every flow to `path` as one JSON object per line, flushed as it is recorded.
     pub fn append_jsonl(&self, path: &Path) -> std::io::Result<()> {
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         self.lock().jsonl = Some(f);
         Ok(())
     }
@@ -168,7 +180,12 @@ impl FlowLog {
 
     /// Flows recorded at or after `t_us`.
     pub fn since(&self, t_us: u64) -> Vec<Flow> {
-        self.lock().flows.iter().filter(|f| f.t_us >= t_us).cloned().collect()
+        self.lock()
+            .flows
+            .iter()
+            .filter(|f| f.t_us >= t_us)
+            .cloned()
+            .collect()
     }
 
     /// A kept payload by digest.
@@ -177,7 +194,12 @@ impl FlowLog {
     }
 
     /// Wait up to `timeout` for a flow with `seq >= from_seq` matching `pred`.
-    pub fn wait_for(&self, from_seq: u64, timeout: Duration, pred: impl Fn(&Flow) -> bool) -> Option<Flow> {
+    pub fn wait_for(
+        &self,
+        from_seq: u64,
+        timeout: Duration,
+        pred: impl Fn(&Flow) -> bool,
+    ) -> Option<Flow> {
         let deadline = Instant::now() + timeout;
         let mut st = self.lock();
         loop {
@@ -188,7 +210,12 @@ impl FlowLog {
             if left.is_zero() {
                 return None;
             }
-            st = self.inner.1.wait_timeout(st, left).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+            st = self
+                .inner
+                .1
+                .wait_timeout(st, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
     }
 
@@ -208,11 +235,24 @@ mod tests {
         let log = FlowLog::new();
         log.append_jsonl(&dir.path().join("flows.jsonl")).unwrap();
         log.keep_payloads(&dir.path().join("payloads")).unwrap();
-        let f = log.record(NewFlow { kind: "publish".into(), topic: Some("t/1".into()), tls: true, ..Default::default() }, b"hello");
+        let f = log.record(
+            NewFlow {
+                kind: "publish".into(),
+                topic: Some("t/1".into()),
+                tls: true,
+                ..Default::default()
+            },
+            b"hello",
+        );
         assert_eq!(f.payload_len, 5);
         assert_eq!(f.protocol, Protocol::Mqtt);
         assert_eq!(log.payload(&f.payload_sha256).unwrap(), b"hello");
-        assert!(dir.path().join("payloads").join(&f.payload_sha256).is_file());
+        assert!(
+            dir.path()
+                .join("payloads")
+                .join(&f.payload_sha256)
+                .is_file()
+        );
         let text = std::fs::read_to_string(dir.path().join("flows.jsonl")).unwrap();
         let back: Flow = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(back, f);
@@ -225,7 +265,13 @@ mod tests {
         let l2 = log.clone();
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
-            l2.record(NewFlow { kind: "publish".into(), ..Default::default() }, b"x");
+            l2.record(
+                NewFlow {
+                    kind: "publish".into(),
+                    ..Default::default()
+                },
+                b"x",
+            );
         });
         let got = log.wait_for(from, Duration::from_secs(10), |f| f.kind == "publish");
         assert!(got.is_some());

@@ -2,7 +2,10 @@
 //! certificates for devices, and a second, untrusted CA the cloud can present on demand so that scenarios
 //! can check that a device refuses a man-in-the-middle.
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -29,14 +32,26 @@ impl Authority {
     fn new(name: &str, server_names: &[String]) -> Result<Authority, PkiError> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name.push(DnType::CommonName, name);
-        params.distinguished_name.push(DnType::OrganizationName, "hilt mock cloud");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "hilt mock cloud");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let key = KeyPair::generate()?;
         let ca = params.self_signed(&key)?;
         let issuer = Issuer::new(params, key);
         let mut sp = CertificateParams::new(server_names.to_vec())?;
-        sp.distinguished_name.push(DnType::CommonName, server_names.first().map(String::as_str).unwrap_or("localhost"));
+        sp.distinguished_name.push(
+            DnType::CommonName,
+            server_names
+                .first()
+                .map(String::as_str)
+                .unwrap_or("localhost"),
+        );
         sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let skey = KeyPair::generate()?;
         let server = sp.signed_by(&skey, &issuer)?;
@@ -92,26 +107,43 @@ impl Pki {
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let key = KeyPair::generate()?;
         let cert = p.signed_by(&key, &self.trusted.issuer)?;
-        Ok(ClientCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        Ok(ClientCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 
     /// A rustls server config presenting the trusted (or, for the MITM fault, the untrusted) server
     /// certificate. Client certificates issued by the run CA are accepted but not required, so devices
     /// may authenticate with a certificate or with username/password.
-    pub fn server_config(&self, untrusted: bool, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, PkiError> {
+    pub fn server_config(
+        &self,
+        untrusted: bool,
+        alpn: &[&[u8]],
+    ) -> Result<Arc<ServerConfig>, PkiError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
-        roots.add(self.trusted.ca_der.clone()).map_err(|e| PkiError::Tls(e.to_string()))?;
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()
+        roots
+            .add(self.trusted.ca_der.clone())
             .map_err(|e| PkiError::Tls(e.to_string()))?;
-        let auth = if untrusted { &self.untrusted } else { &self.trusted };
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| PkiError::Tls(e.to_string()))?;
+        let auth = if untrusted {
+            &self.untrusted
+        } else {
+            &self.trusted
+        };
         let mut cfg = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| PkiError::Tls(e.to_string()))?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(auth.server_chain.clone(), PrivateKeyDer::Pkcs8(auth.server_key.clone_key()))
+            .with_single_cert(
+                auth.server_chain.clone(),
+                PrivateKeyDer::Pkcs8(auth.server_key.clone_key()),
+            )
             .map_err(|e| PkiError::Tls(e.to_string()))?;
         cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(cfg))
@@ -122,7 +154,13 @@ impl Pki {
 pub fn peer_identity(certs: Option<&[CertificateDer<'_>]>) -> Option<String> {
     let leaf = certs?.first()?;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
-    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
     Some(cn)
 }
 
@@ -138,7 +176,12 @@ mod tests {
         pki.server_config(false, &[]).unwrap();
         pki.server_config(true, &[]).unwrap();
         let c = pki.issue_client("VRB-00000001").unwrap();
-        let der = rustls_pki_types::pem::PemObject::from_pem_slice(c.cert_pem.as_bytes()).map(|d: CertificateDer| d).unwrap();
-        assert_eq!(peer_identity(Some(&[der])), Some("VRB-00000001".to_string()));
+        let der = rustls_pki_types::pem::PemObject::from_pem_slice(c.cert_pem.as_bytes())
+            .map(|d: CertificateDer| d)
+            .unwrap();
+        assert_eq!(
+            peer_identity(Some(&[der])),
+            Some("VRB-00000001".to_string())
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! report, and [`selftest`] proves every scenario can FAIL.
 
 pub mod board;
+pub mod cloud;
 pub mod devkey;
 pub mod exec;
 pub mod report;

@@ -112,8 +112,9 @@ fn store(run: CaseRun, out: &Path) -> CaseResult {
     let dir = out.join("evidence").join(&result.id);
     for file in run.evidence {
         let rel = format!("evidence/{}/{}", result.id, file.name);
-        let written = std::fs::create_dir_all(&dir)
-            .and_then(|()| hilt_report::atomic::write_atomic(&dir.join(&file.name), &file.bytes));
+        let path = dir.join(&file.name);
+        let written = std::fs::create_dir_all(path.parent().unwrap_or(&dir))
+            .and_then(|()| hilt_report::atomic::write_atomic(&path, &file.bytes));
         match written {
             Ok(()) => result.evidence.push(Evidence {
                 path: rel,

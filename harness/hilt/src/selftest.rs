@@ -31,7 +31,7 @@ pub fn run(
     board: &Arc<BoardProfile>,
     scenarios: &[Arc<Scenario>],
     hilt_exe: &std::path::Path,
-    mut progress: impl FnMut(&str),
+    progress: impl FnMut(&str) + Send,
 ) -> anyhow::Result<Selftest> {
     let launch = board.launch.as_ref().ok_or_else(|| {
         anyhow::anyhow!(
@@ -39,17 +39,40 @@ pub fn run(
             board.path.display()
         )
     })?;
-    let verdicts = |defects: Vec<String>| -> anyhow::Result<BTreeMap<String, Verdict>> {
-        let out = tempfile::tempdir()?;
-        let opts = SessionOptions {
-            defects,
-            hilt_exe: hilt_exe.to_path_buf(),
-        };
-        let cases = run_sequential(board, scenarios, &opts, out.path());
-        Ok(cases.into_iter().map(|c| (c.id, c.verdict)).collect())
-    };
-    progress("reference board");
-    let reference = verdicts(Vec::new())?;
+    // The board runs are independent processes that mostly wait on the device's timers: run them
+    // side by side, the reference board first in the list.
+    let mut runs: Vec<Option<String>> = vec![None];
+    runs.extend(launch.defects.keys().cloned().map(Some));
+    let progress = std::sync::Mutex::new(progress);
+    let results: Vec<anyhow::Result<BTreeMap<String, Verdict>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .iter()
+            .map(|defect| {
+                let progress = &progress;
+                scope.spawn(move || {
+                    let out = tempfile::tempdir()?;
+                    let opts = SessionOptions {
+                        defects: defect.iter().cloned().collect(),
+                        hilt_exe: hilt_exe.to_path_buf(),
+                    };
+                    let cases = run_sequential(board, scenarios, &opts, out.path());
+                    (progress.lock().unwrap_or_else(|p| p.into_inner()))(
+                        defect.as_deref().unwrap_or("reference board"),
+                    );
+                    Ok(cases.into_iter().map(|c| (c.id, c.verdict)).collect())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a selftest run panicked")))
+            })
+            .collect()
+    });
+    let mut results = results.into_iter();
+    let reference = results.next().expect("the reference run is first")?;
     let mut problems = Vec::new();
     for (id, v) in &reference {
         if !matches!(v, Verdict::Pass | Verdict::NotApplicable) {
@@ -60,8 +83,7 @@ pub fn run(
     }
     let mut defects = BTreeMap::new();
     for (name, spec) in &launch.defects {
-        progress(name);
-        let got = verdicts(vec![name.clone()])?;
+        let got = results.next().expect("one run per defect")?;
         for t in &spec.targets {
             match got.get(t) {
                 None => problems.push(format!(

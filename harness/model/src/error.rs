@@ -88,13 +88,20 @@ pub(crate) struct Source<'a> {
 
 impl Source<'_> {
     /// Files carry a schema number so that a future hilt can tell an old file from a new one.
-    pub fn check_schema(&self, schema: &serde_spanned::Spanned<u32>, supported: u32) -> Result<(), LoadError> {
+    pub fn check_schema(
+        &self,
+        schema: &serde_spanned::Spanned<u32>,
+        supported: u32,
+    ) -> Result<(), LoadError> {
         if *schema.get_ref() == supported {
             return Ok(());
         }
         Err(self.err(
             schema.span(),
-            format!("schema {} is not supported (this hilt reads schema {supported})", schema.get_ref()),
+            format!(
+                "schema {} is not supported (this hilt reads schema {supported})",
+                schema.get_ref()
+            ),
         ))
     }
 

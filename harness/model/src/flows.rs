@@ -58,7 +58,11 @@ pub fn topic_matches(filter: &str, topic: &str) -> bool {
 fn text(v: Option<&toml::Value>) -> String {
     match v {
         Some(toml::Value::String(s)) => s.clone(),
-        Some(toml::Value::Table(t)) => t.get("description").and_then(|d| d.as_str()).unwrap_or_default().to_string(),
+        Some(toml::Value::Table(t)) => t
+            .get("description")
+            .and_then(|d| d.as_str())
+            .unwrap_or_default()
+            .to_string(),
         _ => String::new(),
     }
 }
@@ -67,11 +71,15 @@ fn text(v: Option<&toml::Value>) -> String {
 pub(crate) fn declared_flows(ixit: &Ixit, src: &Source) -> Result<Vec<DeclaredFlow>, LoadError> {
     let mut out = Vec::new();
     for sheet in FLOW_SHEETS {
-        let Some(entries) = ixit.sheets.get(sheet) else { continue };
+        let Some(entries) = ixit.sheets.get(sheet) else {
+            continue;
+        };
         for (name, entry) in entries {
             let span = entry.span();
             let e = entry.get_ref();
-            let Some(pa) = e.get("Processing Activities").and_then(|v| v.as_table()) else { continue };
+            let Some(pa) = e.get("Processing Activities").and_then(|v| v.as_table()) else {
+                continue;
+            };
             let at = format!("ixit.\"{sheet}\".{name}.\"Processing Activities\"");
             let field = |k: &str| pa.get(k).and_then(|v| v.as_str()).map(str::to_string);
             let protocol = field("protocol").unwrap_or_default();
@@ -82,22 +90,32 @@ pub(crate) fn declared_flows(ixit: &Ixit, src: &Source) -> Result<Vec<DeclaredFl
                 return Err(src.err(span, format!("{at}: a declared flow needs a `pattern` (MQTT topic filter or HTTP path prefix)")));
             };
             let Some(consent) = pa.get("consent").and_then(|v| v.as_bool()) else {
-                return Err(src.err(span, format!("{at}: say whether the flow is consent-based: consent = true|false")));
+                return Err(src.err(
+                    span,
+                    format!("{at}: say whether the flow is consent-based: consent = true|false"),
+                ));
             };
             let categories = e
                 .get("Personal Data")
                 .and_then(|v| v.as_table())
                 .and_then(|t| t.get("categories"))
                 .and_then(|c| c.as_array())
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
             out.push(DeclaredFlow {
                 name: format!("{sheet}/{name}"),
                 protocol,
                 pattern,
                 purpose: text(e.get("Purpose")),
-                recipient: field("recipient").ok_or_else(|| src.err(span.clone(), format!("{at}: name the `recipient`")))?,
-                lawful_basis: field("lawful_basis").ok_or_else(|| src.err(span.clone(), format!("{at}: give the `lawful_basis`")))?,
+                recipient: field("recipient")
+                    .ok_or_else(|| src.err(span.clone(), format!("{at}: name the `recipient`")))?,
+                lawful_basis: field("lawful_basis").ok_or_else(|| {
+                    src.err(span.clone(), format!("{at}: give the `lawful_basis`"))
+                })?,
                 consent,
                 categories,
             });

@@ -44,7 +44,10 @@ impl Scenario {
     /// Whether the scenario needs the mock cloud (a fault, a flow wait or a flow-log check).
     pub fn needs_cloud(&self) -> bool {
         self.checks.iter().any(Check::needs_cloud)
-            || self.steps.iter().any(|s| matches!(s.what, StepWhat::CloudFault { .. } | StepWhat::WaitFlow(_)))
+            || self
+                .steps
+                .iter()
+                .any(|s| matches!(s.what, StepWhat::CloudFault { .. } | StepWhat::WaitFlow(_)))
     }
 }
 
@@ -102,7 +105,10 @@ pub enum StepWhat {
     },
     Sleep(Number),
     /// Inject a fault into the mock cloud for `for_ms`, then clear it.
-    CloudFault { fault: CloudFault, for_ms: Number },
+    CloudFault {
+        fault: CloudFault,
+        for_ms: Number,
+    },
     /// Wait until the device makes a flow of this kind in the mock cloud's log.
     WaitFlow(WaitFlow),
 }
@@ -155,6 +161,9 @@ pub enum Check {
     RefusesUntrustedCert,
     /// Every flow the device made matches a data flow declared in the IXIT.
     FlowsDeclared,
+    /// During an outage the device retried no more often than `max_attempts_per_s` (no reconnection
+    /// storm), and it did retry.
+    OrderlyReconnect { max_attempts_per_s: Number },
 }
 
 impl Check {
@@ -164,6 +173,7 @@ impl Check {
             Check::TlsOnly => "tls-only",
             Check::RefusesUntrustedCert => "refuses-untrusted-cert",
             Check::FlowsDeclared => "flows-declared",
+            Check::OrderlyReconnect { .. } => "orderly-reconnect",
         }
     }
 
@@ -273,7 +283,9 @@ impl Scenario {
                 if !is_login {
                     return Err(src.err(
                         span,
-                        format!("check throttled: step {step:?} must be a login step of this scenario"),
+                        format!(
+                            "check throttled: step {step:?} must be a login step of this scenario"
+                        ),
                     ));
                 }
             }
@@ -363,12 +375,23 @@ impl RawStep {
         fixtures: &Path,
     ) -> Result<Step, LoadError> {
         let at = format!("step {:?}", self.id);
-        let given = [self.action.is_some(), self.sleep_ms.is_some(), self.cloud.is_some(), self.wait_flow.is_some()];
+        let given = [
+            self.action.is_some(),
+            self.sleep_ms.is_some(),
+            self.cloud.is_some(),
+            self.wait_flow.is_some(),
+        ];
         if given.iter().filter(|g| **g).count() != 1 {
-            return Err(src.err(span, format!("{at}: give exactly one of `action`, `sleep_ms`, `cloud` or `wait_flow`")));
+            return Err(src.err(
+                span,
+                format!("{at}: give exactly one of `action`, `sleep_ms`, `cloud` or `wait_flow`"),
+            ));
         }
         if self.cloud.is_some() != self.for_ms.is_some() {
-            return Err(src.err(span, format!("{at}: a `cloud` fault step needs `for_ms`, and only it takes one")));
+            return Err(src.err(
+                span,
+                format!("{at}: a `cloud` fault step needs `for_ms`, and only it takes one"),
+            ));
         }
         let what = match (self.action, self.sleep_ms) {
             (None, None) => match (self.cloud, self.for_ms, self.wait_flow) {
@@ -450,7 +473,9 @@ impl RawStep {
         };
         let templates: Vec<Template> = match &what {
             StepWhat::Action { with, .. } => with.values().cloned().collect(),
-            StepWhat::Sleep(n) | StepWhat::CloudFault { for_ms: n, .. } => number_ref(n).into_iter().collect(),
+            StepWhat::Sleep(n) | StepWhat::CloudFault { for_ms: n, .. } => {
+                number_ref(n).into_iter().collect()
+            }
             StepWhat::WaitFlow(w) => number_ref(&w.timeout_ms).into_iter().collect(),
         };
         for t in &templates {

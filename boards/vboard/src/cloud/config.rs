@@ -71,6 +71,8 @@ pub struct CloudOptions {
     pub telemetry: Duration,
     pub accept_any_cert: bool,
     pub undeclared_flow: bool,
+    /// The `reconnect-storm` defect: retry at once, forever, without back-off.
+    pub reconnect_storm: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +144,7 @@ impl CloudSettings {
             telemetry: Duration::from_millis(self.telemetry_ms),
             accept_any_cert,
             undeclared_flow: defects.has(Defect::UndeclaredFlow),
+            reconnect_storm: defects.has(Defect::ReconnectStorm),
         }))
     }
 

@@ -8,6 +8,9 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, 
 use tokio::sync::oneshot;
 
 use super::backoff::Backoff;
+
+/// The retry interval of the `reconnect-storm` defect.
+const STORM_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
 use super::config::CloudOptions;
 use super::state::{CloudView, Link};
 use super::tls::{self, TlsError};
@@ -162,7 +165,11 @@ impl Session {
                     let was = self.view.link();
                     self.view.set_disconnected(&error);
                     backoff.lost(Instant::now());
-                    let delay = backoff.next_random();
+                    let delay = if self.opts.reconnect_storm {
+                        STORM_DELAY
+                    } else {
+                        backoff.next_random()
+                    };
                     let retry_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
                     if was == Link::Connected {
                         tracing::warn!(%error, retry_ms, "cloud connection lost");

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 pub use launch::VirtualProcess;
 
+use crate::cloud::CloudSession;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BoardError {
     #[error("cannot launch the board: {0}")]
@@ -43,8 +45,9 @@ pub struct BoardSession {
     pub unit: Unit,
     pub defects: Vec<String>,
     vars: BTreeMap<String, String>,
-    // Field order matters: stop the process before its state directory is removed.
+    // Field order matters: stop the board, then its cloud, before the state directory is removed.
     process: Option<VirtualProcess>,
+    cloud: Option<CloudSession>,
     _state: tempfile::TempDir,
 }
 
@@ -66,6 +69,18 @@ impl BoardSession {
             profile.dir().display().to_string(),
         );
         vars.insert("unit.serial".to_string(), unit.serial.clone());
+        let mut cloud = None;
+        if profile.cloud_link().is_some() {
+            let c = CloudSession::start(
+                std::net::Ipv4Addr::LOCALHOST.into(),
+                std::slice::from_ref(&unit.serial),
+                state.path(),
+                hilt_cloud::FlowLog::new(),
+            )
+            .map_err(|e| BoardError::Launch(e.to_string()))?;
+            vars.extend(c.vars(state.path()));
+            cloud = Some(c);
+        }
         let mut process = None;
         match &profile.launch {
             Some(launch) => {
@@ -118,8 +133,14 @@ impl BoardSession {
             defects: opts.defects.clone(),
             vars,
             process,
+            cloud,
             _state: state,
         })
+    }
+
+    /// The board's mock cloud, when its profile declares a cloud link.
+    pub fn cloud(&self) -> Option<&CloudSession> {
+        self.cloud.as_ref()
     }
 
     /// A profile-level variable (`state`, `hilt`, `unit.serial`, `launch.NAME`).

@@ -1,6 +1,7 @@
 //! Command-line front end: parses arguments, adds context to errors, and maps outcomes to exit codes
 //! (0 conformant, 1 a mandatory provision FAILs, 2 bad input or usage, 3 undecided).
 
+mod cloud;
 mod keygen;
 mod run;
 mod selftest;
@@ -29,6 +30,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Write an Ed25519 signing key pair (PKCS#8 / SubjectPublicKeyInfo PEM)
     Keygen(keygen::KeygenArgs),
+    /// Run the mock cloud (MQTT broker, HTTPS services) for testing a real device by hand
+    Cloud(cloud::CloudArgs),
     /// Prove the suite can tell the reference board from each of its defects
     Selftest(selftest::SelftestArgs),
     /// Run the virtual reference board by hand (see `hilt vboard --help`)
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => verify::run(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Selftest(a) => selftest::run(a),
+        Command::Cloud(a) => cloud::run(a),
         Command::Vboard { .. } => unreachable!("handled above"),
     };
     match result {

@@ -107,7 +107,17 @@ pub fn run(a: RunArgs) -> Result<u8, Failure> {
         )),
     };
     prepare_out_dir(&out_dir).map_err(Failure::input)?;
-    let selection = std::env::args().skip(1).collect();
+    // What chose the cases, in command-line form, so a reader can repeat the selection.
+    let mut selection: Vec<String> = a.filter.iter().cloned().collect();
+    for sk in &a.skip {
+        selection.extend(["--skip".to_string(), sk.clone()]);
+    }
+    if a.exact {
+        selection.push("--exact".into());
+    }
+    for d in &a.defects {
+        selection.extend(["--defect".to_string(), d.clone()]);
+    }
     let cfg = RunConfig {
         board: board.clone(),
         scenarios: scenarios.clone(),

@@ -34,12 +34,10 @@ pub fn run(a: SelftestArgs) -> Result<u8, Failure> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut first = true;
-    let result = hilt::selftest::run(&board, &scenarios, &exe, |what| {
-        if !std::mem::take(&mut first) {
-            bar.inc(1);
-        }
-        bar.set_message(what.to_string());
+    bar.set_message("board runs in parallel");
+    let result = hilt::selftest::run(&board, &scenarios, &exe, |done| {
+        bar.inc(1);
+        bar.set_message(format!("finished: {done}"));
     })
     .map_err(Failure::input)?;
     bar.finish_and_clear();

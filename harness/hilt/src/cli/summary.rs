@@ -64,6 +64,19 @@ pub fn print(r: &Report) {
         ),
     };
     println!("{gate}");
+    let recommendations: Vec<&str> = r
+        .provisions
+        .en303645
+        .iter()
+        .filter(|p| p.in_scope && !p.mandatory && p.verdict == hilt_model::Verdict::Fail)
+        .map(|p| p.id.as_str())
+        .collect();
+    if !recommendations.is_empty() {
+        println!(
+            "recommendations not met (they do not gate): {}",
+            recommendations.join(", ")
+        );
+    }
 }
 
 fn one_line(s: &str, max: usize) -> String {

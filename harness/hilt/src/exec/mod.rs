@@ -3,6 +3,7 @@
 
 mod binding;
 mod check;
+mod cloud;
 mod vars;
 
 pub use binding::{ActionError, Observation, run_binding};
@@ -41,6 +42,9 @@ struct Ctx<'a> {
     steps: Vec<StepRecord>,
     failures: Vec<String>,
     inconclusive: Vec<String>,
+    /// First flow-log sequence number of this case, when the board has a mock cloud.
+    cloud_from: Option<u64>,
+    windows: Vec<cloud::FaultWindow>,
 }
 
 pub fn run_case(session: &BoardSession, scenario: &Scenario) -> CaseRun {
@@ -52,6 +56,8 @@ pub fn run_case(session: &BoardSession, scenario: &Scenario) -> CaseRun {
         steps: Vec::new(),
         failures: Vec::new(),
         inconclusive: Vec::new(),
+        cloud_from: session.cloud().map(|c| c.log.next_seq()),
+        windows: Vec::new(),
     };
     let mut checks = Vec::new();
     let (verdict, reason) =
@@ -63,7 +69,7 @@ pub fn run_case(session: &BoardSession, scenario: &Scenario) -> CaseRun {
             }
         };
     tracing::info!(case = %scenario.id, %verdict, %reason, "case finished");
-    let evidence = ctx
+    let mut evidence: Vec<EvidenceFile> = ctx
         .consoles
         .iter()
         .flat_map(|(link, c)| {
@@ -86,6 +92,9 @@ pub fn run_case(session: &BoardSession, scenario: &Scenario) -> CaseRun {
             ]
         })
         .collect();
+    if let (Some(c), Some(from)) = (session.cloud(), ctx.cloud_from) {
+        evidence.extend(cloud_evidence(c, &cloud_flows(c, from)));
+    }
     CaseRun {
         result: CaseResult {
             id: scenario.id.clone(),
@@ -123,6 +132,12 @@ fn applicability(session: &BoardSession, s: &Scenario) -> Result<(), Stop> {
         }
     }
     let not_tested = |r: String| Stop(Verdict::NotTested, r);
+    if s.needs_cloud() && session.cloud().is_none() {
+        return Err(not_tested(
+            "the scenario needs the mock cloud, and the board profile declares no cloud link"
+                .into(),
+        ));
+    }
     let scope = Scope {
         session,
         row: None,
@@ -148,7 +163,8 @@ fn applicability(session: &BoardSession, s: &Scenario) -> Result<(), Stop> {
             .iter()
             .chain(step.retry.iter().map(|r| &r.wait_ms));
         let sleep = match &step.what {
-            StepWhat::Sleep(n) => Some(n),
+            StepWhat::Sleep(n) | StepWhat::CloudFault { for_ms: n, .. } => Some(n),
+            StepWhat::WaitFlow(w) => Some(&w.timeout_ms),
             StepWhat::Action { .. } => None,
         };
         for n in numbers.chain(sleep) {
@@ -158,12 +174,16 @@ fn applicability(session: &BoardSession, s: &Scenario) -> Result<(), Stop> {
         }
     }
     for c in &s.checks {
-        let Check::Throttled {
-            after,
-            min_delay_ms,
-            ..
-        } = c;
-        for n in [after, min_delay_ms] {
+        let numbers: Vec<&hilt_model::scenario::Number> = match c {
+            Check::Throttled {
+                after,
+                min_delay_ms,
+                ..
+            } => vec![after, min_delay_ms],
+            Check::OrderlyReconnect { max_attempts_per_s } => vec![max_attempts_per_s],
+            Check::TlsOnly | Check::RefusesUntrustedCert | Check::FlowsDeclared => vec![],
+        };
+        for n in numbers {
             scope
                 .number(n)
                 .map_err(|e| not_tested(format!("check: {e}")))?;
@@ -211,6 +231,42 @@ fn run_steps(ctx: &mut Ctx, s: &Scenario) -> Result<(), Stop> {
                 StepWhat::Action { name, with } => {
                     let attempt = run_attempt(ctx, &scope, step, name, with)?;
                     record.attempts.push(attempt);
+                }
+                StepWhat::CloudFault { fault, for_ms } => {
+                    let ms = scope
+                        .number(for_ms)
+                        .map_err(|e| Stop(Verdict::NotTested, e))?;
+                    let c = ctx
+                        .session
+                        .cloud()
+                        .ok_or_else(|| Stop(Verdict::NotTested, "no mock cloud".into()))?;
+                    for console in ctx.consoles.values_mut() {
+                        console.note(&format!(
+                            "step {}: cloud fault {fault:?} for {ms} ms",
+                            step.id
+                        ));
+                    }
+                    ctx.windows
+                        .push(cloud::apply_fault(c, *fault, Duration::from_millis(ms)));
+                }
+                StepWhat::WaitFlow(w) => {
+                    let ms = scope
+                        .number(&w.timeout_ms)
+                        .map_err(|e| Stop(Verdict::NotTested, e))?;
+                    let c = ctx
+                        .session
+                        .cloud()
+                        .ok_or_else(|| Stop(Verdict::NotTested, "no mock cloud".into()))?;
+                    let from = c.log.next_seq();
+                    let seen = c.log.wait_for(from, Duration::from_millis(ms), |f| {
+                        f.kind == w.kind && cloud::is_dut(c, f)
+                    });
+                    if seen.is_none() {
+                        ctx.inconclusive.push(format!(
+                            "step {}: the device made no {} flow within {ms} ms",
+                            step.id, w.kind
+                        ));
+                    }
                 }
             }
         }
@@ -362,6 +418,40 @@ fn run_checks(ctx: &Ctx, s: &Scenario) -> Vec<CheckRecord> {
                     },
                 }
             }
+            flow_check => match (ctx.session.cloud(), ctx.cloud_from) {
+                (Some(c), Some(from)) => {
+                    let flows = cloud_flows(c, from);
+                    match flow_check {
+                        Check::TlsOnly => cloud::tls_only(c, &flows),
+                        Check::OrderlyReconnect { max_attempts_per_s } => {
+                            match scope.number(max_attempts_per_s) {
+                                Ok(max) => cloud::orderly_reconnect(&flows, &ctx.windows, max),
+                                Err(e) => CheckRecord {
+                                    kind: flow_check.name().into(),
+                                    verdict: Verdict::NotTested,
+                                    detail: e,
+                                },
+                            }
+                        }
+                        Check::RefusesUntrustedCert => {
+                            cloud::refuses_untrusted_cert(c, &flows, &ctx.windows)
+                        }
+                        Check::FlowsDeclared => {
+                            cloud::flows_declared(c, &flows, &ctx.session.profile.flows)
+                        }
+                        Check::Throttled { .. } => CheckRecord {
+                            kind: flow_check.name().into(),
+                            verdict: Verdict::Error,
+                            detail: "not a flow-log check".into(),
+                        },
+                    }
+                }
+                _ => CheckRecord {
+                    kind: flow_check.name().into(),
+                    verdict: Verdict::NotTested,
+                    detail: "no mock cloud".into(),
+                },
+            },
         })
         .collect()
 }
@@ -389,11 +479,54 @@ fn decide(ctx: &Ctx, checks: &[CheckRecord]) -> (Verdict, String) {
         return (Verdict::Inconclusive, first.clone());
     }
     let attempts: usize = ctx.steps.iter().map(|s| s.attempts.len()).sum();
-    (
-        Verdict::Pass,
-        format!(
-            "{attempts} attempt(s) and {} check(s) met the pass criteria",
-            checks.len()
-        ),
-    )
+    let mut why: Vec<String> = Vec::new();
+    if attempts > 0 {
+        why.push(format!("{attempts} attempt(s) met the pass criteria"));
+    }
+    why.extend(checks.iter().map(|c| format!("{}: {}", c.kind, c.detail)));
+    (Verdict::Pass, why.join("; "))
+}
+
+fn cloud_flows(c: &crate::cloud::CloudSession, from: u64) -> Vec<hilt_cloud::Flow> {
+    c.log
+        .snapshot()
+        .into_iter()
+        .filter(|f| f.seq >= from)
+        .collect()
+}
+
+/// The case's slice of the flow log, and the payloads it refers to.
+fn cloud_evidence(c: &crate::cloud::CloudSession, flows: &[hilt_cloud::Flow]) -> Vec<EvidenceFile> {
+    let mut out = Vec::new();
+    let mut lines = String::new();
+    for f in flows {
+        lines.push_str(&serde_json::to_string(f).unwrap_or_default());
+        lines.push('\n');
+    }
+    out.push(EvidenceFile {
+        name: "cloud-flows.jsonl".into(),
+        bytes: lines.into_bytes(),
+        media_type: "application/jsonl".into(),
+        description:
+            "the mock cloud's flow log during the case: every connection, publish and request"
+                .into(),
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    for f in flows.iter().filter(|f| f.payload_len > 0) {
+        if seen.insert(f.payload_sha256.clone())
+            && let Some(bytes) = c.log.payload(&f.payload_sha256)
+        {
+            out.push(EvidenceFile {
+                name: format!("payloads/{}", f.payload_sha256),
+                bytes,
+                media_type: "application/octet-stream".into(),
+                description: format!(
+                    "payload of flow #{} ({})",
+                    f.seq,
+                    f.topic.as_deref().or(f.path.as_deref()).unwrap_or("-")
+                ),
+            });
+        }
+    }
+    out
 }

@@ -41,8 +41,12 @@ impl<'de> Deserialize<'de> for Link {
                 baud: raw.baud,
                 char_delay_us: raw.char_delay_us,
             })),
+            "cloud" if raw.path.is_none() && raw.usb.is_none() => Ok(Link::Cloud(CloudLink {})),
+            "cloud" => Err(serde::de::Error::custom(
+                "a cloud link takes no path or usb",
+            )),
             other => Err(serde::de::Error::custom(format!(
-                "unknown link kind {other:?} (known: serial)"
+                "unknown link kind {other:?} (known: serial, cloud)"
             ))),
         }
     }
