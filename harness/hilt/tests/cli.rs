@@ -21,6 +21,22 @@ fn hilt(args: &[&str], keys: &Path) -> Output {
         .expect("run hilt")
 }
 
+/// `hilt run --board BOARD --out OUT CASE --exact`.
+fn run_case(board: &Path, out: &Path, case: &str, keys: &Path) -> Output {
+    hilt(
+        &[
+            "run",
+            "--board",
+            board.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            case,
+            "--exact",
+        ],
+        keys,
+    )
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -227,18 +243,7 @@ fn ics_drives_applicability_and_fails_closed() {
     let p = tmp.path().join("na.toml");
     std::fs::write(&p, na).unwrap();
     let out = tmp.path().join("na");
-    let o = hilt(
-        &[
-            "run",
-            "--board",
-            p.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "bf.console.lockout",
-            "--exact",
-        ],
-        tmp.path(),
-    );
+    let o = run_case(&p, &out, "bf.console.lockout", tmp.path());
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let r = report(&out);
     assert_eq!(verdict(&r, "bf.console.lockout"), "NOT_APPLICABLE");
@@ -255,18 +260,7 @@ fn ics_drives_applicability_and_fails_closed() {
     let undeclared = good.replace("e = true ", "# e undeclared ");
     std::fs::write(&p, undeclared).unwrap();
     let out = tmp.path().join("nt");
-    let o = hilt(
-        &[
-            "run",
-            "--board",
-            p.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "bf.console.lockout",
-            "--exact",
-        ],
-        tmp.path(),
-    );
+    let o = run_case(&p, &out, "bf.console.lockout", tmp.path());
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert_eq!(verdict(&report(&out), "bf.console.lockout"), "NOT_TESTED");
 }
@@ -294,18 +288,7 @@ fn a_silent_device_is_an_error_not_a_fail() {
     let p = tmp.path().join("silent.toml");
     std::fs::write(&p, silent).unwrap();
     let out = tmp.path().join("run");
-    let o = hilt(
-        &[
-            "run",
-            "--board",
-            p.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "bf.console.lockout",
-            "--exact",
-        ],
-        tmp.path(),
-    );
+    let o = run_case(&p, &out, "bf.console.lockout", tmp.path());
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let r = report(&out);
     assert_eq!(verdict(&r, "bf.console.lockout"), "ERROR");

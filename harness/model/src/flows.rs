@@ -13,7 +13,7 @@ pub struct DeclaredFlow {
     pub name: String,
     /// `mqtt` or `http`.
     pub protocol: String,
-    /// An MQTT topic filter (`+`, `#`) or an HTTP path prefix.
+    /// An MQTT topic filter (`+`, `#`) or an HTTP path prefix; the harness matches flows against it.
     pub pattern: String,
     pub purpose: String,
     pub recipient: String,
@@ -26,32 +26,6 @@ pub struct DeclaredFlow {
 impl DeclaredFlow {
     pub fn is_personal(&self) -> bool {
         !self.categories.is_empty()
-    }
-
-    pub fn matches(&self, protocol: &str, topic_or_path: &str) -> bool {
-        protocol == self.protocol
-            && match protocol {
-                "mqtt" => topic_matches(&self.pattern, topic_or_path),
-                _ => topic_or_path.starts_with(&self.pattern),
-            }
-    }
-}
-
-/// MQTT topic-filter matching (`+` one level, `#` the rest; `$` topics not matched by leading wildcards).
-pub fn topic_matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
-        return false;
-    }
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
-    loop {
-        match (f.next(), t.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
     }
 }
 
@@ -122,20 +96,4 @@ pub(crate) fn declared_flows(ixit: &Ixit, src: &Source) -> Result<Vec<DeclaredFl
         }
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::topic_matches;
-
-    #[test]
-    fn topic_filters() {
-        assert!(topic_matches("vrb/+/telemetry", "vrb/X1/telemetry"));
-        assert!(!topic_matches("vrb/+/telemetry", "vrb/X1/diag/wifi-scan"));
-        assert!(topic_matches("vrb/#", "vrb/X1/diag/wifi-scan"));
-        assert!(topic_matches("#", "a"));
-        assert!(!topic_matches("#", "$SYS/x"));
-        assert!(!topic_matches("a/b", "a/b/c"));
-        assert!(topic_matches("a/b/#", "a/b"));
-    }
 }

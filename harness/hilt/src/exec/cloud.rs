@@ -33,10 +33,25 @@ pub fn apply_fault(cloud: &CloudSession, fault: CloudFault, length: Duration) ->
     }
 }
 
-/// Whether a flow is the device's own (its cloud identity or its client id).
-pub fn is_dut(cloud: &CloudSession, f: &Flow) -> bool {
-    f.identity.as_deref() == Some(cloud.dut_username.as_str())
-        || f.client_id.as_deref() == Some(cloud.dut_client_id.as_str())
+/// Who the device under test is in the mock cloud: its login identity and its MQTT client id.
+pub struct Dut<'a> {
+    pub identity: &'a str,
+    pub client_id: &'a str,
+}
+
+impl Dut<'_> {
+    pub fn of(cloud: &CloudSession) -> Dut<'_> {
+        Dut {
+            identity: &cloud.dut_username,
+            client_id: &cloud.dut_client_id,
+        }
+    }
+
+    /// Whether a flow is the device's own.
+    pub fn owns(&self, f: &Flow) -> bool {
+        f.identity.as_deref() == Some(self.identity)
+            || f.client_id.as_deref() == Some(self.client_id)
+    }
 }
 
 fn record(kind: &str, verdict: Verdict, detail: String) -> CheckRecord {
@@ -67,8 +82,8 @@ fn list(flows: &[&Flow]) -> String {
 }
 
 /// Every flow of the device used TLS.
-pub fn tls_only(cloud: &CloudSession, flows: &[Flow]) -> CheckRecord {
-    let dut: Vec<&Flow> = flows.iter().filter(|f| is_dut(cloud, f)).collect();
+pub fn tls_only(dut: &Dut, flows: &[Flow]) -> CheckRecord {
+    let dut: Vec<&Flow> = flows.iter().filter(|f| dut.owns(f)).collect();
     if dut.is_empty() {
         return record(
             "tls-only",
@@ -98,11 +113,7 @@ pub fn tls_only(cloud: &CloudSession, flows: &[Flow]) -> CheckRecord {
 }
 
 /// During every untrusted-certificate window the device tried to connect and refused the certificate.
-pub fn refuses_untrusted_cert(
-    cloud: &CloudSession,
-    flows: &[Flow],
-    windows: &[FaultWindow],
-) -> CheckRecord {
+pub fn refuses_untrusted_cert(dut: &Dut, flows: &[Flow], windows: &[FaultWindow]) -> CheckRecord {
     const KIND: &str = "refuses-untrusted-cert";
     let windows: Vec<&FaultWindow> = windows
         .iter()
@@ -138,7 +149,7 @@ pub fn refuses_untrusted_cert(
     }
     let plain: Vec<&Flow> = flows
         .iter()
-        .filter(|f| inside(f) && is_dut(cloud, f) && !f.tls)
+        .filter(|f| inside(f) && dut.owns(f) && !f.tls)
         .collect();
     if !plain.is_empty() {
         return record(
@@ -174,16 +185,23 @@ pub fn refuses_untrusted_cert(
     }
 }
 
+/// The declaration a flow falls under: MQTT topics by filter, HTTP paths by prefix.
+fn declaration<'a>(declared: &'a [DeclaredFlow], f: &Flow) -> Option<&'a DeclaredFlow> {
+    declared
+        .iter()
+        .find(|d| match (d.protocol.as_str(), &f.topic, &f.path) {
+            ("mqtt", Some(topic), _) => hilt_broker::topic::matches(topic, &d.pattern),
+            ("http", None, Some(path)) => path.starts_with(&d.pattern),
+            _ => false,
+        })
+}
+
 /// Every publish or request of the device matches a declared data flow.
-pub fn flows_declared(
-    cloud: &CloudSession,
-    flows: &[Flow],
-    declared: &[DeclaredFlow],
-) -> CheckRecord {
+pub fn flows_declared(dut: &Dut, flows: &[Flow], declared: &[DeclaredFlow]) -> CheckRecord {
     const KIND: &str = "flows-declared";
     let data: Vec<&Flow> = flows
         .iter()
-        .filter(|f| is_dut(cloud, f) && (f.kind == "publish" || f.kind == "request"))
+        .filter(|f| dut.owns(f) && (f.kind == "publish" || f.kind == "request"))
         .collect();
     if data.is_empty() {
         return record(
@@ -195,26 +213,12 @@ pub fn flows_declared(
     let undeclared: Vec<&Flow> = data
         .iter()
         .copied()
-        .filter(|f| {
-            let (proto, what) = match (&f.topic, &f.path) {
-                (Some(t), _) => ("mqtt", t.as_str()),
-                (None, Some(p)) => ("http", p.as_str()),
-                (None, None) => ("mqtt", ""),
-            };
-            !declared.iter().any(|d| d.matches(proto, what))
-        })
+        .filter(|f| declaration(declared, f).is_none())
         .collect();
     if undeclared.is_empty() {
         let used: std::collections::BTreeSet<&str> = data
             .iter()
-            .filter_map(|f| {
-                declared.iter().find(|d| {
-                    d.matches(
-                        if f.topic.is_some() { "mqtt" } else { "http" },
-                        f.topic.as_deref().or(f.path.as_deref()).unwrap_or(""),
-                    )
-                })
-            })
+            .filter_map(|f| declaration(declared, f))
             .map(|d| d.name.as_str())
             .collect();
         record(
@@ -292,5 +296,146 @@ pub fn orderly_reconnect(flows: &[Flow], windows: &[FaultWindow], max_per_s: u64
                 "{attempts} connection attempts in {seconds:.1} s of outage ({rate:.1}/s, at most {max_per_s}/s allowed)"
             ),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hilt_cloud::Protocol;
+
+    const DUT: Dut<'static> = Dut {
+        identity: "VRB-1",
+        client_id: "VRB-1",
+    };
+
+    fn flow(seq: u64, t_us: u64, kind: &str, tls: bool, topic: &str) -> Flow {
+        Flow {
+            seq,
+            time: String::new(),
+            t_us,
+            protocol: Protocol::Mqtt,
+            kind: kind.into(),
+            client_id: (kind != "tls-failed" && kind != "connect-refused")
+                .then(|| "VRB-1".to_string()),
+            identity: (kind != "tls-failed" && kind != "connect-refused")
+                .then(|| "VRB-1".to_string()),
+            tls,
+            server_cert: tls.then(|| "trusted".to_string()),
+            topic: (!topic.is_empty()).then(|| topic.to_string()),
+            path: None,
+            method: None,
+            status: None,
+            peer: None,
+            payload_len: 0,
+            payload_sha256: String::new(),
+            detail: None,
+        }
+    }
+
+    fn declared(pattern: &str) -> DeclaredFlow {
+        DeclaredFlow {
+            name: format!("21-PersData/{pattern}"),
+            protocol: "mqtt".into(),
+            pattern: pattern.into(),
+            purpose: String::new(),
+            recipient: "manufacturer".into(),
+            lawful_basis: "contract".into(),
+            consent: false,
+            categories: vec![],
+        }
+    }
+
+    #[test]
+    fn tls_only_fails_on_one_plaintext_flow_and_needs_some_traffic() {
+        let ok = [flow(0, 0, "publish", true, "vrb/VRB-1/telemetry")];
+        assert_eq!(tls_only(&DUT, &ok).verdict, Verdict::Pass);
+        let mixed = [
+            ok[0].clone(),
+            flow(1, 1, "publish", false, "vrb/VRB-1/presence"),
+        ];
+        assert_eq!(tls_only(&DUT, &mixed).verdict, Verdict::Fail);
+        assert_eq!(tls_only(&DUT, &[]).verdict, Verdict::Inconclusive);
+        let other = Dut {
+            identity: "someone-else",
+            client_id: "x",
+        };
+        assert_eq!(tls_only(&other, &mixed).verdict, Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn untrusted_cert_must_be_refused_and_tried() {
+        let window = [FaultWindow {
+            fault: CloudFault::UntrustedCert,
+            from_us: 100,
+            to_us: 200,
+        }];
+        let mut refused = flow(0, 150, "tls-failed", true, "");
+        refused.server_cert = Some("untrusted".into());
+        assert_eq!(
+            refuses_untrusted_cert(&DUT, std::slice::from_ref(&refused), &window).verdict,
+            Verdict::Pass
+        );
+        let mut accepted = flow(1, 160, "connect", true, "");
+        accepted.server_cert = Some("untrusted".into());
+        assert_eq!(
+            refuses_untrusted_cert(&DUT, &[refused.clone(), accepted], &window).verdict,
+            Verdict::Fail
+        );
+        let plain = flow(2, 170, "publish", false, "vrb/VRB-1/telemetry");
+        assert_eq!(
+            refuses_untrusted_cert(&DUT, &[refused, plain], &window).verdict,
+            Verdict::Fail
+        );
+        assert_eq!(
+            refuses_untrusted_cert(&DUT, &[], &window).verdict,
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            refuses_untrusted_cert(&DUT, &[], &[]).verdict,
+            Verdict::Error
+        );
+    }
+
+    #[test]
+    fn undeclared_topics_fail_and_are_named() {
+        let decl = [declared("vrb/+/telemetry"), declared("vrb/+/presence")];
+        let flows = [
+            flow(0, 0, "publish", true, "vrb/VRB-1/telemetry"),
+            flow(1, 0, "publish", true, "vrb/VRB-1/presence"),
+        ];
+        assert_eq!(flows_declared(&DUT, &flows, &decl).verdict, Verdict::Pass);
+        let extra = [
+            flows[0].clone(),
+            flow(2, 0, "publish", true, "vrb/VRB-1/diag/wifi-scan"),
+        ];
+        let c = flows_declared(&DUT, &extra, &decl);
+        assert_eq!(c.verdict, Verdict::Fail);
+        assert!(
+            c.detail.contains("vrb/VRB-1/diag/wifi-scan"),
+            "{}",
+            c.detail
+        );
+    }
+
+    #[test]
+    fn reconnect_rate_is_judged_within_outages() {
+        let window = [FaultWindow {
+            fault: CloudFault::Outage,
+            from_us: 0,
+            to_us: 2_000_000,
+        }];
+        let calm: Vec<Flow> = (0..4)
+            .map(|i| flow(i, i * 400_000, "connect-refused", false, ""))
+            .collect();
+        assert_eq!(orderly_reconnect(&calm, &window, 5).verdict, Verdict::Pass);
+        let storm: Vec<Flow> = (0..200)
+            .map(|i| flow(i, i * 10_000, "connect-refused", false, ""))
+            .collect();
+        assert_eq!(orderly_reconnect(&storm, &window, 5).verdict, Verdict::Fail);
+        assert_eq!(
+            orderly_reconnect(&[], &window, 5).verdict,
+            Verdict::Inconclusive
+        );
     }
 }

@@ -259,7 +259,7 @@ fn run_steps(ctx: &mut Ctx, s: &Scenario) -> Result<(), Stop> {
                         .ok_or_else(|| Stop(Verdict::NotTested, "no mock cloud".into()))?;
                     let from = c.log.next_seq();
                     let seen = c.log.wait_for(from, Duration::from_millis(ms), |f| {
-                        f.kind == w.kind && cloud::is_dut(c, f)
+                        f.kind == w.kind && cloud::Dut::of(c).owns(f)
                     });
                     if seen.is_none() {
                         ctx.inconclusive.push(format!(
@@ -422,7 +422,7 @@ fn run_checks(ctx: &Ctx, s: &Scenario) -> Vec<CheckRecord> {
                 (Some(c), Some(from)) => {
                     let flows = cloud_flows(c, from);
                     match flow_check {
-                        Check::TlsOnly => cloud::tls_only(c, &flows),
+                        Check::TlsOnly => cloud::tls_only(&cloud::Dut::of(c), &flows),
                         Check::OrderlyReconnect { max_attempts_per_s } => {
                             match scope.number(max_attempts_per_s) {
                                 Ok(max) => cloud::orderly_reconnect(&flows, &ctx.windows, max),
@@ -434,11 +434,13 @@ fn run_checks(ctx: &Ctx, s: &Scenario) -> Vec<CheckRecord> {
                             }
                         }
                         Check::RefusesUntrustedCert => {
-                            cloud::refuses_untrusted_cert(c, &flows, &ctx.windows)
+                            cloud::refuses_untrusted_cert(&cloud::Dut::of(c), &flows, &ctx.windows)
                         }
-                        Check::FlowsDeclared => {
-                            cloud::flows_declared(c, &flows, &ctx.session.profile.flows)
-                        }
+                        Check::FlowsDeclared => cloud::flows_declared(
+                            &cloud::Dut::of(c),
+                            &flows,
+                            &ctx.session.profile.flows,
+                        ),
                         Check::Throttled { .. } => CheckRecord {
                             kind: flow_check.name().into(),
                             verdict: Verdict::Error,
