@@ -174,6 +174,8 @@ fn a_defect_fails_its_case_and_gates_with_exit_1() {
             "no-login-rate-limit",
             "bf.console.lockout",
             "--exact",
+            "--junit",
+            tmp.path().join("junit.xml").to_str().unwrap(),
         ],
         tmp.path(),
     );
@@ -182,6 +184,15 @@ fn a_defect_fails_its_case_and_gates_with_exit_1() {
     assert_eq!(verdict(&r, "bf.console.lockout"), "FAIL");
     assert_eq!(r["summary"]["gate"], "NON_CONFORMANT");
     assert_eq!(r["board"]["defects"][0], "no-login-rate-limit");
+    let junit = std::fs::read_to_string(tmp.path().join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("<testcase name=\"bf.console.lockout\""),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("<failure") && junit.contains("FAIL: "),
+        "{junit}"
+    );
     let en = r["provisions"]["en303645"]
         .as_array()
         .unwrap()

@@ -161,10 +161,18 @@ fn scenario_errors_are_located() {
 #[test]
 fn declared_flows_are_read_from_the_ixit_and_checked() {
     let p = BoardProfile::parse(Path::new("boards/x.toml"), &vboard_text()).unwrap();
-    let presence = p.flows.iter().find(|f| f.name == "21-PersData/presence").expect("presence flow");
+    let presence = p
+        .flows
+        .iter()
+        .find(|f| f.name == "21-PersData/presence")
+        .expect("presence flow");
     assert_eq!(presence.pattern, "vrb/+/presence");
     assert!(presence.is_personal());
-    assert!(p.flows.iter().any(|f| f.name == "24-TelData/health" && !f.is_personal()));
+    assert!(
+        p.flows
+            .iter()
+            .any(|f| f.name == "24-TelData/health" && !f.is_personal())
+    );
     assert!(p.cloud_link().is_some());
 
     let text = vboard_text().replace(
@@ -172,8 +180,14 @@ fn declared_flows_are_read_from_the_ixit_and_checked() {
         "pattern = \"vrb/+/presence\", recipient = \"manufacturer\", lawful_basis = \"contract\"",
     );
     let err = profile_err(&text);
-    assert!(err.contains("consent-based") && err.starts_with("boards/x.toml:"), "{err}");
-    let text = vboard_text().replace("[links.cloud]\nkind = \"cloud\"", "[links.cloud]\nkind = \"cloud\"\npath = \"/dev/x\"");
+    assert!(
+        err.contains("consent-based") && err.starts_with("boards/x.toml:"),
+        "{err}"
+    );
+    let text = vboard_text().replace(
+        "[links.cloud]\nkind = \"cloud\"",
+        "[links.cloud]\nkind = \"cloud\"\npath = \"/dev/x\"",
+    );
     assert!(profile_err(&text).contains("a cloud link takes no path"));
 }
 
@@ -185,9 +199,16 @@ fn cloud_steps_are_checked() {
     let s = Scenario::parse(Path::new("s.toml"), &text, &fixtures).unwrap();
     assert!(s.needs_cloud());
     let bad = text.replace("for_ms = 3000\n", "");
-    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures).unwrap_err().to_string();
+    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("needs `for_ms`"), "{err}");
     let bad = text.replace("cloud = \"untrusted-cert\"", "cloud = \"earthquake\"");
-    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures).unwrap_err().to_string();
-    assert!(err.starts_with("s.toml:") && err.contains("earthquake"), "{err}");
+    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("s.toml:") && err.contains("earthquake"),
+        "{err}"
+    );
 }

@@ -21,6 +21,9 @@ pub struct RunArgs {
     /// Lab signing key (PKCS#8 PEM). Without it a per-user development key is used and the report says so
     #[arg(long)]
     key: Option<PathBuf>,
+    /// Also write the results as JUnit XML here, for CI test reporting
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
     /// Launch the virtual board with this defect (repeatable)
     #[arg(long = "defect", value_name = "NAME")]
     defects: Vec<String>,
@@ -138,6 +141,14 @@ pub fn run(a: RunArgs) -> Result<u8, Failure> {
     let envelope = hilt::report::write(&out_dir, &report, &key)
         .with_context(|| format!("cannot write the signed report in {}", out_dir.display()))
         .map_err(Failure::undecided)?;
+    if let Some(path) = &a.junit {
+        let xml = hilt_report::junit::render(&report)
+            .context("JUnit rendering")
+            .map_err(Failure::undecided)?;
+        hilt_report::atomic::write_atomic(path, xml.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))
+            .map_err(Failure::undecided)?;
+    }
     summary::print(&report);
     println!();
     println!("report:    {}", out_dir.join("report.json").display());

@@ -1,0 +1,61 @@
+//! The report as JUnit XML, for CI systems that show test results: one test case per scenario,
+//! FAIL as a failure, ERROR and INCONCLUSIVE as errors, NOT_APPLICABLE and NOT_TESTED as skipped
+//! (with the reason). A rendering of the signed report, not evidence in itself.
+
+use hilt_model::Verdict;
+use quick_junit::{NonSuccessKind, Property, Report as Junit, TestCase, TestCaseStatus, TestSuite};
+use std::time::Duration;
+
+use crate::model::Report;
+
+pub fn render(r: &Report) -> Result<String, quick_junit::SerializeError> {
+    let mut suite = TestSuite::new(format!(
+        "hilt {} on {}",
+        r.board.identity.model, r.board.name
+    ));
+    suite.set_time(Duration::from_millis(r.run.duration_ms));
+    let id = &r.board.identity;
+    let props = [
+        ("run.id", r.run.id.clone()),
+        ("suite.version", r.suite.version.clone()),
+        (
+            "suite.git_commit",
+            r.suite.git_commit.clone().unwrap_or_default(),
+        ),
+        ("dut.manufacturer", id.manufacturer.clone()),
+        ("dut.model", id.model.clone()),
+        ("dut.firmware_version", id.firmware_version.clone()),
+        ("dut.units", r.board.units.join(",")),
+        ("board.profile.sha256", r.board.profile.sha256.clone()),
+        ("gate", format!("{:?}", r.summary.gate)),
+    ];
+    suite.add_properties(props.into_iter().map(|(k, v)| Property::new(k, v)));
+    for c in &r.cases {
+        let mut status = match c.verdict {
+            Verdict::Pass => TestCaseStatus::success(),
+            Verdict::Fail => TestCaseStatus::non_success(NonSuccessKind::Failure),
+            Verdict::Error | Verdict::Inconclusive => {
+                TestCaseStatus::non_success(NonSuccessKind::Error)
+            }
+            Verdict::NotApplicable | Verdict::NotTested => TestCaseStatus::skipped(),
+        };
+        if c.verdict != Verdict::Pass {
+            status.set_message(format!("{}: {}", c.verdict, c.reason));
+            status.set_type(c.verdict.as_str());
+        }
+        let mut case = TestCase::new(c.id.clone(), status);
+        case.set_classname(c.family.clone());
+        case.set_time(Duration::from_millis(c.duration_ms));
+        case.add_property(Property::new("en303645", c.provisions.en303645.join(",")));
+        if !c.provisions.psti.is_empty() {
+            case.add_property(Property::new("psti", c.provisions.psti.join(",")));
+        }
+        if !c.provisions.ico.is_empty() {
+            case.add_property(Property::new("ico", c.provisions.ico.join(",")));
+        }
+        suite.add_test_case(case);
+    }
+    let mut junit = Junit::new("hilt");
+    junit.add_test_suite(suite);
+    junit.to_string()
+}
