@@ -1,6 +1,6 @@
 //! Drives the built board binary over its real pseudo-terminal, as the harness does.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -8,6 +8,11 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+
+#[path = "support/serial.rs"]
+mod serial;
+
+use serial::{expect, send};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -54,33 +59,6 @@ fn open(board: &Board) -> serialport::TTYPort {
         .timeout(Duration::from_millis(100))
         .open_native()
         .expect("open pty slave")
-}
-
-/// Reads until `needle` appears; returns everything read.
-fn expect(port: &mut serialport::TTYPort, needle: &str) -> String {
-    let deadline = Instant::now() + TIMEOUT;
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 512];
-    while Instant::now() < deadline {
-        match port.read(&mut buf) {
-            Ok(n) => seen.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(e) => panic!("read: {e}"),
-        }
-        let text = String::from_utf8_lossy(&seen);
-        if text.contains(needle) {
-            return text.into_owned();
-        }
-    }
-    panic!(
-        "timed out waiting for {needle:?}; got {:?}",
-        String::from_utf8_lossy(&seen)
-    );
-}
-
-fn send(port: &mut serialport::TTYPort, text: &str) {
-    port.write_all(text.as_bytes()).unwrap();
-    port.flush().unwrap();
 }
 
 fn wait_exit(board: &mut Board) -> ExitStatus {

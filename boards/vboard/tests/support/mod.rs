@@ -3,11 +3,14 @@
 #![allow(dead_code)]
 
 pub mod peer;
+pub mod serial;
 
-use std::io::{BufRead, BufReader, Read, Write};
+pub use serial::{expect, send};
+
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -75,33 +78,6 @@ pub fn login(board: &Board, dir: &Path) -> serialport::TTYPort {
     send(&mut port, &format!("admin\r{password}\r"));
     expect(&mut port, "vrb$ ");
     port
-}
-
-pub fn send(port: &mut serialport::TTYPort, text: &str) {
-    port.write_all(text.as_bytes()).unwrap();
-    port.flush().unwrap();
-}
-
-/// Reads until `needle` appears; returns everything read.
-pub fn expect(port: &mut serialport::TTYPort, needle: &str) -> String {
-    let deadline = Instant::now() + TIMEOUT;
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 512];
-    while Instant::now() < deadline {
-        match port.read(&mut buf) {
-            Ok(n) => seen.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(e) => panic!("read: {e}"),
-        }
-        let text = String::from_utf8_lossy(&seen);
-        if text.contains(needle) {
-            return text.into_owned();
-        }
-    }
-    panic!(
-        "timed out waiting for {needle:?}; got {:?}",
-        String::from_utf8_lossy(&seen)
-    );
 }
 
 /// Runs a shell command and returns its output (up to the next prompt).

@@ -1,0 +1,34 @@
+//! Talking to the board's console in tests: write a line, read until a marker (shared by the pty and
+//! cloud tests).
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn send(port: &mut serialport::TTYPort, text: &str) {
+    port.write_all(text.as_bytes()).unwrap();
+    port.flush().unwrap();
+}
+
+/// Reads until `needle` appears; returns everything read.
+pub fn expect(port: &mut serialport::TTYPort, needle: &str) -> String {
+    let deadline = Instant::now() + TIMEOUT;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    while Instant::now() < deadline {
+        match port.read(&mut buf) {
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("read: {e}"),
+        }
+        let text = String::from_utf8_lossy(&seen);
+        if text.contains(needle) {
+            return text.into_owned();
+        }
+    }
+    panic!(
+        "timed out waiting for {needle:?}; got {:?}",
+        String::from_utf8_lossy(&seen)
+    );
+}
