@@ -65,6 +65,8 @@ pub struct Console<C: Clock> {
     pub(crate) out: Vec<u8>,
     pub(crate) dirty: bool,
     pub(crate) cloud: CloudView,
+    /// The model designation the UI shows (the label's, unless a defect says otherwise).
+    pub(crate) model: &'static str,
     line: LineEditor,
     deferred: Option<Deferred>,
     queued: VecDeque<u8>,
@@ -80,6 +82,7 @@ impl<C: Clock> Console<C> {
             out: Vec::new(),
             dirty: false,
             cloud: CloudView::off(),
+            model: MODEL,
             line: LineEditor::default(),
             deferred: None,
             queued: VecDeque::new(),
@@ -91,10 +94,16 @@ impl<C: Clock> Console<C> {
         self.cloud = view;
     }
 
+    /// Show another model designation in the UI than the one on the label.
+    pub fn show_model(&mut self, model: &'static str) {
+        self.model = model;
+    }
+
     /// Prints the boot banner and the first login prompt.
     pub fn boot(&mut self) {
         self.emit(&format!(
-            "\r\n{MODEL} virtual reference board, firmware {FW_VERSION}\r\n\r\n{LOGIN_PROMPT}"
+            "\r\n{} virtual reference board, firmware {FW_VERSION}\r\n\r\n{LOGIN_PROMPT}",
+            self.model
         ));
     }
 

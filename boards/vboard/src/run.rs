@@ -100,6 +100,9 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
     announce(&pty.slave_path, opts.ready_file.as_deref())?;
 
     let mut console = Console::new(state, policy, SystemClock);
+    if opts.defects.has(Defect::WrongModelDesignation) {
+        console.show_model("VRB");
+    }
     if let Some(handle) = &cloud {
         console.attach_cloud(handle.view());
     }

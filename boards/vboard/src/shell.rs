@@ -3,7 +3,7 @@
 use crate::auth::PasswordHash;
 use crate::clock::Clock;
 use crate::console::{Console, Mode, SHELL_PROMPT};
-use crate::{ADMIN_USER, FW_VERSION, HW_VERSION, MODEL};
+use crate::{ADMIN_USER, FW_VERSION, HW_VERSION};
 
 /// Shortest password `passwd` accepts, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -28,8 +28,8 @@ impl<C: Clock> Console<C> {
             "help" => self.emit(HELP),
             "info" => {
                 let info = format!(
-                    "model={MODEL} serial={} hw={HW_VERSION} fw={FW_VERSION}\r\n",
-                    self.state.serial
+                    "model={} serial={} hw={HW_VERSION} fw={FW_VERSION}\r\n",
+                    self.model, self.state.serial
                 );
                 self.emit(&info);
             }

@@ -164,6 +164,13 @@ pub enum Check {
     /// During an outage the device retried no more often than `max_attempts_per_s` (no reconnection
     /// storm), and it did retry.
     OrderlyReconnect { max_attempts_per_s: Number },
+    /// Every attempt of step `step` captured `capture` equal to `expected` (e.g. the model designation
+    /// the UI shows against the one the IXIT declares).
+    CaptureEquals {
+        step: String,
+        capture: String,
+        expected: Template,
+    },
 }
 
 impl Check {
@@ -174,12 +181,13 @@ impl Check {
             Check::RefusesUntrustedCert => "refuses-untrusted-cert",
             Check::FlowsDeclared => "flows-declared",
             Check::OrderlyReconnect { .. } => "orderly-reconnect",
+            Check::CaptureEquals { .. } => "capture-equals",
         }
     }
 
     /// Whether the check reads the mock cloud's flow log.
     pub fn needs_cloud(&self) -> bool {
-        !matches!(self, Check::Throttled { .. })
+        !matches!(self, Check::Throttled { .. } | Check::CaptureEquals { .. })
     }
 }
 
@@ -277,6 +285,38 @@ impl Scenario {
         let mut checks = Vec::new();
         for c in raw.checks {
             let span = c.span();
+            if let Check::CaptureEquals {
+                step,
+                capture,
+                expected,
+            } = c.get_ref()
+            {
+                let action = steps
+                    .iter()
+                    .find(|s| &s.id == step)
+                    .and_then(|s| match &s.what {
+                        StepWhat::Action { name, .. } => vocabulary::action(name),
+                        _ => None,
+                    });
+                match action {
+                    Some(a) if a.captures.contains(&capture.as_str()) => {}
+                    Some(a) => {
+                        return Err(src.err(span, format!("check capture-equals: action {} captures no {capture:?} (it captures: {})", a.name, a.captures.join(", "))));
+                    }
+                    None => return Err(src.err(
+                        span,
+                        format!(
+                            "check capture-equals: step {step:?} is no action step of this scenario"
+                        ),
+                    )),
+                }
+                if let Some(v) = expected.vars().find(|v| !known_var(v, false)) {
+                    return Err(src.err(
+                        span,
+                        format!("check capture-equals: unknown variable {{{v}}}"),
+                    ));
+                }
+            }
             if let Check::Throttled { step, .. } = c.get_ref() {
                 let target = steps.iter().find(|s| &s.id == step);
                 let is_login = matches!(target.map(|s| &s.what), Some(StepWhat::Action { name, .. }) if name == "login");

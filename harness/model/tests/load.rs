@@ -212,3 +212,21 @@ fn cloud_steps_are_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn capture_checks_name_a_capture_the_action_reports() {
+    let path = root().join("test-cases/software-updates/model-designation.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let fixtures = root().join("fixtures");
+    Scenario::parse(Path::new("s.toml"), &text, &fixtures).unwrap();
+    let bad = text.replace("capture = \"model\"", "capture = \"colour\"");
+    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("captures no \"colour\""), "{err}");
+    let bad = text.replace("step = \"read-identity\"", "step = \"nowhere\"");
+    let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no action step"), "{err}");
+}

@@ -50,6 +50,50 @@ pub fn throttled(step: &StepRecord, after: u64, min_delay_ms: u64) -> CheckRecor
     }
 }
 
+/// Every attempt of a step captured `capture` with exactly the expected value.
+pub fn capture_equals(step: &StepRecord, capture: &str, expected: &str) -> CheckRecord {
+    let kind = "capture-equals".to_string();
+    if step.attempts.is_empty() {
+        return CheckRecord {
+            kind,
+            verdict: Verdict::Error,
+            detail: format!("step {} made no attempt", step.id),
+        };
+    }
+    for a in &step.attempts {
+        match a.captures.get(capture) {
+            Some(v) if v == expected => {}
+            Some(v) => {
+                return CheckRecord {
+                    kind,
+                    verdict: Verdict::Fail,
+                    detail: format!(
+                        "step {} attempt {}: {capture} is {v:?}, declared {expected:?}",
+                        step.id,
+                        a.iteration + 1
+                    ),
+                };
+            }
+            None => {
+                return CheckRecord {
+                    kind,
+                    verdict: Verdict::Fail,
+                    detail: format!(
+                        "step {} attempt {}: the device showed no {capture}",
+                        step.id,
+                        a.iteration + 1
+                    ),
+                };
+            }
+        }
+    }
+    CheckRecord {
+        kind,
+        verdict: Verdict::Pass,
+        detail: format!("{capture} is {expected:?} as declared"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +152,20 @@ mod tests {
     fn too_few_attempts_is_inconclusive_not_pass() {
         let s = step(&[("rejected", 5.0)]);
         assert_eq!(throttled(&s, 2, 1000).verdict, Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn captured_values_must_equal_the_declaration() {
+        let mut s = step(&[("", 1.0)]);
+        s.attempts[0]
+            .captures
+            .insert("model".into(), "VRB-1".into());
+        assert_eq!(capture_equals(&s, "model", "VRB-1").verdict, Verdict::Pass);
+        assert_eq!(capture_equals(&s, "model", "VRB-2").verdict, Verdict::Fail);
+        assert_eq!(capture_equals(&s, "serial", "X").verdict, Verdict::Fail);
+        assert_eq!(
+            capture_equals(&step(&[]), "model", "VRB-1").verdict,
+            Verdict::Error
+        );
     }
 }

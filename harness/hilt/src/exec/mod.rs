@@ -181,6 +181,12 @@ fn applicability(session: &BoardSession, s: &Scenario) -> Result<(), Stop> {
                 ..
             } => vec![after, min_delay_ms],
             Check::OrderlyReconnect { max_attempts_per_s } => vec![max_attempts_per_s],
+            Check::CaptureEquals { expected, .. } => {
+                scope
+                    .render(expected)
+                    .map_err(|e| not_tested(format!("check capture-equals: {e}")))?;
+                vec![]
+            }
             Check::TlsOnly | Check::RefusesUntrustedCert | Check::FlowsDeclared => vec![],
         };
         for n in numbers {
@@ -418,6 +424,25 @@ fn run_checks(ctx: &Ctx, s: &Scenario) -> Vec<CheckRecord> {
                     },
                 }
             }
+            Check::CaptureEquals {
+                step,
+                capture,
+                expected,
+            } => match scope.render(expected) {
+                Ok(want) => match ctx.steps.iter().find(|r| &r.id == step) {
+                    Some(record) => check::capture_equals(record, capture, &want.text),
+                    None => CheckRecord {
+                        kind: c.name().into(),
+                        verdict: Verdict::Error,
+                        detail: format!("step {step:?} did not run"),
+                    },
+                },
+                Err(e) => CheckRecord {
+                    kind: c.name().into(),
+                    verdict: Verdict::NotTested,
+                    detail: e,
+                },
+            },
             flow_check => match (ctx.session.cloud(), ctx.cloud_from) {
                 (Some(c), Some(from)) => {
                     let flows = cloud_flows(c, from);
@@ -441,7 +466,7 @@ fn run_checks(ctx: &Ctx, s: &Scenario) -> Vec<CheckRecord> {
                             &flows,
                             &ctx.session.profile.flows,
                         ),
-                        Check::Throttled { .. } => CheckRecord {
+                        Check::Throttled { .. } | Check::CaptureEquals { .. } => CheckRecord {
                             kind: flow_check.name().into(),
                             verdict: Verdict::Error,
                             detail: "not a flow-log check".into(),
