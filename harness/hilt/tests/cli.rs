@@ -84,6 +84,26 @@ fn full_run_passes_signs_and_detects_tampering() {
         tmp.path(),
     );
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("CONFORMANT") && html.contains("sc.cloud.refuses-mitm"));
+    let rendered = tmp.path().join("again.html");
+    let o = hilt(
+        &[
+            "render",
+            env.to_str().unwrap(),
+            "--key",
+            pubkey.to_str().unwrap(),
+            "--out",
+            rendered.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(&rendered).unwrap(),
+        html,
+        "rendering is deterministic"
+    );
 
     // One byte of evidence changed: verification fails and names the file.
     let ev = out.join("evidence/bf.console.lockout/console.log");

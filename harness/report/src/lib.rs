@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod digest;
+pub mod html;
 pub mod junit;
 pub mod keys;
 pub mod model;

@@ -3,6 +3,7 @@
 
 mod cloud;
 mod keygen;
+mod render;
 mod run;
 mod selftest;
 mod summary;
@@ -28,6 +29,8 @@ enum Command {
     Run(run::RunArgs),
     /// Check a signed report: the signature and every evidence file's digest
     Verify(verify::VerifyArgs),
+    /// Render a signed report as HTML or JUnit, after verifying it
+    Render(render::RenderArgs),
     /// Write an Ed25519 signing key pair (PKCS#8 / SubjectPublicKeyInfo PEM)
     Keygen(keygen::KeygenArgs),
     /// Run the mock cloud (MQTT broker, HTTPS services) for testing a real device by hand
@@ -79,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Keygen(a) => keygen::run(a),
+        Command::Render(a) => render::run(a),
         Command::Selftest(a) => selftest::run(a),
         Command::Cloud(a) => cloud::run(a),
         Command::Vboard { .. } => unreachable!("handled above"),

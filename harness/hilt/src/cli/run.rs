@@ -141,6 +141,14 @@ pub fn run(a: RunArgs) -> Result<u8, Failure> {
     let envelope = hilt::report::write(&out_dir, &report, &key)
         .with_context(|| format!("cannot write the signed report in {}", out_dir.display()))
         .map_err(Failure::undecided)?;
+    // A readable rendering beside the signed report (the envelope stays authoritative).
+    let html_path = out_dir.join("report.html");
+    let html = hilt_report::html::render(&report)
+        .context("HTML rendering")
+        .map_err(Failure::undecided)?;
+    hilt_report::atomic::write_atomic(&html_path, html.as_bytes())
+        .with_context(|| format!("cannot write {}", html_path.display()))
+        .map_err(Failure::undecided)?;
     if let Some(path) = &a.junit {
         let xml = hilt_report::junit::render(&report)
             .context("JUnit rendering")
@@ -153,6 +161,7 @@ pub fn run(a: RunArgs) -> Result<u8, Failure> {
     println!();
     println!("report:    {}", out_dir.join("report.json").display());
     println!("signed:    {}", envelope.display());
+    println!("readable:  {}", html_path.display());
     match &public {
         Some(p) => println!(
             "signed with the DEVELOPMENT key {} (public key: {})",

@@ -1,0 +1,177 @@
+//! The HTML rendering: complete for the committed example, escaped for hostile values, self-contained.
+
+use std::fs;
+use std::path::PathBuf;
+
+use hilt_model::Verdict;
+use hilt_report::html::render;
+use hilt_report::model::{Gate, Report};
+
+fn example() -> Report {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../reports/example/report.json");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn html(r: &Report) -> String {
+    render(r).expect("the report renders")
+}
+
+#[test]
+fn example_has_gate_cases_and_in_scope_provisions() {
+    let r = example();
+    let out = html(&r);
+    assert!(out.starts_with("<!DOCTYPE html>"));
+    assert!(out.contains(r#"<span class="gate-label">CONFORMANT</span>"#));
+    assert!(out.contains("exit code 0"));
+    for c in &r.cases {
+        assert!(out.contains(&format!(r#"id="{}""#, c.id)), "case {}", c.id);
+        assert!(
+            out.contains(&format!(r##"href="#{}""##, c.id)),
+            "link {}",
+            c.id
+        );
+    }
+    let in_scope: Vec<_> = r
+        .provisions
+        .en303645
+        .iter()
+        .filter(|p| p.in_scope)
+        .collect();
+    assert!(!in_scope.is_empty());
+    for p in in_scope {
+        assert!(
+            out.contains(&format!(r#"id="en-{}""#, p.id)),
+            "provision {}",
+            p.id
+        );
+    }
+    // Legend, ICS, verification note and evidence digests.
+    for v in Verdict::ALL {
+        assert!(out.contains(&format!(r#"class="v v-{v}""#)), "legend {v}");
+    }
+    assert!(out.contains("hilt verify report.dsse.json --key PUBLIC.pem"));
+    assert!(out.contains(&r.board.profile.sha256));
+    let ev = &r.cases[0].evidence[0];
+    assert!(out.contains(&format!(r#"<a href="{}">"#, ev.path)));
+    assert!(out.contains(&ev.sha256));
+    assert!(!out.contains("dev-key"), "no development-key banner");
+}
+
+#[test]
+fn long_steps_keep_first_and_non_conforming_attempts() {
+    let mut r = example();
+    let case = r
+        .cases
+        .iter_mut()
+        .find(|c| c.id == "pw.console.no-universal-default")
+        .expect("example case");
+    let step = case
+        .steps
+        .iter_mut()
+        .find(|s| s.attempts.len() > 100)
+        .expect("a long step");
+    let total = step.attempts.len();
+    let mark = |a: &mut hilt_report::model::Attempt, v: &str| {
+        a.args.insert("marker".into(), v.into());
+    };
+    mark(&mut step.attempts[50], "OMITTED-MARKER");
+    mark(&mut step.attempts[60], "NONCONFORMING-MARKER");
+    step.attempts[60].conforms = Some(false);
+    mark(&mut step.attempts[9], "TENTH-MARKER");
+    let out = html(&r);
+    assert!(out.contains("NONCONFORMING-MARKER"));
+    assert!(out.contains("TENTH-MARKER"));
+    assert!(!out.contains("OMITTED-MARKER"));
+    // The first 10, the non-conforming one and the last are shown (the outcome never changes).
+    let omitted = total - 12;
+    assert!(
+        out.contains(&format!("{omitted} omitted below")),
+        "{omitted} omitted"
+    );
+    assert!(out.contains("… 50 attempt(s) omitted (iterations 10–59) …"));
+}
+
+#[test]
+fn long_steps_keep_outcome_changes() {
+    let out = html(&example());
+    // bf.console.lockout `guesses`: 25 rejected, then 3 locked; the first locked and the last stay.
+    assert!(out.contains("28 attempt(s); 16 omitted below"));
+    assert!(out.contains("… 15 attempt(s) omitted (iterations 10–24) …"));
+    assert!(out.contains("… 1 attempt(s) omitted (iteration 26) …"));
+}
+
+#[test]
+fn hostile_values_are_escaped() {
+    let mut r = example();
+    let script = "<script>alert(1)</script>";
+    r.board.identity.manufacturer = script.into();
+    r.board.name = format!("vrb{script}");
+    r.cases[0].reason = format!("device said {script}");
+    r.cases[0].title = r#"<img src=x onerror="alert(2)">"#.into();
+    r.cases[0].evidence[0].path = "javascript:alert(3)".into();
+    r.cases[0].evidence[1].path = "../../etc/passwd".into();
+    r.cases[0].steps[1].attempts[0]
+        .args
+        .insert("user".into(), r#"a"&<>b"#.into());
+    r.ics["provisions"]["5.1-1"]["detail"] = script.into();
+    let out = html(&r);
+    let lower = out.to_lowercase();
+    assert!(!lower.contains("<script"), "raw script tag");
+    assert!(!lower.contains("<img"), "raw img tag");
+    assert!(out.contains("device said &#60;script&#62;alert(1)&#60;/script&#62;"));
+    assert!(out.contains("user=a&#34;&#38;&#60;&#62;b"));
+    assert!(!lower.contains("href=\"javascript"));
+    assert!(!out.contains(r#"href="../"#));
+}
+
+#[test]
+fn development_key_shows_a_warning() {
+    let mut r = example();
+    r.run.development_key = true;
+    let out = html(&r);
+    assert!(out.contains(r#"<div class="banner dev-key" role="alert">"#));
+    assert!(out.contains("NOT FOR CERTIFICATION"));
+}
+
+#[test]
+fn a_failure_shows_its_reason_and_the_gate() {
+    let mut r = example();
+    let reason = "attempt 26 was accepted, expected locked";
+    r.cases[0].verdict = Verdict::Fail;
+    r.cases[0].reason = reason.into();
+    r.summary.gate = Gate::NonConformant;
+    r.summary.mandatory_failed = vec!["5.1-5".into()];
+    let out = html(&r);
+    assert!(out.contains(reason));
+    assert!(out.contains(&format!(
+        r#"<section class="case case-FAIL" id="{}">"#,
+        r.cases[0].id
+    )));
+    assert!(out.contains(r#"<span class="gate-label">NON_CONFORMANT</span>"#));
+    assert!(out.contains("exit code 1: mandatory in-scope EN 303 645 provision(s) failed: 5.1-5"));
+}
+
+#[test]
+fn output_is_self_contained() {
+    let out = html(&example()).to_lowercase();
+    for bad in [
+        "<script", "<link", "<img", "<iframe", "<object", "<embed", "@import", "url(", "src=",
+    ] {
+        assert!(!out.contains(bad), "found {bad}");
+    }
+    // Every link stays inside the page or the report directory.
+    for (i, _) in out.match_indices("href=\"") {
+        let target = &out[i + 6..];
+        assert!(
+            target.starts_with('#') || target.starts_with("evidence/"),
+            "link to {}",
+            target
+                .chars()
+                .take_while(|c| *c != '"')
+                .take(80)
+                .collect::<String>()
+        );
+    }
+    assert!(!out.contains("=\"http"), "attribute with a URL");
+}
