@@ -52,6 +52,8 @@ defects! {
         "connects to the cloud's plaintext MQTT listener (--mqtt-plain-url): credentials and personal data in the clear";
     UndeclaredFlow => "undeclared-flow",
         "also publishes nearby Wi-Fi networks (location-revealing) to an undeclared topic";
+    SerialDerivedPassword => "serial-derived-password",
+        "the unit password is the first 12 hex digits of SHA-256 of the serial number (an unkeyed hash)";
     WrongModelDesignation => "wrong-model-designation",
         "the console shows the internal codename 'VRB' instead of the label's model designation 'VRB-1'";
     ReconnectStorm => "reconnect-storm",

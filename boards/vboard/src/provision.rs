@@ -71,6 +71,10 @@ pub fn provision(serial: Option<&str>, defects: &DefectSet) -> Result<Provisione
     };
     let password = if defects.has(Defect::UniversalDefaultPassword) {
         UNIVERSAL_PASSWORD.to_string()
+    } else if defects.has(Defect::SerialDerivedPassword) {
+        // The classic mistake: an unkeyed hash of a printed identifier, which anyone can recompute.
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(serial.as_bytes()))[..PASSWORD_LEN].to_string()
     } else {
         generate_password()?
     };

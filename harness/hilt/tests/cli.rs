@@ -446,3 +446,50 @@ fn selftest_catches_every_defect() {
         }
     }
 }
+
+#[test]
+fn a_guessable_password_fails_and_still_never_reaches_the_report() {
+    use sha2::Digest;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = hilt(
+        &[
+            "run",
+            "--out",
+            out.to_str().unwrap(),
+            "--defect",
+            "serial-derived-password",
+            "pw.console.not-derived-from-serial",
+            "--exact",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(
+        verdict(&report(&out), "pw.console.not-derived-from-serial"),
+        "FAIL"
+    );
+    // Under this defect the unit's password is the SHA-256 prefix of its serial: it was found, and it
+    // must still appear nowhere in the clear.
+    let password = &hex::encode(sha2::Sha256::digest(b"VRB-00000001"))[..12];
+    let mut files = vec![
+        out.join("report.json"),
+        out.join("report.html"),
+        out.join("report.dsse.json"),
+    ];
+    for e in std::fs::read_dir(out.join("evidence/pw.console.not-derived-from-serial")).unwrap() {
+        files.push(e.unwrap().path());
+    }
+    for f in files.iter().filter(|f| f.is_file()) {
+        let bytes = std::fs::read(f).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(password),
+            "{} holds the password",
+            f.display()
+        );
+    }
+    assert!(
+        !text(&o).contains(password),
+        "the console output holds the password"
+    );
+}

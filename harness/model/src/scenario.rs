@@ -84,12 +84,22 @@ pub enum Number {
     Ref(Template),
 }
 
+/// Where a step's rows come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rows {
+    /// A CSV fixture (`fixture:PATH`, relative to fixtures/).
+    Fixture(PathBuf),
+    /// Candidate passwords derived from the unit's serial number the way careless factories do
+    /// (`derived:unit.serial`): columns `derivation` and `password`.
+    DerivedFromSerial,
+}
+
 #[derive(Debug, Clone)]
 pub struct Step {
     pub id: String,
     pub what: StepWhat,
-    /// Run once per row of a CSV fixture (`{row.COLUMN}` variables).
-    pub for_each: Option<PathBuf>,
+    /// Run once per row (`{row.COLUMN}` variables).
+    pub for_each: Option<Rows>,
     pub repeat: Option<Number>,
     pub repeat_add: u64,
     /// Outcomes that count as conforming; any other outcome FAILs the case.
@@ -490,18 +500,19 @@ impl RawStep {
         };
         let for_each = match self.for_each {
             None => None,
+            Some(f) if f == "derived:unit.serial" => Some(Rows::DerivedFromSerial),
             Some(f) => {
                 let Some(rel) = f.strip_prefix("fixture:") else {
                     return Err(src.err(
                         span,
-                        format!("{at}: for_each must be \"fixture:PATH\" (relative to fixtures/)"),
+                        format!("{at}: for_each must be \"fixture:PATH\" (relative to fixtures/) or \"derived:unit.serial\""),
                     ));
                 };
                 let p = fixtures.join(rel);
                 if rel.contains("..") || !p.is_file() {
                     return Err(src.err(span, format!("{at}: fixture {} not found", p.display())));
                 }
-                Some(p)
+                Some(Rows::Fixture(p))
             }
         };
         let has_rows = for_each.is_some();

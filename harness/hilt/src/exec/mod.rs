@@ -4,6 +4,7 @@
 mod binding;
 mod check;
 mod cloud;
+mod derive;
 mod vars;
 
 pub use binding::{ActionError, Observation, run_binding};
@@ -11,7 +12,7 @@ pub use binding::{ActionError, Observation, run_binding};
 use hilt_link::{Console, SerialPort};
 use hilt_model::Verdict;
 use hilt_model::ics::Decision;
-use hilt_model::scenario::{Check, Scenario, Step, StepWhat, read_fixture};
+use hilt_model::scenario::{Check, Rows, Scenario, Step, StepWhat, read_fixture};
 use hilt_report::model::{Attempt, CaseResult, CheckRecord, StepRecord};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -42,6 +43,8 @@ struct Ctx<'a> {
     steps: Vec<StepRecord>,
     failures: Vec<String>,
     inconclusive: Vec<String>,
+    /// The unit's secrets (its credentials' passwords), masked wherever they show up.
+    secrets: Vec<String>,
     /// First flow-log sequence number of this case, when the board has a mock cloud.
     cloud_from: Option<u64>,
     windows: Vec<cloud::FaultWindow>,
@@ -56,6 +59,7 @@ pub fn run_case(session: &BoardSession, scenario: &Scenario) -> CaseRun {
         steps: Vec::new(),
         failures: Vec::new(),
         inconclusive: Vec::new(),
+        secrets: unit_secrets(session),
         cloud_from: session.cloud().map(|c| c.log.next_seq()),
         windows: Vec::new(),
     };
@@ -201,9 +205,10 @@ fn applicability(session: &BoardSession, s: &Scenario) -> Result<(), Stop> {
 fn run_steps(ctx: &mut Ctx, s: &Scenario) -> Result<(), Stop> {
     for step in &s.steps {
         let rows = match &step.for_each {
-            Some(path) => {
+            Some(Rows::Fixture(path)) => {
                 Some(read_fixture(path).map_err(|e| Stop(Verdict::Error, e.to_string()))?)
             }
+            Some(Rows::DerivedFromSerial) => Some(derive::from_serial(&ctx.session.unit.serial)),
             None => None,
         };
         let scope = Scope {
@@ -300,7 +305,9 @@ fn run_attempt(
         .map(|(k, v)| {
             (
                 k.clone(),
-                if v.secret {
+                // A value holding one of the unit's secrets is masked even when it came from
+                // elsewhere (a derived or default candidate that turned out to be the password).
+                if v.secret || ctx.secrets.iter().any(|sec| v.text.contains(sec.as_str())) {
                     "‹secret›".to_string()
                 } else {
                     v.text.clone()
@@ -314,6 +321,10 @@ fn run_attempt(
             .session
             .open_console(&binding.link)
             .map_err(|e| Stop(Verdict::Error, e.to_string()))?;
+        let mut c = c;
+        for (i, secret) in ctx.secrets.iter().enumerate() {
+            c.add_secret(secret.as_bytes(), &format!("unit-secret-{}", i + 1));
+        }
         ctx.consoles.insert(binding.link.clone(), c);
     }
     let console = ctx.consoles.get_mut(&binding.link).expect("opened above");
@@ -556,4 +567,17 @@ fn cloud_evidence(c: &crate::cloud::CloudSession, flows: &[hilt_cloud::Flow]) ->
         }
     }
     out
+}
+
+/// The passwords of the unit's credentials that can be read now (a missing one is simply not masked
+/// here: the case that needs it becomes NOT_TESTED).
+fn unit_secrets(session: &BoardSession) -> Vec<String> {
+    session
+        .unit
+        .credentials
+        .keys()
+        .filter_map(|surface| session.credential(surface, "password").ok())
+        .map(|v| v.text)
+        .filter(|t| !t.is_empty())
+        .collect()
 }
