@@ -1,6 +1,6 @@
 //! Drives the built board binary over its real pseudo-terminal, as the harness does.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -42,15 +42,7 @@ fn spawn(state: &Path, extra: &[&str]) -> Board {
         .env("HILT_VBOARD_LOG", "warn")
         .spawn()
         .expect("spawn board");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pty = line
-        .strip_prefix("PTY ")
-        .unwrap_or_else(|| panic!("no PTY line, got {line:?}"))
-        .trim_end()
-        .to_string();
+    let pty = serial::pty_path(&mut child);
     Board { child, pty }
 }
 

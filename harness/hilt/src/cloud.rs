@@ -194,6 +194,10 @@ impl CloudSession {
 
     /// Stop every listener and session, then the runtime.
     pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
         if let Some(b) = self.broker.take() {
             self.rt.block_on(b.shutdown());
         }
@@ -205,11 +209,6 @@ impl CloudSession {
 
 impl Drop for CloudSession {
     fn drop(&mut self) {
-        if let Some(b) = self.broker.take() {
-            self.rt.block_on(b.shutdown());
-        }
-        if let Some(h) = self.https.take() {
-            self.rt.block_on(h.shutdown());
-        }
+        self.stop();
     }
 }

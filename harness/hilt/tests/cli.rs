@@ -21,20 +21,17 @@ fn hilt(args: &[&str], keys: &Path) -> Output {
         .expect("run hilt")
 }
 
+/// `hilt run --out OUT [EXTRA…] CASE --exact`.
+fn run_exact(out: &Path, case: &str, extra: &[&str], keys: &Path) -> Output {
+    let mut args = vec!["run", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.extend([case, "--exact"]);
+    hilt(&args, keys)
+}
+
 /// `hilt run --board BOARD --out OUT CASE --exact`.
 fn run_case(board: &Path, out: &Path, case: &str, keys: &Path) -> Output {
-    hilt(
-        &[
-            "run",
-            "--board",
-            board.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            case,
-            "--exact",
-        ],
-        keys,
-    )
+    run_exact(out, case, &["--board", board.to_str().unwrap()], keys)
 }
 
 fn text(o: &Output) -> String {
@@ -151,16 +148,7 @@ fn full_run_passes_signs_and_detects_tampering() {
 fn no_secret_reaches_report_or_evidence() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let o = hilt(
-        &[
-            "run",
-            "--out",
-            out.to_str().unwrap(),
-            "bf.console.lockout",
-            "--exact",
-        ],
-        tmp.path(),
-    );
+    let o = run_exact(&out, "bf.console.lockout", &[], tmp.path());
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let r = report(&out);
     let attempts = r["cases"][0]["steps"]
@@ -185,15 +173,12 @@ fn no_secret_reaches_report_or_evidence() {
 fn a_defect_fails_its_case_and_gates_with_exit_1() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let o = hilt(
+    let o = run_exact(
+        &out,
+        "bf.console.lockout",
         &[
-            "run",
-            "--out",
-            out.to_str().unwrap(),
             "--defect",
             "no-login-rate-limit",
-            "bf.console.lockout",
-            "--exact",
             "--junit",
             tmp.path().join("junit.xml").to_str().unwrap(),
         ],
@@ -371,16 +356,10 @@ fn keygen_writes_a_private_key_only_its_owner_can_read_and_run_signs_with_it() {
     assert_eq!(again.status.code(), Some(2), "must not overwrite a key");
     let out = tmp.path().join("run");
     let key = keys.join("lab.key.pem");
-    let o = hilt(
-        &[
-            "run",
-            "--out",
-            out.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "bf.console.lockout",
-            "--exact",
-        ],
+    let o = run_exact(
+        &out,
+        "bf.console.lockout",
+        &["--key", key.to_str().unwrap()],
         tmp.path(),
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -412,16 +391,7 @@ fn keygen_writes_a_private_key_only_its_owner_can_read_and_run_signs_with_it() {
     );
     assert_eq!(v.status.code(), Some(1));
     // An existing report directory is never overwritten.
-    let o = hilt(
-        &[
-            "run",
-            "--out",
-            out.to_str().unwrap(),
-            "bf.console.lockout",
-            "--exact",
-        ],
-        tmp.path(),
-    );
+    let o = run_exact(&out, "bf.console.lockout", &[], tmp.path());
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
 
@@ -452,16 +422,10 @@ fn a_guessable_password_fails_and_still_never_reaches_the_report() {
     use sha2::Digest;
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let o = hilt(
-        &[
-            "run",
-            "--out",
-            out.to_str().unwrap(),
-            "--defect",
-            "serial-derived-password",
-            "pw.console.not-derived-from-serial",
-            "--exact",
-        ],
+    let o = run_exact(
+        &out,
+        "pw.console.not-derived-from-serial",
+        &["--defect", "serial-derived-password"],
         tmp.path(),
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));

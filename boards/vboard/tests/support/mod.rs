@@ -7,7 +7,6 @@ pub mod serial;
 
 pub use serial::{expect, send};
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -50,15 +49,7 @@ pub fn spawn(dir: &Path, extra: &[&str], log_level: &str) -> Board {
         .env("HILT_VBOARD_LOG", log_level)
         .spawn()
         .expect("spawn board");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pty = line
-        .strip_prefix("PTY ")
-        .unwrap_or_else(|| panic!("no PTY line, got {line:?}"))
-        .trim_end()
-        .to_string();
+    let pty = serial::pty_path(&mut child);
     Board { child, pty, stderr }
 }
 

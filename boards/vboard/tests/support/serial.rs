@@ -1,7 +1,7 @@
 //! Talking to the board's console in tests: write a line, read until a marker (shared by the pty and
 //! cloud tests).
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,4 +31,16 @@ pub fn expect(port: &mut serialport::TTYPort, needle: &str) -> String {
         "timed out waiting for {needle:?}; got {:?}",
         String::from_utf8_lossy(&seen)
     );
+}
+
+/// The slave path from the board's `PTY <path>` ready line on stdout.
+pub fn pty_path(child: &mut std::process::Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.strip_prefix("PTY ")
+        .unwrap_or_else(|| panic!("no PTY line, got {line:?}"))
+        .trim_end()
+        .to_string()
 }

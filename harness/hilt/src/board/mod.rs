@@ -46,7 +46,8 @@ pub struct BoardSession {
     pub defects: Vec<String>,
     vars: BTreeMap<String, String>,
     // Field order matters: stop the board, then its cloud, before the state directory is removed.
-    process: Option<VirtualProcess>,
+    // Held for its Drop, which stops the board.
+    _process: Option<VirtualProcess>,
     cloud: Option<CloudSession>,
     _state: tempfile::TempDir,
 }
@@ -132,7 +133,7 @@ impl BoardSession {
             unit,
             defects: opts.defects.clone(),
             vars,
-            process,
+            _process: process,
             cloud,
             _state: state,
         })
@@ -141,11 +142,6 @@ impl BoardSession {
     /// The board's mock cloud, when its profile declares a cloud link.
     pub fn cloud(&self) -> Option<&CloudSession> {
         self.cloud.as_ref()
-    }
-
-    /// A profile-level variable (`state`, `hilt`, `unit.serial`, `launch.NAME`).
-    pub fn var(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str)
     }
 
     /// A unit credential field: `username` (plain) or `password` (secret).
@@ -200,10 +196,6 @@ impl BoardSession {
             };
         }
         Ok(Console::new(port, opts))
-    }
-
-    pub fn is_virtual(&self) -> bool {
-        self.process.is_some()
     }
 }
 
