@@ -8,7 +8,10 @@
 pub mod board;
 pub mod cloud;
 pub mod devkey;
+pub mod display;
+pub mod events;
 pub mod exec;
+pub mod fake;
 pub mod report;
 pub mod runner;
 pub mod selftest;

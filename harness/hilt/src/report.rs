@@ -25,7 +25,12 @@ pub struct ReportInputs<'a> {
 pub fn build(out: &RunOutput, inp: &ReportInputs) -> Report {
     let cat = Catalogue::embedded();
     let provisions = rollup(&out.cases, &inp.board.ics, cat);
-    let summary = summarise(&out.cases, &provisions);
+    let summary = summarise(
+        &out.cases,
+        &provisions,
+        out.in_suite,
+        out.interrupted.is_some(),
+    );
     let rel = |p: &Path| {
         p.strip_prefix(inp.suite_root)
             .unwrap_or(p)
@@ -54,6 +59,7 @@ pub fn build(out: &RunOutput, inp: &ReportInputs) -> Report {
             host: hostname(),
             selection: inp.selection.clone(),
             development_key: inp.development_key,
+            interrupted: out.interrupted.is_some(),
         },
         board: Board {
             name: inp.board.name().to_string(),

@@ -1,88 +1,159 @@
-//! The runner: every (scenario × board) is a libtest-mimic trial, so filtering, `--list`, `--skip` and
-//! `--exact` behave like `cargo test`. Cases on one board run one at a time (they share the device);
-//! results are collected into the report model.
+//! The runner: selects cases the way `cargo test` does (a substring filter, `--skip`, `--exact`), runs
+//! them one at a time against one board session (they share the device), writes each case's evidence
+//! as soon as it ends, and reports progress as typed [`RunEvent`]s. A cancelled run stops after the
+//! running case, which ends INCONCLUSIVE with its evidence kept.
 
+use hilt_link::Cancel;
 use hilt_model::Verdict;
 use hilt_model::profile::BoardProfile;
 use hilt_model::scenario::Scenario;
 use hilt_report::digest::sha256_bytes;
 use hilt_report::model::{CaseResult, Evidence};
-use libtest_mimic::{Completion, Failed, Trial};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Instant;
 
 use crate::board::{BoardSession, SessionOptions};
-use crate::exec::{CaseRun, run_case};
+use crate::events::{EventSink, RunEvent};
+use crate::exec::{CaseControl, CaseRun, run_case};
 
-pub struct RunConfig {
-    pub board: Arc<BoardProfile>,
-    pub scenarios: Vec<Arc<Scenario>>,
-    pub out_dir: PathBuf,
-    pub session: SessionOptions,
-    pub args: libtest_mimic::Arguments,
+/// Which cases run, as on `cargo test`'s command line.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Keep cases whose id contains this (equals it with `exact`).
+    pub filter: Option<String>,
+    /// Drop cases whose id contains any of these (equals, with `exact`).
+    pub skip: Vec<String>,
+    pub exact: bool,
 }
 
-pub struct RunOutput {
-    /// Results of the cases that ran (filtered-out cases are absent), in scenario order.
-    pub cases: Vec<CaseResult>,
-    pub conclusion: libtest_mimic::Conclusion,
-    pub started: chrono::DateTime<chrono::Utc>,
-    pub finished: chrono::DateTime<chrono::Utc>,
-}
+impl Selection {
+    pub fn matches(&self, id: &str) -> bool {
+        let hit = |pat: &str| {
+            if self.exact {
+                id == pat
+            } else {
+                id.contains(pat)
+            }
+        };
+        self.filter.as_deref().is_none_or(hit) && !self.skip.iter().any(|s| hit(s))
+    }
 
-type SharedSession = Arc<Mutex<Option<Result<BoardSession, String>>>>;
+    /// The selection in command-line form, so a reader can repeat it; empty = every case.
+    pub fn args(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.filter.iter().cloned().collect();
+        for s in &self.skip {
+            out.extend(["--skip".to_string(), s.clone()]);
+        }
+        if self.exact {
+            out.push("--exact".into());
+        }
+        out
+    }
 
-pub fn run(cfg: &RunConfig) -> RunOutput {
-    let started = chrono::Utc::now();
-    let session: SharedSession = Arc::new(Mutex::new(None));
-    let results: Arc<Mutex<Vec<CaseResult>>> = Arc::default();
-    let trials = cfg
-        .scenarios
-        .iter()
-        .map(|s| {
-            let (s, session, results) = (s.clone(), session.clone(), results.clone());
-            let (board, opts, out) = (cfg.board.clone(), cfg.session.clone(), cfg.out_dir.clone());
-            Trial::ignorable_test(s.id.clone(), move || {
-                let run = with_session(&session, &board, &opts, |sess| run_case(sess, &s))
-                    .unwrap_or_else(|e| not_reachable(&s, e));
-                let result = store(run, &out);
-                let outcome = outcome(&result);
-                results
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(result);
-                outcome
-            })
-            .with_kind(cfg.board.name())
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&cfg.args, trials);
-    // Stop the board before the report is written.
-    drop(session.lock().unwrap_or_else(|p| p.into_inner()).take());
-    let mut cases = std::mem::take(&mut *results.lock().unwrap_or_else(|p| p.into_inner()));
-    let order = |id: &str| cfg.scenarios.iter().position(|s| s.id == id);
-    cases.sort_by_key(|c| order(&c.id));
-    RunOutput {
-        cases,
-        conclusion,
-        started,
-        finished: chrono::Utc::now(),
+    pub fn select(&self, scenarios: &[Arc<Scenario>]) -> Vec<Arc<Scenario>> {
+        scenarios
+            .iter()
+            .filter(|s| self.matches(&s.id))
+            .cloned()
+            .collect()
     }
 }
 
-/// Open the board on first use; a board that cannot be opened makes every case ERROR, never FAIL.
-fn with_session<T>(
-    shared: &SharedSession,
-    board: &Arc<BoardProfile>,
-    opts: &SessionOptions,
-    f: impl FnOnce(&BoardSession) -> T,
-) -> Result<T, String> {
-    let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
-    let slot = guard
-        .get_or_insert_with(|| BoardSession::open(board.clone(), opts).map_err(|e| e.to_string()));
-    match slot {
-        Ok(s) => Ok(f(s)),
-        Err(e) => Err(e.clone()),
+pub struct RunConfig {
+    pub board: Arc<BoardProfile>,
+    /// The cases to run, in order.
+    pub cases: Vec<Arc<Scenario>>,
+    /// How many scenarios the suite holds (for the report's "N of M ran").
+    pub in_suite: usize,
+    pub out_dir: PathBuf,
+    pub session: SessionOptions,
+    /// Set by a signal handler (or a test) to stop the run.
+    pub cancel: Cancel,
+}
+
+pub struct RunOutput {
+    /// Results of the cases that ran, in order.
+    pub cases: Vec<CaseResult>,
+    pub in_suite: usize,
+    pub started: chrono::DateTime<chrono::Utc>,
+    pub finished: chrono::DateTime<chrono::Utc>,
+    /// The cancellation code (a signal number) when the run was stopped early.
+    pub interrupted: Option<usize>,
+}
+
+pub fn run(cfg: &RunConfig, events: &dyn EventSink) -> RunOutput {
+    let started = chrono::Utc::now();
+    let clock = Instant::now();
+    let total = cfg.cases.len();
+    events.event(&RunEvent::RunStarted {
+        board: cfg.board.name(),
+        selected: total,
+        in_suite: cfg.in_suite,
+    });
+    let ctl = CaseControl {
+        cancel: cfg.cancel.clone(),
+        events,
+    };
+    let mut session: Option<Result<BoardSession, String>> = None;
+    let mut cases = Vec::new();
+    for (i, s) in cfg.cases.iter().enumerate() {
+        if cfg.cancel.is_cancelled() {
+            break;
+        }
+        events.event(&RunEvent::CaseStarted {
+            id: &s.id,
+            index: i + 1,
+            total,
+        });
+        let bench = session.get_or_insert_with(|| {
+            BoardSession::open(cfg.board.clone(), &cfg.session).map_err(|e| e.to_string())
+        });
+        let run = match bench {
+            Ok(b) => run_case(b, s, &ctl),
+            Err(e) => not_reachable(s, e.clone()),
+        };
+        let result = store(run, &cfg.out_dir);
+        events.event(&RunEvent::CaseFinished {
+            result: &result,
+            index: i + 1,
+            total,
+        });
+        cases.push(result);
+    }
+    // Stop the board and its cloud, and remove the state directory, before anything is reported.
+    drop(session);
+    let interrupted = cfg.cancel.reason();
+    if let Some(code) = interrupted {
+        events.event(&RunEvent::Interrupted {
+            signal: signal_name(code),
+        });
+    }
+    let counts: Vec<(Verdict, usize)> = Verdict::ALL
+        .iter()
+        .map(|v| (*v, cases.iter().filter(|c| c.verdict == *v).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    events.event(&RunEvent::RunFinished {
+        ran: cases.len(),
+        counts: &counts,
+        elapsed: clock.elapsed(),
+    });
+    RunOutput {
+        cases,
+        in_suite: cfg.in_suite,
+        started,
+        finished: chrono::Utc::now(),
+        interrupted,
+    }
+}
+
+/// `SIGINT`, `SIGTERM` or `cancelled` for a cancellation code.
+pub fn signal_name(code: usize) -> &'static str {
+    match code as i32 {
+        nix::libc::SIGINT => "SIGINT",
+        nix::libc::SIGTERM => "SIGTERM",
+        _ => "cancelled",
     }
 }
 
@@ -95,8 +166,10 @@ fn not_reachable(s: &Scenario, error: String) -> CaseRun {
             kind: s.kind,
             verdict: Verdict::Error,
             reason: format!("the board could not be reached: {error}"),
+            notes: Vec::new(),
             started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             duration_ms: 0,
+            budget_ms: None,
             provisions: s.provisions.clone(),
             steps: Vec::new(),
             checks: Vec::new(),
@@ -123,42 +196,60 @@ fn store(run: CaseRun, out: &Path) -> CaseResult {
                 description: file.description,
             }),
             Err(e) => {
-                // Evidence that cannot be kept leaves the verdict unsupported.
-                result.verdict = Verdict::Error;
-                result.reason = format!("cannot write evidence {rel}: {e}");
+                let trouble = format!("cannot write evidence {rel}: {e}");
+                // A FAIL already seen stands (its attempts are in the report); anything else is left
+                // unsupported by evidence.
+                if result.verdict == Verdict::Fail {
+                    result.notes.push(trouble);
+                } else {
+                    result.verdict = Verdict::Error;
+                    result.reason = trouble;
+                }
             }
         }
     }
     result
 }
 
-fn outcome(r: &CaseResult) -> Result<Completion, Failed> {
-    match r.verdict {
-        Verdict::Pass => Ok(Completion::Completed),
-        Verdict::NotApplicable | Verdict::NotTested => Ok(Completion::ignored_with(format!(
-            "{}: {}",
-            r.verdict, r.reason
-        ))),
-        Verdict::Fail | Verdict::Error | Verdict::Inconclusive => {
-            Err(format!("{}: {}", r.verdict, r.reason).into())
-        }
-    }
-}
-
-/// Run every scenario in order without the trial harness (for selftest); evidence goes to `out`.
+/// Run every scenario in order, without a display or signals (for selftest); evidence goes to `out`.
 pub fn run_sequential(
     board: &Arc<BoardProfile>,
     scenarios: &[Arc<Scenario>],
     opts: &SessionOptions,
     out: &Path,
 ) -> Vec<CaseResult> {
-    let session: SharedSession = Arc::new(Mutex::new(None));
-    scenarios
-        .iter()
-        .map(|s| {
-            let run = with_session(&session, board, opts, |sess| run_case(sess, s))
-                .unwrap_or_else(|e| not_reachable(s, e));
-            store(run, out)
-        })
-        .collect()
+    let cfg = RunConfig {
+        board: board.clone(),
+        cases: scenarios.to_vec(),
+        in_suite: scenarios.len(),
+        out_dir: out.to_path_buf(),
+        session: opts.clone(),
+        cancel: Cancel::new(),
+    };
+    run(&cfg, &crate::events::Discard).cases
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Selection;
+
+    #[test]
+    fn selection_works_like_cargo_test() {
+        let all = Selection::default();
+        assert!(all.matches("bf.console.lockout"));
+        let f = Selection {
+            filter: Some("console".into()),
+            skip: vec!["lockout".into()],
+            exact: false,
+        };
+        assert!(f.matches("pw.console.x") && !f.matches("bf.console.lockout"));
+        assert!(!f.matches("sc.cloud.tls-only"));
+        let exact = Selection {
+            filter: Some("pw".into()),
+            skip: vec![],
+            exact: true,
+        };
+        assert!(!exact.matches("pw.console.x") && exact.matches("pw"));
+        assert_eq!(f.args(), ["console", "--skip", "lockout"]);
+    }
 }

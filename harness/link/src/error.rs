@@ -25,6 +25,8 @@ pub enum LinkError {
         #[source]
         source: io::Error,
     },
+    #[error("interrupted")]
+    Cancelled,
     #[error("the line did not stay quiet for {quiet:?} within {max:?}")]
     Unsettled { quiet: Duration, max: Duration },
 }

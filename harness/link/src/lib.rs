@@ -4,9 +4,16 @@
 //! scripts and keeps a timestamped, secret-masked transcript as evidence. USB, BLE and debug-probe
 //! links will sit beside it and reuse [`Port`], [`Console`] and [`Transcript`].
 
+mod cancel;
 mod error;
 pub mod serial;
 
+pub use cancel::Cancel;
+
+/// How often a cancellable wait looks at its [`Cancel`] flag.
+pub fn cancel_poll() -> std::time::Duration {
+    cancel::POLL
+}
 pub use error::LinkError;
 pub use serial::{
     Console, ConsoleOptions, Dir, ExpectError, Match, Pacing, Port, SerialPort, Transcript,

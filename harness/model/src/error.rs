@@ -4,6 +4,8 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use crate::fsread::{ReadError, read_text};
+
 /// A place in a source file (1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
@@ -43,12 +45,9 @@ impl fmt::Display for Location {
 /// An error loading a profile, scenario or catalogue. Displays as one line: `file:line:col: message`.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("{path}: cannot read: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The file could not be read, or is no regular file within the size cap; names the path.
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error("{location}: {message}")]
     Invalid { location: Location, message: String },
     #[error("{path}: {message}")]
@@ -110,11 +109,9 @@ impl Source<'_> {
     }
 }
 
+/// Read a file people write: regular, at most [`crate::fsread::MAX_INPUT_BYTES`], UTF-8.
 pub(crate) fn read(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(read_text(path)?)
 }
 
 #[cfg(test)]

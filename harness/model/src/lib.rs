@@ -7,6 +7,7 @@
 pub mod catalogue;
 pub mod error;
 pub mod flows;
+pub mod fsread;
 pub mod ics;
 pub mod ixit;
 pub mod profile;
@@ -16,4 +17,5 @@ pub mod verdict;
 pub mod vocabulary;
 
 pub use error::{LoadError, Location};
+pub use fsread::ReadError;
 pub use verdict::Verdict;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::catalogue::Catalogue;
 use crate::error::{LoadError, Source, read};
+use crate::fsread::ReadError;
 use crate::template::Template;
 use crate::vocabulary;
 
@@ -509,9 +510,10 @@ impl RawStep {
                     ));
                 };
                 let p = fixtures.join(rel);
-                if rel.contains("..") || !p.is_file() {
+                if rel.contains("..") || !p.exists() {
                     return Err(src.err(span, format!("{at}: fixture {} not found", p.display())));
                 }
+                check_fixture(src, span.clone(), &at, &p)?;
                 Some(Rows::Fixture(p))
             }
         };
@@ -546,17 +548,25 @@ impl RawStep {
     }
 }
 
-/// Read a CSV fixture as rows of column → value.
-pub fn read_fixture(path: &Path) -> Result<Vec<BTreeMap<String, String>>, LoadError> {
-    let err = |message: String| LoadError::File {
-        path: path.to_path_buf(),
-        message,
-    };
-    let mut reader = csv::Reader::from_path(path).map_err(|e| err(e.to_string()))?;
-    let headers = reader.headers().map_err(|e| err(e.to_string()))?.clone();
+/// One fixture row: column → value.
+pub type Row = BTreeMap<String, String>;
+
+/// Read a CSV fixture as rows of column → value. The file is read bounded (see [`crate::fsread`]);
+/// a malformed record is an error at its line.
+pub fn read_fixture(path: &Path) -> Result<Vec<Row>, LoadError> {
+    let text = read(path)?;
+    parse_fixture(path, &text)
+}
+
+fn parse_fixture(path: &Path, text: &str) -> Result<Vec<Row>, LoadError> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| csv_error(path, text, e))?
+        .clone();
     let mut rows = Vec::new();
     for record in reader.records() {
-        let record = record.map_err(|e| err(e.to_string()))?;
+        let record = record.map_err(|e| csv_error(path, text, e))?;
         rows.push(
             headers
                 .iter()
@@ -566,6 +576,43 @@ pub fn read_fixture(path: &Path) -> Result<Vec<BTreeMap<String, String>>, LoadEr
         );
     }
     Ok(rows)
+}
+
+/// A CSV error, at the record it is about when the reader knows it.
+fn csv_error(path: &Path, text: &str, e: csv::Error) -> LoadError {
+    let message = e.to_string();
+    match e.position() {
+        Some(pos) => {
+            let at = usize::try_from(pos.byte()).unwrap_or(usize::MAX);
+            LoadError::invalid(path, text, at..at, message)
+        }
+        None => LoadError::File {
+            path: path.to_path_buf(),
+            message,
+        },
+    }
+}
+
+/// The rows of a step's `fixture:` at scenario load: readable, and at least one row, so that a
+/// `for_each` over it cannot pass having tried nothing.
+fn check_fixture(
+    src: &Source,
+    span: std::ops::Range<usize>,
+    at: &str,
+    path: &Path,
+) -> Result<(), LoadError> {
+    let rows =
+        read_fixture(path).map_err(|e| src.err(span.clone(), format!("{at}: fixture: {e}")))?;
+    if rows.is_empty() {
+        return Err(src.err(
+            span,
+            format!(
+                "{at}: fixture {} has no rows (a header line and at least one row are needed)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Load every scenario under `dir` (recursively), sorted by id; ids must be unique.
@@ -593,15 +640,9 @@ pub fn load_suite(dir: &Path, fixtures: &Path) -> Result<Vec<Scenario>, LoadErro
 }
 
 fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let rd = std::fs::read_dir(dir).map_err(|source| LoadError::Read {
-        path: dir.into(),
-        source,
-    })?;
+    let rd = std::fs::read_dir(dir).map_err(|e| ReadError::io(dir, e))?;
     for entry in rd {
-        let entry = entry.map_err(|source| LoadError::Read {
-            path: dir.into(),
-            source,
-        })?;
+        let entry = entry.map_err(|e| ReadError::io(dir, e))?;
         let p = entry.path();
         if p.is_dir() {
             collect_toml(&p, out)?;

@@ -1,6 +1,8 @@
 //! The report as one static, self-contained HTML page for a certifier: no script, no external
 //! resource, printable. A rendering of the signed report, not evidence in itself. Templates live in
-//! `templates/`; askama escapes every interpolated value, since device output can carry markup.
+//! `templates/`; askama escapes every interpolated value, since device output can carry markup, and
+//! every string of the report is made [`printable`] first, since it can carry terminal escapes and
+//! bidirectional overrides too.
 
 use askama::Template;
 use hilt_model::Verdict;
@@ -9,26 +11,35 @@ use hilt_model::scenario::CaseKind;
 use serde_json::Value;
 
 use crate::model::{Attempt, CaseResult, EnRollup, Evidence, Gate, IcoRollup, Report};
+use crate::printable::{printable, printable_json};
 
 /// Attempts of a step shown before eliding the conforming rest.
 const FIRST_ATTEMPTS: usize = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HtmlError {
-    #[error("rendering the HTML report: {0}")]
+    #[error("rendering the HTML report")]
     Template(#[from] askama::Error),
-    #[error("serialising the report's {what} as JSON: {source}")]
+    #[error("JSON conversion of {what}")]
     Json {
         what: &'static str,
+        #[source]
         source: serde_json::Error,
     },
 }
 
-/// Render `report` as an HTML5 document.
+/// Render `report` as an HTML5 document. Every string in it is shown [`printable`].
 pub fn render(report: &Report) -> Result<String, HtmlError> {
+    // The raw JSON views come from the original: serde_json escapes C0 controls as `\u001b`, and
+    // `printable` the rest.
     let json = |what, v: &Value| {
-        serde_json::to_string_pretty(v).map_err(|source| HtmlError::Json { what, source })
+        serde_json::to_string_pretty(v)
+            .map(|text| printable(&text).into_owned())
+            .map_err(|source| HtmlError::Json { what, source })
     };
+    let ics_json = json("the report's ICS", &report.ics)?;
+    let ixit_json = json("the report's IXIT", &report.ixit)?;
+    let report = &printable_report(report)?;
     let (en_in, en_out) = split(&report.provisions.en303645, |p: &EnRollup| p.in_scope);
     let (ico_in, ico_out) = split(&report.provisions.ico, |p: &IcoRollup| p.in_scope);
     let page = Page {
@@ -45,8 +56,8 @@ pub fn render(report: &Report) -> Result<String, HtmlError> {
         ico_out,
         cases: report.cases.iter().map(CaseView::new).collect(),
         ics: IcsView::new(&report.ics),
-        ics_json: json("ICS", &report.ics)?,
-        ixit_json: json("IXIT", &report.ixit)?,
+        ics_json,
+        ixit_json,
     };
     let html = page.render()?;
     tracing::debug!(
@@ -55,6 +66,17 @@ pub fn render(report: &Report) -> Result<String, HtmlError> {
         "rendered HTML report"
     );
     Ok(html)
+}
+
+/// A copy of `report` with [`printable_json`] applied to every string, so no template field can miss it.
+fn printable_report(report: &Report) -> Result<Report, HtmlError> {
+    let error = |source| HtmlError::Json {
+        what: "the report, to make its strings printable",
+        source,
+    };
+    let mut value = serde_json::to_value(report).map_err(error)?;
+    printable_json(&mut value);
+    serde_json::from_value(value).map_err(error)
 }
 
 fn split<T>(items: &[T], in_scope: impl Fn(&T) -> bool) -> (Vec<&T>, Vec<&T>) {

@@ -36,7 +36,7 @@ const MAX_KEY_FILE: u64 = 64 * 1024;
 pub enum KeyError {
     #[error("cannot get randomness from the operating system: {0}")]
     Random(String),
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -7,6 +7,7 @@ pub mod html;
 pub mod junit;
 pub mod keys;
 pub mod model;
+pub mod printable;
 pub mod rollup;
 pub mod schema;
 pub mod sign;

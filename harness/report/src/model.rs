@@ -55,6 +55,10 @@ pub struct Run {
     pub selection: Vec<String>,
     /// True when signed with a per-user development key, not a lab's key: not for certification.
     pub development_key: bool,
+    /// True when a signal stopped the run: the report is partial (the running case ended
+    /// INCONCLUSIVE, later cases did not run).
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -85,8 +89,14 @@ pub struct CaseResult {
     pub verdict: Verdict,
     /// Why, in one sentence: the first failing expectation, the ICS rationale, or the error.
     pub reason: String,
+    /// What else happened that did not change the verdict, e.g. bench trouble after a FAIL was seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub started: String,
     pub duration_ms: u64,
+    /// The case's time budget, from its scenario and the IXIT; past it the case ends INCONCLUSIVE.
+    #[serde(default)]
+    pub budget_ms: Option<u64>,
     pub provisions: hilt_model::scenario::Provisions,
     pub steps: Vec<StepRecord>,
     pub checks: Vec<CheckRecord>,
@@ -97,6 +107,16 @@ pub struct CaseResult {
 #[serde(deny_unknown_fields)]
 pub struct StepRecord {
     pub id: String,
+    /// Start and end, in milliseconds from the case start (no end: the case stopped inside it).
+    #[serde(default)]
+    pub started_ms: f64,
+    #[serde(default)]
+    pub ended_ms: Option<f64>,
+    /// Start and end in the mock cloud's flow-log time (microseconds), to line steps up with flows.
+    #[serde(default)]
+    pub flow_from_us: Option<u64>,
+    #[serde(default)]
+    pub flow_to_us: Option<u64>,
     pub attempts: Vec<Attempt>,
 }
 
@@ -116,6 +136,9 @@ pub struct Attempt {
     /// Attempts repeated because the outcome was one to retry on (e.g. `locked`).
     pub retries: u32,
     pub conforms: Option<bool>,
+    /// Why the action could not be completed (bench or link trouble), when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -193,6 +216,12 @@ pub struct IcoRollup {
 #[serde(deny_unknown_fields)]
 pub struct Summary {
     pub cases: BTreeMap<Verdict, usize>,
+    /// How many cases ran, of how many scenarios the suite holds (the rest were filtered out or, in
+    /// an interrupted run, never started).
+    #[serde(default)]
+    pub cases_run: usize,
+    #[serde(default)]
+    pub cases_in_suite: usize,
     pub gate: Gate,
     /// Mandatory in-scope EN provisions that failed or could not be decided.
     #[schemars(description = "Mandatory in-scope EN provisions whose verdict is FAIL.")]

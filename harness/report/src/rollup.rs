@@ -95,8 +95,14 @@ fn reason_for(v: Verdict, citing: &[&CaseResult]) -> String {
     )
 }
 
-/// The gate: any mandatory in-scope provision FAIL → non-conformant; else any undecided → undecided.
-pub fn summarise(cases: &[CaseResult], provisions: &Provisions) -> Summary {
+/// The gate: any mandatory in-scope provision FAIL → non-conformant; else any undecided case or
+/// provision, a run that tested nothing, or an interrupted run → undecided.
+pub fn summarise(
+    cases: &[CaseResult],
+    provisions: &Provisions,
+    cases_in_suite: usize,
+    interrupted: bool,
+) -> Summary {
     let mut counts = BTreeMap::new();
     for c in cases {
         *counts.entry(c.verdict).or_insert(0) += 1;
@@ -118,13 +124,15 @@ pub fn summarise(cases: &[CaseResult], provisions: &Provisions) -> Summary {
     let any_case_undecided = cases.iter().any(|c| c.verdict.is_undecided());
     let gate = if !failed.is_empty() {
         Gate::NonConformant
-    } else if !undecided.is_empty() || any_case_undecided {
+    } else if !undecided.is_empty() || any_case_undecided || cases.is_empty() || interrupted {
         Gate::Undecided
     } else {
         Gate::Conformant
     };
     Summary {
         cases: counts,
+        cases_run: cases.len(),
+        cases_in_suite,
         gate,
         mandatory_failed: failed,
         mandatory_undecided: undecided,
@@ -136,6 +144,19 @@ mod tests {
     use super::*;
     use hilt_model::scenario::{CaseKind, Provisions as P};
 
+    #[test]
+    fn a_run_that_tested_nothing_or_was_interrupted_is_never_conformant() {
+        let p = Provisions::default();
+        assert_eq!(summarise(&[], &p, 8, false).gate, Gate::Undecided);
+        let pass = case("a", "5.1-1", Verdict::Pass);
+        let cases = [pass];
+        let (p, _) = rolled(&cases);
+        assert_eq!(summarise(&cases, &p, 8, false).gate, Gate::Conformant);
+        assert_eq!(summarise(&cases, &p, 8, true).gate, Gate::Undecided);
+        let s = summarise(&cases, &p, 8, false);
+        assert_eq!((s.cases_run, s.cases_in_suite), (1, 8));
+    }
+
     fn case(id: &str, en: &str, v: Verdict) -> CaseResult {
         CaseResult {
             id: id.into(),
@@ -144,8 +165,10 @@ mod tests {
             kind: CaseKind::Functional,
             verdict: v,
             reason: String::new(),
+            notes: Vec::new(),
             started: String::new(),
             duration_ms: 0,
+            budget_ms: None,
             provisions: P {
                 en303645: vec![en.into()],
                 en303645_v2: vec![en.into()],
@@ -160,7 +183,7 @@ mod tests {
 
     fn rolled(cases: &[CaseResult]) -> (Provisions, Summary) {
         let p = rollup(cases, &Ics::default(), Catalogue::embedded());
-        let s = summarise(cases, &p);
+        let s = summarise(cases, &p, cases.len(), false);
         (p, s)
     }
 

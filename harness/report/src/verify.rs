@@ -42,9 +42,18 @@ pub struct Verified {
     pub report_file_checked: bool,
 }
 
+/// Why a report did not verify. Two kinds, told apart by [`VerifyError::is_input_error`]:
+///
+/// - **bad input**: the envelope file could not be read (`Io`, `TooLarge`) or is not a DSSE envelope
+///   at all (`NotEnvelope`: not JSON, or JSON of another shape). Nothing was verified; the caller
+///   most likely named the wrong file (`hilt verify` exits 2).
+/// - **not verified**: a DSSE envelope whose signature, form or signed content does not hold (every
+///   other variant): a forged or altered report (`hilt verify` exits 1).
+///
+/// The I/O variant's message names the file only; its cause is the error's `source`.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -72,6 +81,27 @@ pub enum VerifyError {
     NotStatement(String),
     #[error("{}", ProblemList(.0))]
     Content(Vec<Problem>),
+}
+
+impl VerifyError {
+    /// Whether this is bad input (no readable DSSE envelope) rather than a report that failed
+    /// verification; see the type's documentation.
+    pub fn is_input_error(&self) -> bool {
+        match self {
+            VerifyError::Io { .. }
+            | VerifyError::TooLarge { .. }
+            | VerifyError::NotEnvelope { .. } => true,
+            VerifyError::NotCanonical { .. }
+            | VerifyError::PayloadType { .. }
+            | VerifyError::SignatureCount(_)
+            | VerifyError::KeyIdMismatch { .. }
+            | VerifyError::Base64 { .. }
+            | VerifyError::SignatureLength(_)
+            | VerifyError::BadSignature { .. }
+            | VerifyError::NotStatement(_)
+            | VerifyError::Content(_) => false,
+        }
+    }
 }
 
 /// One thing wrong with the files a valid envelope vouches for.
@@ -270,7 +300,7 @@ fn check_report_file(dir: &Path, predicate: &Value, problems: &mut Vec<Problem>)
     }
     let unreadable = |reason: String| Problem::ReportUnreadable { reason };
     let value = read_limited(&path)
-        .map_err(|e| unreadable(e.to_string()))
+        .map_err(|e| unreadable(read_failure(e)))
         .and_then(|bytes| {
             serde_json::from_slice::<Value>(&bytes)
                 .map_err(|e| unreadable(format!("not JSON: {e}")))
@@ -284,6 +314,15 @@ fn check_report_file(dir: &Path, predicate: &Value, problems: &mut Vec<Problem>)
         Err(problem) => problems.push(problem),
     }
     true
+}
+
+/// Why [`read_limited`] failed, without the path (the problem names the file).
+fn read_failure(e: VerifyError) -> String {
+    match e {
+        VerifyError::Io { source, .. } => source.to_string(),
+        VerifyError::TooLarge { .. } => format!("larger than {MAX_FILE_BYTES} bytes, refused"),
+        other => other.to_string(),
+    }
 }
 
 /// JSON Pointer (RFC 6901) of the first place two values differ; "/" for the root.

@@ -175,3 +175,66 @@ fn output_is_self_contained() {
     }
     assert!(!out.contains("=\"http"), "attribute with a URL");
 }
+
+/// What a hostile device might send: retitle the terminal, ring the bell, clear the screen.
+const TERMINAL_ATTACK: &str = "\x1b]0;pwned\x07\x1b[2J";
+const TERMINAL_ATTACK_SHOWN: &str = r"\x1b]0;pwned\x07\x1b[2J";
+
+/// The only control characters a rendering may hold are newline and tab: no CR, no other C0, no DEL,
+/// no C1, and no line separator or bidirectional override either.
+fn assert_only_newlines_and_tabs(out: &str) {
+    for (i, c) in out.char_indices() {
+        assert!(
+            !hilt_report::printable::needs_escape(c),
+            "{c:?} at byte {i}"
+        );
+    }
+    assert!(
+        out.bytes().all(|b| b >= 0x20 || b == b'\n' || b == b'\t'),
+        "a control byte other than \\n and \\t"
+    );
+}
+
+#[test]
+fn device_control_characters_are_shown_escaped() {
+    let mut r = example();
+    let case = r
+        .cases
+        .iter_mut()
+        .find(|c| c.id == "up.console.model-designation")
+        .expect("example case with a capture");
+    case.reason = format!("device said {TERMINAL_ATTACK}");
+    case.title = "exe.\u{202e}txt".into();
+    case.checks[0].detail = "line\r\nnext\u{9b}2J\u{7f}\u{2028}".into();
+    let attempt = case
+        .steps
+        .iter_mut()
+        .flat_map(|s| s.attempts.iter_mut())
+        .find(|a| !a.captures.is_empty())
+        .expect("an attempt with a capture");
+    let capture = attempt.captures.values_mut().next().expect("a capture");
+    *capture = TERMINAL_ATTACK.into();
+    attempt.outcome = Some("\x1b[31mred".into());
+    attempt
+        .args
+        .insert("user\x1b".into(), "\u{2066}x\u{2069}".into());
+    r.ics["provisions"]["5.1-1"]["detail"] = TERMINAL_ATTACK.into();
+    let out = html(&r);
+    assert_only_newlines_and_tabs(&out);
+    assert!(out.contains(&format!("device said {TERMINAL_ATTACK_SHOWN}")));
+    assert!(
+        out.contains(&format!("={TERMINAL_ATTACK_SHOWN}</code>")),
+        "capture"
+    );
+    assert!(out.contains(r"exe.\u{202e}txt"));
+    assert!(out.contains(r"line\r"));
+    assert!(out.contains(r"next\u{9b}2J\x7f\u{2028}"));
+    assert!(out.contains(r"\x1b[31mred"));
+    assert!(out.contains(r"user\x1b=\u{2066}x\u{2069}"));
+    // The ICS table shows the escape; its raw JSON view keeps JSON's own escape.
+    assert!(
+        out.contains(&format!("<td>{TERMINAL_ATTACK_SHOWN}</td>")),
+        "ICS table"
+    );
+    assert!(out.contains(r"\u001b]0;pwned\u0007\u001b[2J"), "ICS JSON");
+}

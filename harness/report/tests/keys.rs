@@ -1,11 +1,12 @@
+//! Key files: generation, permissions, loading and rejection. Compatibility with openssl's key files
+//! is in `interop.rs`, which reports itself ignored when openssl is missing.
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
 use ed25519_dalek::pkcs8::spki::EncodePublicKey;
 use hilt_report::keys::{
-    self, KeyError, KeyPair, key_id, load_private, load_public, public_pem, spki_der,
-    write_key_files, write_keypair,
+    self, KeyError, KeyPair, key_id, load_private, load_public, public_pem, spki_der, write_keypair,
 };
 
 fn mode(path: &std::path::Path) -> u32 {
@@ -148,77 +149,4 @@ fn spki_matches_the_pkcs8_crate_and_key_id_is_its_sha256() {
         .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
         .unwrap();
     assert_eq!(pem, public_pem(&vk));
-}
-
-fn have_openssl() -> bool {
-    let ok = Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipping: `openssl` is not on PATH");
-    }
-    ok
-}
-
-#[test]
-fn openssl_reads_our_keys() {
-    if !have_openssl() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let key = KeyPair::from_seed(&[3; 32]);
-    let (private, public) = write_key_files(tmp.path(), "k", &key).unwrap();
-    let out = Command::new("openssl")
-        .args(["pkey", "-in"])
-        .arg(&private)
-        .arg("-pubout")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        fs::read_to_string(&public).unwrap()
-    );
-    let out = Command::new("openssl")
-        .args(["pkey", "-pubin", "-noout", "-in"])
-        .arg(&public)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-#[test]
-fn loads_keys_made_by_openssl() {
-    if !have_openssl() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let private = tmp.path().join("o.key.pem");
-    let public = tmp.path().join("o.pub.pem");
-    let st = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "ed25519", "-out"])
-        .arg(&private)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let st = Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&private)
-        .arg("-out")
-        .arg(&public)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    fs::set_permissions(&private, fs::Permissions::from_mode(0o600)).unwrap();
-    let pair = load_private(&private).unwrap();
-    assert_eq!(pair.verifying_key(), load_public(&public).unwrap());
 }

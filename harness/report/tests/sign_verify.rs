@@ -375,3 +375,66 @@ fn short_and_non_canonical_signatures_are_rejected() {
         );
     }
 }
+
+#[test]
+fn input_errors_are_told_from_reports_that_fail_verification() {
+    let (dir, env) = signed_dir();
+    let good = fs::read(&env).unwrap();
+    let is_input = |env: &std::path::Path| verify(env).unwrap_err().is_input_error();
+
+    // Bad input: nothing to verify.
+    assert!(is_input(&dir.path().join("missing.dsse.json")), "missing");
+    assert!(is_input(dir.path()), "a directory");
+    for (what, bytes) in [
+        ("not JSON", &b"hello"[..]),
+        ("empty", b""),
+        ("JSON, not an envelope", br#"{"schema": "hilt-report/v1"}"#),
+    ] {
+        fs::write(&env, bytes).unwrap();
+        assert!(is_input(&env), "{what}");
+    }
+    fs::File::create(&env)
+        .unwrap()
+        .set_len(MAX_FILE_BYTES + 1)
+        .unwrap();
+    assert!(is_input(&env), "too large");
+
+    // A DSSE envelope that does not verify: forged or altered.
+    let signed: sign::Envelope = serde_json::from_slice(&good).unwrap();
+    let mut forged = signed.clone();
+    forged.signatures[0].sig = STANDARD_SIG_OF_ZEROS.into();
+    fs::write(&env, envelope_bytes(&forged)).unwrap();
+    let err = verify(&env).unwrap_err();
+    assert!(matches!(err, VerifyError::BadSignature { .. }), "{err}");
+    assert!(!err.is_input_error());
+    let mut spaced = good.clone();
+    spaced.push(b' ');
+    fs::write(&env, &spaced).unwrap();
+    assert!(!is_input(&env), "not canonical");
+    fs::write(&env, &good).unwrap();
+    let err = verify_envelope_file(&env, &other_key().verifying_key()).unwrap_err();
+    assert!(!err.is_input_error(), "{err}");
+    fs::write(dir.path().join("evidence/console.log"), "edited").unwrap();
+    let err = verify(&env).unwrap_err();
+    assert!(matches!(err, VerifyError::Content(_)), "{err}");
+    assert!(!err.is_input_error());
+}
+
+/// 64 zero bytes in standard base64: a well-formed signature that verifies nothing.
+const STANDARD_SIG_OF_ZEROS: &str =
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
+
+#[test]
+fn io_errors_name_the_file_once_and_keep_the_cause_as_source() {
+    use std::error::Error as _;
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.dsse.json");
+    let err = verify(&missing).unwrap_err();
+    let shown = err.to_string();
+    let cause = err
+        .source()
+        .expect("the I/O error is the source")
+        .to_string();
+    assert_eq!(shown, missing.display().to_string());
+    assert!(!shown.contains(&cause), "{shown}");
+}

@@ -1,9 +1,14 @@
 //! Launching a virtual board (or an emulator) as its own process, the way a lab would: run the profile's
 //! command, wait for its ready line, and stop it cleanly when the session ends.
+//!
+//! The board runs in its own process group, so a terminal's Ctrl-C reaches hilt alone (which then stops
+//! the board in order) and stopping signals the whole group, children included. It is also asked to
+//! die with hilt (`PR_SET_PDEATHSIG`), so even a hilt killed outright leaves no board behind.
 
 use regex::Regex;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -13,7 +18,7 @@ use super::BoardError;
 pub struct VirtualProcess {
     child: Child,
     /// Held open: the board exits when hilt dies and this pipe closes.
-    _stdin: Option<ChildStdin>,
+    stdin: Option<ChildStdin>,
     program: String,
 }
 
@@ -27,8 +32,21 @@ impl VirtualProcess {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| BoardError::Launch("launch.command is empty".into()))?;
-        let mut child = Command::new(program)
-            .args(args)
+        // Orphans of the board (its own children) are reparented to hilt rather than to init, so
+        // hilt can reap them too.
+        if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+            tracing::debug!("cannot become a child subreaper: {e}");
+        }
+        let mut command = Command::new(program);
+        command.args(args).process_group(0);
+        // SAFETY: between fork and exec only async-signal-safe calls: prctl(2) via nix.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -52,7 +70,7 @@ impl VirtualProcess {
         });
         let mut proc = VirtualProcess {
             child,
-            _stdin: stdin,
+            stdin,
             program: program.clone(),
         };
         let deadline = Instant::now() + timeout;
@@ -94,23 +112,45 @@ impl VirtualProcess {
         }
     }
 
-    /// SIGTERM, then SIGKILL if it has not exited within a grace period.
+    /// The board's process id (also its process group id).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Close its stdin, SIGTERM its process group, then SIGKILL the group if the board has not exited
+    /// within a grace period; always reaped.
     pub fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+        use nix::sys::signal::{Signal, killpg};
+        drop(self.stdin.take());
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = killpg(group, Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline && self.child.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(20));
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        tracing::warn!("{} did not stop on SIGTERM; killing it", self.program);
-        let _ = self.child.kill();
+        if self.child.try_wait().ok().flatten().is_none() {
+            tracing::warn!("{} did not stop on SIGTERM; killing it", self.program);
+        }
+        // Whatever is left of the group (the leader, or children it left behind) goes now.
+        let _ = killpg(group, Signal::SIGKILL);
         let _ = self.child.wait();
+        reap_group(group);
+    }
+}
+
+/// Reap the group's remaining members (reparented to hilt, the subreaper), for up to a second.
+fn reap_group(group: nix::unistd::Pid) {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let any_in_group = nix::unistd::Pid::from_raw(-group.as_raw());
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        match waitpid(any_in_group, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(10)),
+            Ok(_) => {}
+            Err(_) => return, // ECHILD: none left
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod launch;
 
-use hilt_link::{Console, ConsoleOptions, Pacing, SerialPort};
+use hilt_link::{Cancel, Console, ConsoleOptions, Pacing, Port, SerialPort};
 use hilt_model::profile::{BoardProfile, Credential, Link, SecretSource, SerialTarget, Unit};
 use hilt_model::template::{Template, Value};
 use std::collections::BTreeMap;
@@ -14,6 +14,7 @@ use std::time::Duration;
 pub use launch::VirtualProcess;
 
 use crate::cloud::CloudSession;
+use crate::exec::Bench;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BoardError {
@@ -58,8 +59,10 @@ impl BoardSession {
         opts: &SessionOptions,
     ) -> Result<BoardSession, BoardError> {
         let unit = profile.units[0].clone();
+        // 0700: it holds the unit's label (its password) and the cloud password.
         let state = tempfile::Builder::new()
             .prefix("hilt-board-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir()
             .map_err(|e| BoardError::Launch(format!("cannot create a state directory: {e}")))?;
         let mut vars = BTreeMap::new();
@@ -161,8 +164,12 @@ impl BoardSession {
         }
     }
 
-    /// Open a console on a serial link.
-    pub fn open_console(&self, link: &str) -> Result<Console<SerialPort>, BoardError> {
+    /// Open a console on a serial link; its waits end when `cancel` is set.
+    pub fn open_console(
+        &self,
+        link: &str,
+        cancel: Cancel,
+    ) -> Result<Console<Box<dyn Port>>, BoardError> {
         let Some(Link::Serial(s)) = self.profile.links.get(link) else {
             return Err(BoardError::Profile(format!(
                 "no link {link:?} in {}",
@@ -188,14 +195,39 @@ impl BoardSession {
             link: link.into(),
             source,
         })?;
-        let mut opts = ConsoleOptions::default();
+        let mut opts = ConsoleOptions {
+            cancel: Some(cancel),
+            ..ConsoleOptions::default()
+        };
         if s.char_delay_us > 0 {
             opts.pacing = Pacing {
                 per_byte: Duration::from_micros(s.char_delay_us),
                 ..Pacing::default()
             };
         }
-        Ok(Console::new(port, opts))
+        Ok(Console::new(Box::new(port), opts))
+    }
+}
+
+impl Bench for BoardSession {
+    fn profile(&self) -> &BoardProfile {
+        &self.profile
+    }
+
+    fn unit(&self) -> &Unit {
+        &self.unit
+    }
+
+    fn credential(&self, surface: &str, field: &str) -> Result<Value, String> {
+        BoardSession::credential(self, surface, field).map_err(|e| e.to_string())
+    }
+
+    fn open_console(&self, link: &str, cancel: Cancel) -> Result<Console<Box<dyn Port>>, String> {
+        BoardSession::open_console(self, link, cancel).map_err(|e| e.to_string())
+    }
+
+    fn cloud(&self) -> Option<&CloudSession> {
+        self.cloud.as_ref()
     }
 }
 
@@ -215,19 +247,69 @@ fn read_secret(src: &SecretSource, vars: &BTreeMap<String, String>) -> Result<St
             .map_err(|_| BoardError::Secret(format!("environment variable {env} is not set"))),
         SecretSource::File { file, key } => {
             let path = render(file, vars)?.text;
-            let text = std::fs::read_to_string(Path::new(&path))
-                .map_err(|e| BoardError::Secret(format!("cannot read {path}: {e}")))?;
-            match key {
-                None => Ok(text.trim().to_string()),
-                Some(k) => text
-                    .lines()
-                    .find_map(|l| {
-                        l.split_once('=')
-                            .filter(|(lk, _)| lk.trim() == k)
-                            .map(|(_, v)| v.trim().to_string())
-                    })
-                    .ok_or_else(|| BoardError::Secret(format!("{path} has no {k}= line"))),
-            }
+            read_secret_file(Path::new(&path), key.as_deref())
         }
+    }
+}
+
+/// A secret from a file people write (a unit label): read bounded, only if it is a regular file (see
+/// `hilt_model::fsread`); its whole content trimmed, or the value of its `key=` line.
+fn read_secret_file(path: &Path, key: Option<&str>) -> Result<String, BoardError> {
+    let text =
+        hilt_model::fsread::read_text(path).map_err(|e| BoardError::Secret(e.to_string()))?;
+    let Some(k) = key else {
+        return Ok(text.trim().to_string());
+    };
+    text.lines()
+        .find_map(|l| {
+            l.split_once('=')
+                .filter(|(lk, _)| lk.trim() == k)
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .ok_or_else(|| BoardError::Secret(format!("{}: has no {k}= line", path.display())))
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn a_label_file_gives_the_keyed_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let label = dir.path().join("label.txt");
+        std::fs::write(&label, "serial = X1\npassword = s3cret\n").unwrap();
+        let pw = read_secret_file(&label, Some("password")).unwrap();
+        assert_eq!(pw, "s3cret");
+        let err = read_secret_file(&label, Some("pin")).unwrap_err();
+        assert!(matches!(err, BoardError::Secret(_)), "{err}");
+    }
+
+    #[test]
+    fn a_credential_that_is_no_regular_file_is_a_secret_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("label.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let started = std::time::Instant::now();
+        for (path, why) in [
+            (
+                Path::new("/dev/zero"),
+                "is not a regular file (a character device)",
+            ),
+            (fifo.as_path(), "is not a regular file (a FIFO)"),
+            (dir.path(), "is not a regular file (a directory)"),
+        ] {
+            let err = read_secret_file(path, Some("password")).unwrap_err();
+            let BoardError::Secret(msg) = &err else {
+                panic!("not a secret error: {err}");
+            };
+            assert_eq!(msg, &format!("{}: {why}", path.display()));
+        }
+        let big = dir.path().join("big.txt");
+        std::fs::File::create(&big)
+            .and_then(|f| f.set_len(17 << 20))
+            .unwrap();
+        let err = read_secret_file(&big, None).unwrap_err().to_string();
+        assert!(err.contains("larger than the 16 MiB limit"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

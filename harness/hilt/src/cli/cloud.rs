@@ -77,7 +77,7 @@ pub fn run(a: CloudArgs) -> Result<u8, Failure> {
         "stopped; {} flow(s) recorded",
         count_lines(&dir.join("flows.jsonl"))
     );
-    Ok(0)
+    Ok(super::exit::OK)
 }
 
 fn count_lines(p: &std::path::Path) -> usize {

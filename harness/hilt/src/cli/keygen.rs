@@ -24,5 +24,5 @@ pub fn run(a: KeygenArgs) -> Result<u8, Failure> {
         "public key:  {} (give this to whoever verifies your reports)",
         public.display()
     );
-    Ok(0)
+    Ok(super::exit::OK)
 }

@@ -1,7 +1,9 @@
-//! Command-line front end: parses arguments, adds context to errors, and maps outcomes to exit codes
-//! (0 conformant, 1 a mandatory provision FAILs, 2 bad input or usage, 3 undecided).
+//! Command-line front end: parses arguments, adds context to errors, and maps outcomes to the exit
+//! codes of [`exit`] (0 conformant, 1 a mandatory provision FAILs, 2 bad input or usage, 3 undecided,
+//! 130/143 interrupted).
 
 mod cloud;
+pub mod exit;
 mod keygen;
 mod render;
 mod run;
@@ -13,8 +15,8 @@ use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-pub const EXIT_USAGE: u8 = 2;
-pub const EXIT_UNDECIDED: u8 = 3;
+pub const EXIT_USAGE: u8 = exit::USAGE;
+pub const EXIT_UNDECIDED: u8 = exit::UNDECIDED;
 
 #[derive(Parser)]
 #[command(name = "hilt", version, about = "Hardware-in-the-loop conformance tests for consumer IoT devices (ETSI EN 303 645, UK PSTI, ICO)", long_about = None)]
@@ -90,10 +92,27 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("error: {:#}", f.error);
+            eprintln!("error: {}", say_once(&f.error));
             ExitCode::from(f.code)
         }
     }
+}
+
+/// The error and its causes joined by ": ", leaving out a cause the message before it already says
+/// (many errors quote their source), so nothing is said twice.
+fn say_once(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn init_logging() {
@@ -103,4 +122,20 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn causes_already_quoted_are_not_repeated() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::new(io).context(format!(
+            "cannot read x.toml: {}",
+            std::io::Error::from(std::io::ErrorKind::NotFound)
+        ));
+        let said = super::say_once(&e);
+        assert_eq!(said.matches("not found").count(), 1, "{said}");
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(super::say_once(&e), "outer: inner");
+    }
 }

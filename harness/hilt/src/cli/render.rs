@@ -1,3 +1,6 @@
+//! `hilt render`: verifies a signed report, then renders it as HTML or JUnit XML. Exit codes as for
+//! `hilt verify` (0, 1 not verified, 2 bad input), and 3 when the rendering cannot be written.
+
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -32,10 +35,7 @@ pub fn run(a: RenderArgs) -> Result<u8, Failure> {
         .map_err(Failure::input)?;
     let verified = match hilt_report::verify::verify_envelope_file(&a.envelope, &key) {
         Ok(v) => v,
-        Err(e) => {
-            eprintln!("verification FAILED, nothing rendered: {e}");
-            return Ok(1);
-        }
+        Err(e) => return super::verify::not_verified(e, "verification FAILED, nothing rendered"),
     };
     let report: hilt_report::model::Report = serde_json::from_value(verified.report)
         .context("the signed report does not match this hilt's report schema")

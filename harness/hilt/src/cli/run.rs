@@ -2,11 +2,15 @@ use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
 
-use super::{Failure, summary};
+use super::{Failure, exit, summary};
 use hilt::board::SessionOptions;
+use hilt::display::Display;
 use hilt::report::ReportInputs;
-use hilt::runner::{self, RunConfig};
+use hilt::runner::{self, RunConfig, Selection};
 use hilt::suite::SuiteRoot;
+use hilt_link::Cancel;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -60,47 +64,35 @@ pub fn run(a: RunArgs) -> Result<u8, Failure> {
             board.path.display()
         )));
     }
-    let args = libtest_mimic::Arguments {
+    let selection = Selection {
         filter: a.filter.clone(),
         skip: a.skip.clone(),
         exact: a.exact,
-        list: a.list,
-        quiet: a.quiet,
-        // Cases share the device: one at a time per board.
-        test_threads: Some(1),
-        ..Default::default()
     };
+    let cases = selection.select(&scenarios);
+    if a.list {
+        for s in &cases {
+            println!("{}: case", s.id);
+        }
+        return Ok(exit::OK);
+    }
+    if cases.is_empty() {
+        // A typo in a CI filter must not open the release gate: nothing is signed.
+        return Err(Failure::input(anyhow::anyhow!(
+            "no case matches the selection {:?}; the suite holds {} case(s) ({}); nothing was run or signed",
+            selection.args().join(" "),
+            scenarios.len(),
+            scenarios
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     let hilt_exe = std::env::current_exe()
         .context("cannot locate the hilt executable")
         .map_err(Failure::undecided)?;
-    let session = SessionOptions {
-        defects: a.defects.clone(),
-        hilt_exe,
-    };
-    if a.list {
-        let cfg = RunConfig {
-            board,
-            scenarios,
-            out_dir: PathBuf::new(),
-            session,
-            args,
-        };
-        runner::run(&cfg);
-        return Ok(0);
-    }
-    let (key, development_key, public) = match &a.key {
-        Some(k) => (
-            hilt_report::keys::load_private(k).map_err(Failure::input)?,
-            false,
-            None,
-        ),
-        None => {
-            let (key, public) = hilt::devkey::load_or_create()
-                .context("development signing key")
-                .map_err(Failure::undecided)?;
-            (key, true, Some(public))
-        }
-    };
+    let signer = Signer::load(a.key.as_deref())?;
     let out_dir = match &a.out {
         Some(d) => d.clone(),
         None => suite.runs_dir().join(format!(
@@ -110,75 +102,179 @@ pub fn run(a: RunArgs) -> Result<u8, Failure> {
         )),
     };
     prepare_out_dir(&out_dir).map_err(Failure::input)?;
-    // What chose the cases, in command-line form, so a reader can repeat the selection.
-    let mut selection: Vec<String> = a.filter.iter().cloned().collect();
-    for sk in &a.skip {
-        selection.extend(["--skip".to_string(), sk.clone()]);
+    if let Some(path) = &a.junit {
+        check_writable(path).map_err(Failure::input)?;
     }
-    if a.exact {
-        selection.push("--exact".into());
-    }
-    for d in &a.defects {
-        selection.extend(["--defect".to_string(), d.clone()]);
-    }
+    let cancel = Cancel::new();
+    install_signal_handlers(&cancel)
+        .context("cannot install signal handlers")
+        .map_err(Failure::undecided)?;
     let cfg = RunConfig {
         board: board.clone(),
-        scenarios: scenarios.clone(),
+        cases,
+        in_suite: scenarios.len(),
         out_dir: out_dir.clone(),
-        session,
-        args,
+        session: SessionOptions {
+            defects: a.defects.clone(),
+            hilt_exe,
+        },
+        cancel,
     };
-    let output = runner::run(&cfg);
+    let display = Display::new(a.quiet);
+    let output = runner::run(&cfg, &display);
+    // What chose the cases, in command-line form, so a reader can repeat the selection.
+    let mut selected_by = selection.args();
+    for d in &a.defects {
+        selected_by.extend(["--defect".to_string(), d.clone()]);
+    }
     let inputs = ReportInputs {
         board: &board,
         scenarios: &scenarios,
         suite_root: &suite.root,
         defects: &a.defects,
-        selection,
-        development_key,
+        selection: selected_by,
+        development_key: signer.public.is_some(),
     };
     let report = hilt::report::build(&output, &inputs);
-    let envelope = hilt::report::write(&out_dir, &report, &key)
+    let written = write_outputs(&out_dir, &report, &signer, a.junit.as_deref())?;
+    summary::print(&report);
+    written.print(&signer);
+    Ok(match output.interrupted {
+        Some(signal) => {
+            println!(
+                "the run was interrupted by {}: the report above is partial",
+                runner::signal_name(signal)
+            );
+            exit::interrupted(signal)
+        }
+        None => report.summary.gate.exit_code(),
+    })
+}
+
+/// The signing key: the lab's, or the per-user development key (whose public half is printed).
+struct Signer {
+    key: hilt_report::keys::KeyPair,
+    /// Set for the development key.
+    public: Option<PathBuf>,
+}
+
+impl Signer {
+    fn load(lab_key: Option<&Path>) -> Result<Signer, Failure> {
+        match lab_key {
+            Some(k) => Ok(Signer {
+                key: hilt_report::keys::load_private(k).map_err(Failure::input)?,
+                public: None,
+            }),
+            None => {
+                let (key, public) = hilt::devkey::load_or_create()
+                    .context("development signing key")
+                    .map_err(Failure::input)?;
+                Ok(Signer {
+                    key,
+                    public: Some(public),
+                })
+            }
+        }
+    }
+}
+
+struct Written {
+    envelope: PathBuf,
+    report: PathBuf,
+    html: PathBuf,
+}
+
+impl Written {
+    fn print(&self, signer: &Signer) {
+        println!();
+        println!("report:    {}", self.report.display());
+        println!("signed:    {}", self.envelope.display());
+        println!("readable:  {}", self.html.display());
+        match &signer.public {
+            Some(p) => println!(
+                "signed with the DEVELOPMENT key {} (public key: {})",
+                signer.key.key_id(),
+                p.display()
+            ),
+            None => println!("signed with key {}", signer.key.key_id()),
+        }
+        println!(
+            "verify:    hilt verify {} --key {}",
+            self.envelope.display(),
+            signer
+                .public
+                .as_deref()
+                .unwrap_or(Path::new("PUBLIC.pem"))
+                .display()
+        );
+    }
+}
+
+/// The signed report first (it is what counts), then its renderings.
+fn write_outputs(
+    out_dir: &Path,
+    report: &hilt_report::model::Report,
+    signer: &Signer,
+    junit: Option<&Path>,
+) -> Result<Written, Failure> {
+    let envelope = hilt::report::write(out_dir, report, &signer.key)
         .with_context(|| format!("cannot write the signed report in {}", out_dir.display()))
-        .map_err(Failure::undecided)?;
+        .map_err(Failure::input)?;
     // A readable rendering beside the signed report (the envelope stays authoritative).
-    let html_path = out_dir.join("report.html");
-    let html = hilt_report::html::render(&report)
+    let html = out_dir.join("report.html");
+    let text = hilt_report::html::render(report)
         .context("HTML rendering")
         .map_err(Failure::undecided)?;
-    hilt_report::atomic::write_atomic(&html_path, html.as_bytes())
-        .with_context(|| format!("cannot write {}", html_path.display()))
-        .map_err(Failure::undecided)?;
-    if let Some(path) = &a.junit {
-        let xml = hilt_report::junit::render(&report)
+    hilt_report::atomic::write_atomic(&html, text.as_bytes())
+        .with_context(|| format!("cannot write {}", html.display()))
+        .map_err(Failure::input)?;
+    if let Some(path) = junit {
+        let xml = hilt_report::junit::render(report)
             .context("JUnit rendering")
             .map_err(Failure::undecided)?;
         hilt_report::atomic::write_atomic(path, xml.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))
-            .map_err(Failure::undecided)?;
+            .map_err(Failure::input)?;
     }
-    summary::print(&report);
-    println!();
-    println!("report:    {}", out_dir.join("report.json").display());
-    println!("signed:    {}", envelope.display());
-    println!("readable:  {}", html_path.display());
-    match &public {
-        Some(p) => println!(
-            "signed with the DEVELOPMENT key {} (public key: {})",
-            key.key_id(),
-            p.display()
-        ),
-        None => println!("signed with key {}", key.key_id()),
+    Ok(Written {
+        envelope,
+        report: out_dir.join("report.json"),
+        html,
+    })
+}
+
+/// First SIGINT or SIGTERM: set `cancel` to the signal number (the run stops the running case, writes
+/// a signed partial report and exits 130 or 143). A second one exits at once.
+fn install_signal_handlers(cancel: &Cancel) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::flag;
+    let seen = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // Registered first, so it runs before `seen` is set: only a second signal trips it.
+        flag::register_conditional_shutdown(sig, 128 + sig, seen.clone())?;
+        flag::register(sig, seen.clone())?;
+        flag::register_usize(sig, cancel.flag(), sig as usize)?;
     }
-    println!(
-        "verify:    hilt verify {} --key {}",
-        envelope.display(),
-        public
-            .as_deref()
-            .unwrap_or(Path::new("PUBLIC.pem"))
-            .display()
-    );
-    Ok(report.summary.gate.exit_code())
+    Ok(())
+}
+
+/// Fail before the run, not after it, when an output file cannot be created.
+fn check_writable(path: &Path) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "cannot write {}: {} is not a directory",
+            path.display(),
+            dir.display()
+        );
+    }
+    if path.is_dir() {
+        anyhow::bail!("cannot write {}: it is a directory", path.display());
+    }
+    Ok(())
 }
 
 /// A report directory must not already hold a report: nothing of an earlier run is overwritten or mixed in.

@@ -65,11 +65,11 @@ pub fn run(a: SelftestArgs) -> Result<u8, Failure> {
                 "selftest OK: every scenario passes on the reference board and fails under its defect(s)"
             );
         }
-        Ok(0)
+        Ok(super::exit::OK)
     } else {
         for p in &result.problems {
             eprintln!("selftest problem: {p}");
         }
-        Ok(1)
+        Ok(super::exit::FAILED)
     }
 }

@@ -3,16 +3,23 @@
 use hilt_report::model::{Gate, Report};
 
 pub fn print(r: &Report) {
+    // The cases were shown one per line as they finished; here: how many, and what chose them.
     println!();
-    println!("{:<36} {:<15} reason", "case", "verdict");
-    for c in &r.cases {
-        println!(
-            "{:<36} {:<15} {}",
-            c.id,
-            c.verdict.as_str(),
-            one_line(&c.reason, 90)
-        );
-    }
+    let selection = if r.run.selection.is_empty() {
+        "all".to_string()
+    } else {
+        r.run.selection.join(" ")
+    };
+    println!(
+        "cases: {} of {} in the suite ran (selection: {selection}){}",
+        r.summary.cases_run,
+        r.summary.cases_in_suite,
+        if r.run.interrupted {
+            "; INTERRUPTED"
+        } else {
+            ""
+        }
+    );
     println!();
     println!(
         "{:<10} {:<14} {:<15} cases",
@@ -76,14 +83,5 @@ pub fn print(r: &Report) {
             "recommendations not met (they do not gate): {}",
             recommendations.join(", ")
         );
-    }
-}
-
-fn one_line(s: &str, max: usize) -> String {
-    let s = s.replace('\n', " ");
-    if s.chars().count() <= max {
-        s
-    } else {
-        s.chars().take(max - 1).collect::<String>() + "…"
     }
 }

@@ -102,6 +102,10 @@ mod tests {
     fn step(outcomes: &[(&str, f64)]) -> StepRecord {
         StepRecord {
             id: "guesses".into(),
+            started_ms: 0.0,
+            ended_ms: None,
+            flow_from_us: None,
+            flow_to_us: None,
             attempts: outcomes
                 .iter()
                 .enumerate()
@@ -114,6 +118,7 @@ mod tests {
                     elapsed_ms: *ms,
                     retries: 0,
                     conforms: None,
+                    error: None,
                 })
                 .collect(),
         }

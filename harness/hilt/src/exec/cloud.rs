@@ -2,6 +2,7 @@
 //! flows, and judging the flow log (TLS everywhere, MITM refused, every flow declared).
 
 use hilt_cloud::{Flow, OutageMode};
+use hilt_link::Cancel;
 use hilt_model::Verdict;
 use hilt_model::flows::DeclaredFlow;
 use hilt_model::scenario::CloudFault;
@@ -18,18 +19,46 @@ pub struct FaultWindow {
     pub to_us: u64,
 }
 
-pub fn apply_fault(cloud: &CloudSession, fault: CloudFault, length: Duration) -> FaultWindow {
+/// Apply `fault` for `length` (cut short if the run is cancelled), then clear it.
+pub fn apply_fault(
+    cloud: &CloudSession,
+    fault: CloudFault,
+    length: Duration,
+    cancel: &Cancel,
+) -> FaultWindow {
     let from_us = cloud.log.now_us();
     match fault {
         CloudFault::UntrustedCert => cloud.faults.present_untrusted_cert(true),
         CloudFault::Outage => cloud.faults.outage(OutageMode::Refuse, length),
     }
-    std::thread::sleep(length);
+    cancel.sleep(length);
     cloud.faults.clear();
     FaultWindow {
         fault,
         from_us,
         to_us: cloud.log.now_us(),
+    }
+}
+
+/// Wait up to `timeout` for a flow from `from` on that satisfies `pred`, in slices so that a
+/// cancelled run stops waiting promptly.
+pub fn wait_flow(
+    cloud: &CloudSession,
+    from: u64,
+    timeout: Duration,
+    cancel: &Cancel,
+    pred: impl Fn(&Flow) -> bool,
+) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let slice = left.min(hilt_link::cancel_poll());
+        if cloud.log.wait_for(from, slice, &pred).is_some() {
+            return true;
+        }
+        if left.is_zero() || cancel.is_cancelled() {
+            return false;
+        }
     }
 }
 

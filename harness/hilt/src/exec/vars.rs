@@ -4,11 +4,11 @@ use hilt_model::scenario::Number;
 use hilt_model::template::{Template, Value};
 use std::collections::BTreeMap;
 
-use crate::board::BoardSession;
+use super::Bench;
 
 /// The variables in force for one iteration of a step.
 pub struct Scope<'a> {
-    pub session: &'a BoardSession,
+    pub bench: &'a dyn Bench,
     pub row: Option<&'a BTreeMap<String, String>>,
     pub iteration: usize,
 }
@@ -23,16 +23,13 @@ impl Scope<'_> {
                 .ok_or_else(|| format!("the fixture has no column {col:?}"));
         }
         if let Some(path) = name.strip_prefix("ixit:") {
-            return ixit(self.session, path).map(Value::plain);
+            return ixit(self.bench, path).map(Value::plain);
         }
         if let Some(rest) = name.strip_prefix("cred.") {
             let (surface, field) = rest
                 .split_once('.')
                 .ok_or_else(|| format!("{{{name}}}: use cred.SURFACE.username|password"))?;
-            return self
-                .session
-                .credential(surface, field)
-                .map_err(|e| e.to_string());
+            return self.bench.credential(surface, field);
         }
         if let Some(n) = name.strip_prefix("random:") {
             let n: usize = n
@@ -42,7 +39,7 @@ impl Scope<'_> {
         }
         match name {
             "iteration" => Ok(Value::plain(self.iteration.to_string())),
-            "unit.serial" => Ok(Value::plain(self.session.unit.serial.clone())),
+            "unit.serial" => Ok(Value::plain(self.bench.unit().serial.clone())),
             _ => Err(format!("unknown variable {{{name}}}")),
         }
     }
@@ -64,9 +61,9 @@ impl Scope<'_> {
     }
 }
 
-fn ixit(session: &BoardSession, path: &str) -> Result<String, String> {
-    let v = session
-        .profile
+fn ixit(bench: &dyn Bench, path: &str) -> Result<String, String> {
+    let v = bench
+        .profile()
         .ixit
         .lookup(path)
         .ok_or_else(|| format!("the IXIT does not declare {path:?}"))?;

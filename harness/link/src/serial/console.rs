@@ -11,7 +11,7 @@ use super::expect::{ExpectError, Match, describe, earliest, named_captures};
 use super::port::{Port, is_closed};
 use super::rxbuf::RxBuffer;
 use super::transcript::{DEFAULT_TRANSCRIPT_LIMIT, Dir, Transcript};
-use crate::LinkError;
+use crate::{Cancel, LinkError};
 
 /// Default bound on received, not yet consumed bytes.
 pub const DEFAULT_MAX_BUFFER: usize = 64 * 1024;
@@ -36,6 +36,8 @@ pub struct ConsoleOptions {
     pub transcript_limit: usize,
     /// Wall-clock start as RFC 3339 for the transcript header; `None` = now.
     pub start_time: Option<String>,
+    /// When set, `expect` and `drain` give up within [`crate::cancel::POLL`] of cancellation.
+    pub cancel: Option<Cancel>,
 }
 
 impl Default for ConsoleOptions {
@@ -45,6 +47,7 @@ impl Default for ConsoleOptions {
             pacing: Pacing::default(),
             transcript_limit: DEFAULT_TRANSCRIPT_LIMIT,
             start_time: None,
+            cancel: None,
         }
     }
 }
@@ -63,6 +66,7 @@ pub struct Console<P: Port> {
     transcript: Transcript,
     closed: bool,
     scratch: Vec<u8>,
+    cancel: Option<Cancel>,
 }
 
 impl<P: Port> Console<P> {
@@ -74,6 +78,7 @@ impl<P: Port> Console<P> {
             transcript: Transcript::new(opts.start_time, opts.transcript_limit),
             closed: false,
             scratch: vec![0; READ_CHUNK.min(opts.max_buffer.max(1))],
+            cancel: opts.cancel,
         }
     }
 
@@ -149,6 +154,11 @@ impl<P: Port> Console<P> {
                     tail: self.tail(),
                 });
             }
+            if self.cancelled() {
+                return Err(ExpectError::Cancelled {
+                    expected: describe(alts),
+                });
+            }
             let left = timeout.saturating_sub(started.elapsed());
             // A zero timeout still takes what has already arrived.
             if left.is_zero() && polled {
@@ -159,7 +169,7 @@ impl<P: Port> Console<P> {
                     tail: self.tail(),
                 });
             }
-            changed = matches!(self.fill(left)?, Fill::Data);
+            changed = matches!(self.fill(self.poll_slice(left))?, Fill::Data);
             polled = true;
         }
     }
@@ -178,7 +188,10 @@ impl<P: Port> Console<P> {
             if max_left.is_zero() {
                 break Err(LinkError::Unsettled { quiet, max });
             }
-            match self.fill(quiet_left.min(max_left)) {
+            if self.cancelled() {
+                break Err(LinkError::Cancelled);
+            }
+            match self.fill(self.poll_slice(quiet_left.min(max_left))) {
                 Ok(Fill::Data) => last_rx = Instant::now(),
                 Ok(Fill::Quiet) => {}
                 Ok(Fill::Closed) => break Err(LinkError::Closed),
@@ -187,6 +200,18 @@ impl<P: Port> Console<P> {
         };
         self.rx.clear();
         result
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(Cancel::is_cancelled)
+    }
+
+    /// A wait is cut into poll-sized slices only when something may cancel it.
+    fn poll_slice(&self, left: Duration) -> Duration {
+        match self.cancel {
+            Some(_) => left.min(crate::cancel::POLL),
+            None => left,
+        }
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), LinkError> {

@@ -277,3 +277,28 @@ fn zero_timeout_takes_what_already_arrived() {
         Err(ExpectError::Timeout { .. })
     ));
 }
+
+#[test]
+fn cancellation_ends_a_long_expect_and_drain_promptly() {
+    let cancel = crate::Cancel::new();
+    let mut c = Console::new(
+        FakePort::default(),
+        ConsoleOptions {
+            cancel: Some(cancel.clone()),
+            ..ConsoleOptions::default()
+        },
+    );
+    let other = cancel.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        other.cancel(15);
+    });
+    let started = Instant::now();
+    let prompt = re("login: $");
+    let err = c.expect(&[("login", &prompt)], Duration::from_secs(60));
+    assert!(matches!(err, Err(ExpectError::Cancelled { .. })), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let drained = c.drain(Duration::from_secs(30), Duration::from_secs(60));
+    assert!(matches!(drained, Err(LinkError::Cancelled)), "{drained:?}");
+    t.join().unwrap();
+}

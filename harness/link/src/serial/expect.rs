@@ -32,6 +32,8 @@ pub enum ExpectError {
     },
     #[error("the device closed the link while waiting for {expected}; last output: \"{tail}\"")]
     Closed { expected: String, tail: String },
+    #[error("interrupted while waiting for {expected}")]
+    Cancelled { expected: String },
     #[error("serial I/O failed during expect: {0}")]
     Io(#[from] io::Error),
 }

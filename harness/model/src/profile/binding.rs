@@ -8,9 +8,28 @@
 //! [[bindings.login.steps]]
 //! expect = { login = "login: $", shell = "\\$ $" }
 //! [[bindings.login.steps]]
-//! when = "shell"          # only if the last expect matched `shell`
-//! send = "exit\r"
+//! when = "shell"          # a block: only if that expect matched `shell`, run all of these
+//! steps = [{ send = "exit\r" }, { expect = "login: $" }]
+//! [[bindings.login.steps]]
+//! send = "{username}\r"
 //! ```
+//!
+//! # Conditional steps
+//!
+//! `when = "NAME"` is checked against the alternative the most recent expect matched, *before* the
+//! step that carries it:
+//!
+//! - On a **block** (`when` with `steps = [...]`) it is checked once, and covers every step of the
+//!   block, however the block's own expects change the last match. Blocks may nest; a nested block's
+//!   `when` is checked against the last match at its place inside the enclosing block. Inside a block,
+//!   a plain step may not carry `when` (use a nested block).
+//! - On a **plain step** it covers that one step only. This is the older form, kept for profiles that
+//!   condition a single step (or a send followed by one expect). Its trap: a conditional expect
+//!   replaces the last match, so further steps with the same `when` after it would be checked against
+//!   *that* expect and silently skipped. Such a profile is refused at load with a located error that
+//!   shows the block to write instead; the same holds after a conditional block that expects.
+//!
+//! Every `when` must name an alternative of an expect earlier in the script.
 
 use regex::Regex;
 use serde::Deserialize;
@@ -21,7 +40,7 @@ use std::ops::Range;
 use super::link::Link;
 use crate::error::{LoadError, Source};
 use crate::template::Template;
-use crate::vocabulary;
+use crate::vocabulary::{self, ActionSpec};
 
 #[derive(Debug, Clone)]
 pub struct Binding {
@@ -35,7 +54,8 @@ pub type Script = Vec<ScriptStep>;
 
 #[derive(Debug, Clone)]
 pub struct ScriptStep {
-    /// Run only if the most recent expect matched this alternative.
+    /// Run only if the most recent expect before this step matched this alternative. Always set on a
+    /// [`StepKind::Block`], where it is checked once for the whole block.
     pub when: Option<String>,
     pub kind: StepKind,
 }
@@ -47,6 +67,19 @@ pub enum StepKind {
     SleepMs(u64),
     /// Read and discard until the link is quiet for this long.
     DrainMs(u64),
+    /// Steps run together when the block's `when` holds.
+    Block(Script),
+}
+
+impl StepKind {
+    /// Whether running this step can change the last matched expect.
+    pub fn expects(&self) -> bool {
+        match self {
+            StepKind::Expect(_) => true,
+            StepKind::Block(steps) => steps.iter().any(|s| s.kind.expects()),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +115,8 @@ struct RawStep {
     timeout_ms: Option<u64>,
     #[serde(default)]
     outcome: bool,
+    /// A block: these steps, all under this step's `when`.
+    steps: Option<Vec<Spanned<RawStep>>>,
 }
 
 #[derive(Deserialize)]
@@ -117,96 +152,15 @@ impl RawBinding {
                 ),
             ));
         }
-        let mut script = Vec::new();
-        let mut alternatives_seen: Vec<String> = Vec::new();
-        let mut has_outcome = false;
-        for (i, raw) in self.steps.into_iter().enumerate() {
-            let span = raw.span();
-            let at = format!("bindings.{action}.steps[{i}]");
-            let raw = raw.into_inner();
-            let kinds = [
-                raw.send.is_some(),
-                raw.expect.is_some(),
-                raw.sleep_ms.is_some(),
-                raw.drain_ms.is_some(),
-            ];
-            if kinds.iter().filter(|k| **k).count() != 1 {
-                return Err(src.err(
-                    span,
-                    format!("{at}: give exactly one of send, expect, sleep_ms, drain_ms"),
-                ));
-            }
-            if let Some(w) = &raw.when
-                && !alternatives_seen.contains(w)
-            {
-                return Err(src.err(
-                    span,
-                    format!("{at}: `when = {w:?}` names no alternative of an earlier expect"),
-                ));
-            }
-            if (raw.outcome || raw.timeout_ms.is_some()) && raw.expect.is_none() {
-                return Err(src.err(
-                    span,
-                    format!("{at}: `outcome` and `timeout_ms` belong to an expect step"),
-                ));
-            }
-            let kind = if let Some(t) = raw.send {
-                for v in t.vars() {
-                    if !spec.args.contains(&v) {
-                        return Err(src.err(
-                            span,
-                            format!(
-                                "{at}: {{{v}}} is not an argument of action {action} (it has: {})",
-                                spec.args.join(", ")
-                            ),
-                        ));
-                    }
-                }
-                StepKind::Send(t)
-            } else if let Some(e) = raw.expect {
-                let pairs = match e {
-                    RawExpect::One(p) => vec![("match".to_string(), p)],
-                    RawExpect::Named(m) => m.into_iter().collect(),
-                };
-                if pairs.is_empty() {
-                    return Err(src.err(span, format!("{at}: expect needs at least one pattern")));
-                }
-                let mut alternatives = Vec::new();
-                for (name, pattern) in pairs {
-                    let re = Regex::new(&pattern).map_err(|e| {
-                        src.err(
-                            span.clone(),
-                            format!("{at}: expect.{name}: invalid regex: {e}"),
-                        )
-                    })?;
-                    for group in re.capture_names().flatten() {
-                        if !spec.captures.contains(&group) {
-                            return Err(src.err(span.clone(), format!("{at}: capture group {group:?} is not a value action {action} reports (it reports: {})", spec.captures.join(", "))));
-                        }
-                    }
-                    if raw.outcome && !spec.outcomes.contains(&name.as_str()) {
-                        return Err(src.err(span.clone(), format!("{at}: {name:?} is not an outcome of action {action} (outcomes: {})", spec.outcomes.join(", "))));
-                    }
-                    alternatives_seen.push(name.clone());
-                    alternatives.push((name, re));
-                }
-                has_outcome |= raw.outcome;
-                StepKind::Expect(ExpectSpec {
-                    alternatives,
-                    timeout_ms: raw.timeout_ms,
-                    outcome: raw.outcome,
-                })
-            } else if let Some(ms) = raw.sleep_ms {
-                StepKind::SleepMs(ms)
-            } else {
-                StepKind::DrainMs(raw.drain_ms.unwrap_or_default())
-            };
-            script.push(ScriptStep {
-                when: raw.when,
-                kind,
-            });
-        }
-        if !spec.outcomes.is_empty() && !has_outcome {
+        let mut v = Validator {
+            src,
+            action,
+            spec,
+            alternatives_seen: Vec::new(),
+            has_outcome: false,
+        };
+        let script = v.script(self.steps, &format!("bindings.{action}.steps"), false)?;
+        if !spec.outcomes.is_empty() && !v.has_outcome {
             return Err(src.err(span, format!("bindings.{action}: action {action} reports an outcome ({}); mark the deciding expect step with `outcome = true`", spec.outcomes.join(", "))));
         }
         Ok(Binding {
@@ -216,4 +170,254 @@ impl RawBinding {
             script,
         })
     }
+}
+
+/// Checks a binding's script in order, knowing the expect alternatives seen so far.
+struct Validator<'a> {
+    src: &'a Source<'a>,
+    action: &'a str,
+    spec: &'static ActionSpec,
+    alternatives_seen: Vec<String>,
+    has_outcome: bool,
+}
+
+/// A conditional step that expects, after which the same `when` would be checked against its match.
+struct Pending {
+    when: String,
+    /// Where it is, said as "the conditional expect bindings.login.steps[3]" or "… block …".
+    what: String,
+}
+
+impl Validator<'_> {
+    /// One level of steps (the binding's, or a block's), at `path` (`bindings.login.steps`).
+    fn script(
+        &mut self,
+        steps: Vec<Spanned<RawStep>>,
+        path: &str,
+        in_block: bool,
+    ) -> Result<Script, LoadError> {
+        let mut script = Vec::new();
+        let mut pending: Option<Pending> = None;
+        for (i, raw) in steps.into_iter().enumerate() {
+            let span = raw.span();
+            let at = format!("{path}[{i}]");
+            let raw = raw.into_inner();
+            if let (Some(w), Some(p)) = (&raw.when, &pending)
+                && *w == p.when
+            {
+                return Err(self.src.err(span, trap_message(&at, p)));
+            }
+            let step = self.step(raw, span, &at, in_block)?;
+            match (&step.when, &step.kind) {
+                (None, StepKind::Expect(_)) => pending = None,
+                (Some(w), kind) if kind.expects() => {
+                    let what = match kind {
+                        StepKind::Block(_) => format!("an expect in the conditional block {at}"),
+                        _ => format!("the conditional expect {at}"),
+                    };
+                    pending = Some(Pending {
+                        when: w.clone(),
+                        what,
+                    });
+                }
+                _ => {}
+            }
+            script.push(step);
+        }
+        Ok(script)
+    }
+
+    fn step(
+        &mut self,
+        mut raw: RawStep,
+        span: Range<usize>,
+        at: &str,
+        in_block: bool,
+    ) -> Result<ScriptStep, LoadError> {
+        if let Some(w) = &raw.when
+            && !self.alternatives_seen.contains(w)
+        {
+            return Err(self.src.err(
+                span,
+                format!("{at}: `when = {w:?}` names no alternative of an earlier expect"),
+            ));
+        }
+        if raw.steps.is_some() {
+            return self.block(raw, span, at);
+        }
+        let when = raw.when.take();
+        if in_block && let Some(w) = &when {
+            return Err(self.src.err(
+                span,
+                format!(
+                    "{at}: inside a block, a step takes no `when` of its own; nest a block instead: {}",
+                    block_syntax(w)
+                ),
+            ));
+        }
+        let kind = self.plain(raw, span, at)?;
+        Ok(ScriptStep { when, kind })
+    }
+
+    fn block(
+        &mut self,
+        raw: RawStep,
+        span: Range<usize>,
+        at: &str,
+    ) -> Result<ScriptStep, LoadError> {
+        let Some(when) = raw.when else {
+            return Err(self.src.err(
+                span,
+                format!("{at}: a block (`steps = [...]`) needs the `when` it runs under"),
+            ));
+        };
+        let is_plain = raw.send.is_some()
+            || raw.expect.is_some()
+            || raw.sleep_ms.is_some()
+            || raw.drain_ms.is_some()
+            || raw.timeout_ms.is_some()
+            || raw.outcome;
+        if is_plain {
+            return Err(self.src.err(
+                span,
+                format!("{at}: a block takes only `when` and `steps`; put send, expect, sleep_ms, drain_ms, timeout_ms and outcome on the steps inside it"),
+            ));
+        }
+        let steps = raw.steps.unwrap_or_default();
+        if steps.is_empty() {
+            return Err(self
+                .src
+                .err(span, format!("{at}: a block needs at least one step")));
+        }
+        let steps = self.script(steps, &format!("{at}.steps"), true)?;
+        Ok(ScriptStep {
+            when: Some(when),
+            kind: StepKind::Block(steps),
+        })
+    }
+
+    /// A send, expect, sleep or drain step.
+    fn plain(&mut self, raw: RawStep, span: Range<usize>, at: &str) -> Result<StepKind, LoadError> {
+        let kinds = [
+            raw.send.is_some(),
+            raw.expect.is_some(),
+            raw.sleep_ms.is_some(),
+            raw.drain_ms.is_some(),
+        ];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            return Err(self.src.err(
+                span,
+                format!("{at}: give exactly one of send, expect, sleep_ms, drain_ms (or `when` with `steps` for a block)"),
+            ));
+        }
+        if (raw.outcome || raw.timeout_ms.is_some()) && raw.expect.is_none() {
+            return Err(self.src.err(
+                span,
+                format!("{at}: `outcome` and `timeout_ms` belong to an expect step"),
+            ));
+        }
+        let RawStep {
+            send,
+            expect,
+            sleep_ms,
+            drain_ms,
+            timeout_ms,
+            outcome,
+            ..
+        } = raw;
+        if let Some(t) = send {
+            self.check_send(&t, span, at)?;
+            Ok(StepKind::Send(t))
+        } else if let Some(e) = expect {
+            self.expect(e, timeout_ms, outcome, span, at)
+                .map(StepKind::Expect)
+        } else if let Some(ms) = sleep_ms {
+            Ok(StepKind::SleepMs(ms))
+        } else {
+            Ok(StepKind::DrainMs(drain_ms.unwrap_or_default()))
+        }
+    }
+
+    fn check_send(&self, t: &Template, span: Range<usize>, at: &str) -> Result<(), LoadError> {
+        let (action, spec) = (self.action, self.spec);
+        match t.vars().find(|v| !spec.args.contains(v)) {
+            None => Ok(()),
+            Some(v) => Err(self.src.err(
+                span,
+                format!(
+                    "{at}: {{{v}}} is not an argument of action {action} (it has: {})",
+                    spec.args.join(", ")
+                ),
+            )),
+        }
+    }
+
+    fn expect(
+        &mut self,
+        e: RawExpect,
+        timeout_ms: Option<u64>,
+        outcome: bool,
+        span: Range<usize>,
+        at: &str,
+    ) -> Result<ExpectSpec, LoadError> {
+        let (action, spec) = (self.action, self.spec);
+        let pairs = match e {
+            RawExpect::One(p) => vec![("match".to_string(), p)],
+            RawExpect::Named(m) => m.into_iter().collect(),
+        };
+        if pairs.is_empty() {
+            return Err(self
+                .src
+                .err(span, format!("{at}: expect needs at least one pattern")));
+        }
+        let mut alternatives = Vec::new();
+        for (name, pattern) in pairs {
+            let re = Regex::new(&pattern).map_err(|e| {
+                self.src.err(
+                    span.clone(),
+                    format!("{at}: expect.{name}: invalid regex: {e}"),
+                )
+            })?;
+            if let Some(group) = re
+                .capture_names()
+                .flatten()
+                .find(|g| !spec.captures.contains(g))
+            {
+                return Err(self.src.err(span, format!("{at}: capture group {group:?} is not a value action {action} reports (it reports: {})", spec.captures.join(", "))));
+            }
+            if outcome && !spec.outcomes.contains(&name.as_str()) {
+                return Err(self.src.err(
+                    span,
+                    format!(
+                        "{at}: {name:?} is not an outcome of action {action} (outcomes: {})",
+                        spec.outcomes.join(", ")
+                    ),
+                ));
+            }
+            self.alternatives_seen.push(name.clone());
+            alternatives.push((name, re));
+        }
+        self.has_outcome |= outcome;
+        Ok(ExpectSpec {
+            alternatives,
+            timeout_ms,
+            outcome,
+        })
+    }
+}
+
+/// The block form, as shown in errors.
+fn block_syntax(when: &str) -> String {
+    format!(
+        "one step with `when = {when:?}` and `steps = [{{ send = \"…\" }}, {{ expect = \"…\" }}, …]`"
+    )
+}
+
+fn trap_message(at: &str, p: &Pending) -> String {
+    format!(
+        "{at}: `when = {w:?}` is checked against the last expect before this step, which is {what}, not the expect that matched {w:?}; so this step would be skipped. To run several steps when {w:?} matched, write them as one block, whose condition is checked once: {}",
+        block_syntax(&p.when),
+        w = p.when,
+        what = p.what,
+    )
 }

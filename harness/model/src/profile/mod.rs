@@ -71,14 +71,66 @@ pub struct Credential {
     pub password: SecretSource,
 }
 
-/// Where a secret comes from. Never written into a profile in the clear.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, untagged)]
+/// Where a secret comes from. Never written into a profile in the clear: a plain string is a load
+/// error that shows the two forms to use instead.
+#[derive(Debug, Clone)]
 pub enum SecretSource {
     /// An environment variable.
     Env { env: String },
     /// A file: its whole content (trimmed), or the value of `key=` in a key=value file (a unit label).
     File { file: Template, key: Option<String> },
+}
+
+/// The two ways to give a secret, as said in errors.
+const SECRET_FORMS: &str = "`{ env = \"VAR\" }` (an environment variable) or `{ file = \"path\", key = \"password\" }` (a key=value file such as a unit label; without `key`, the whole file)";
+
+impl<'de> Deserialize<'de> for SecretSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SecretVisitor)
+    }
+}
+
+struct SecretVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SecretVisitor {
+    type Value = SecretSource;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a secret source: {SECRET_FORMS}")
+    }
+
+    /// A string here is the secret itself. Never echo it: say how to move it out of the profile.
+    fn visit_str<E: serde::de::Error>(self, _secret: &str) -> Result<SecretSource, E> {
+        Err(E::custom(format!(
+            "a password must not be written in the profile in the clear; use {SECRET_FORMS}"
+        )))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<SecretSource, A::Error> {
+        let raw = RawSecret::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        raw.into_source().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    env: Option<String>,
+    file: Option<Template>,
+    key: Option<String>,
+}
+
+impl RawSecret {
+    fn into_source(self) -> Result<SecretSource, String> {
+        match (self.env, self.file, self.key) {
+            (Some(env), None, None) => Ok(SecretSource::Env { env }),
+            (None, Some(file), key) => Ok(SecretSource::File { file, key }),
+            (Some(_), None, Some(_)) => Err("`key` goes with `file`, not with `env`".into()),
+            _ => Err(format!(
+                "give exactly one of `env` or `file`: {SECRET_FORMS}"
+            )),
+        }
+    }
 }
 
 /// How a virtual board (or an emulator) is launched, as a lab would start one.

@@ -30,7 +30,7 @@ pub const ENVELOPE_FILE: &str = "report.dsse.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]

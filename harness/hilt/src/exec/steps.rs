@@ -1,0 +1,315 @@
+//! Running a scenario's steps: each action once, `repeat`ed or per fixture row, through the board's
+//! binding; retries on outcomes that mean "not evaluated yet"; every attempt recorded as it is made,
+//! so whatever ends the case, the evidence gathered so far stays in the result.
+
+use hilt_model::Verdict;
+use hilt_model::scenario::{Rows, Step, StepWhat, read_fixture};
+use hilt_model::template::Template;
+use hilt_report::model::{Attempt, StepRecord};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::binding::{ActionError, run_binding};
+use super::vars::Scope;
+use super::{Ctx, Stop, budget, cloud, derive};
+use crate::events::RunEvent;
+
+type Row = BTreeMap<String, String>;
+
+/// A step with its rows read and its iteration count resolved.
+pub(super) struct Planned {
+    rows: Option<Vec<Row>>,
+    pub count: usize,
+}
+
+/// Read every step's rows and counts up front (a bad fixture or an unresolvable count stops the case
+/// before the device is touched), then set the case's time budget from them.
+pub(super) fn prepare(ctx: &mut Ctx) -> Result<Vec<Planned>, Stop> {
+    let scope = ctx.scope();
+    let mut plan = Vec::new();
+    for step in &ctx.scenario.steps {
+        let rows = match &step.for_each {
+            Some(Rows::Fixture(path)) => {
+                Some(read_fixture(path).map_err(|e| Stop(Verdict::Error, e.to_string()))?)
+            }
+            Some(Rows::DerivedFromSerial) => Some(derive::from_serial(&ctx.bench.unit().serial)),
+            None => None,
+        };
+        let count = match (&rows, &step.repeat) {
+            (Some(r), _) => r.len(),
+            (None, Some(n)) => {
+                (scope.number(n).map_err(Stop::not_tested)? + step.repeat_add) as usize
+            }
+            (None, None) => 1,
+        };
+        plan.push(Planned { rows, count });
+    }
+    let budget = budget::of(ctx, &plan)?;
+    ctx.deadline = Some((ctx.t0 + budget, budget));
+    ctx.ctl.events.event(&RunEvent::BudgetSet {
+        id: &ctx.scenario.id,
+        budget,
+    });
+    Ok(plan)
+}
+
+pub(super) fn run(ctx: &mut Ctx, plan: &[Planned]) -> Result<(), Stop> {
+    let scenario = ctx.scenario;
+    for (step, planned) in scenario.steps.iter().zip(plan) {
+        ctx.checkpoint()?;
+        let flow_from_us = ctx.bench.cloud().map(|c| c.log.now_us());
+        ctx.steps.push(StepRecord {
+            id: step.id.clone(),
+            started_ms: ms(ctx.t0.elapsed()),
+            ended_ms: None,
+            flow_from_us,
+            flow_to_us: None,
+            attempts: Vec::new(),
+        });
+        let result = run_step(ctx, step, planned);
+        let (ended, flow_to) = (
+            ms(ctx.t0.elapsed()),
+            ctx.bench.cloud().map(|c| c.log.now_us()),
+        );
+        let record = ctx.steps.last_mut().expect("pushed above");
+        record.ended_ms = Some(ended);
+        record.flow_to_us = flow_to;
+        let attempts = record.attempts.len();
+        ctx.ctl.events.event(&RunEvent::StepFinished {
+            case: &scenario.id,
+            step: &step.id,
+            attempts,
+        });
+        result?;
+        if matches!(step.what, StepWhat::Action { .. }) && attempts == 0 {
+            ctx.inconclusive.push(format!(
+                "step {} made no attempt (its fixture or count gave zero iterations), so it evidences nothing",
+                step.id
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn run_step(ctx: &mut Ctx, step: &Step, planned: &Planned) -> Result<(), Stop> {
+    for i in 0..planned.count {
+        ctx.checkpoint()?;
+        let row = planned.rows.as_ref().map(|r| &r[i]);
+        let scope = Scope {
+            bench: ctx.bench,
+            row,
+            iteration: i,
+        };
+        match &step.what {
+            StepWhat::Sleep(n) => {
+                let ms = scope.number(n).map_err(Stop::not_tested)?;
+                ctx.wait(&step.id, "sleep", Duration::from_millis(ms))?;
+            }
+            StepWhat::Action { name, with } => {
+                run_attempt(ctx, &scope, step, name, with, planned.count)?;
+            }
+            StepWhat::CloudFault { fault, for_ms } => {
+                let ms = scope.number(for_ms).map_err(Stop::not_tested)?;
+                let c = ctx
+                    .bench
+                    .cloud()
+                    .ok_or_else(|| Stop::not_tested("no mock cloud"))?;
+                ctx.note_all(&format!(
+                    "step {}: cloud fault {fault:?} for {ms} ms",
+                    step.id
+                ));
+                let length = Duration::from_millis(ms);
+                ctx.ctl.events.event(&RunEvent::Waiting {
+                    case: &ctx.scenario.id,
+                    step: &step.id,
+                    what: "cloud fault",
+                    length,
+                });
+                let window = cloud::apply_fault(c, *fault, length, &ctx.ctl.cancel);
+                ctx.windows.push(window);
+                ctx.checkpoint()?;
+            }
+            StepWhat::WaitFlow(w) => {
+                let ms = scope.number(&w.timeout_ms).map_err(Stop::not_tested)?;
+                let c = ctx
+                    .bench
+                    .cloud()
+                    .ok_or_else(|| Stop::not_tested("no mock cloud"))?;
+                let from = c.log.next_seq();
+                let dut = cloud::Dut::of(c);
+                let seen =
+                    cloud::wait_flow(c, from, Duration::from_millis(ms), &ctx.ctl.cancel, |f| {
+                        f.kind == w.kind && dut.owns(f)
+                    });
+                ctx.checkpoint()?;
+                if !seen {
+                    ctx.inconclusive.push(format!(
+                        "step {}: the device made no {} flow within {ms} ms",
+                        step.id, w.kind
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_attempt(
+    ctx: &mut Ctx,
+    scope: &Scope,
+    step: &Step,
+    action: &str,
+    with: &BTreeMap<String, Template>,
+    of: usize,
+) -> Result<(), Stop> {
+    let mut args = BTreeMap::new();
+    for (k, t) in with {
+        let v = scope
+            .render(t)
+            .map_err(|e| Stop::not_tested(format!("step {}: {e}", step.id)))?;
+        args.insert(k.clone(), v);
+    }
+    let shown: BTreeMap<String, String> = args
+        .iter()
+        .map(|(k, v)| {
+            // A value holding one of the unit's secrets is masked even when it came from elsewhere
+            // (a derived or default candidate that turned out to be the password).
+            let secret = v.secret || ctx.secrets.iter().any(|s| v.text.contains(s.as_str()));
+            let text = if secret {
+                "‹secret›".into()
+            } else {
+                v.text.clone()
+            };
+            (k.clone(), text)
+        })
+        .collect();
+    let binding = &ctx.bench.profile().bindings[action];
+    open_link(ctx, &binding.link)?;
+    let n = scope.iteration + 1;
+    let console = ctx.consoles.get_mut(&binding.link).expect("opened above");
+    console.note(&format!("step {} #{n}: {action}", step.id));
+    let mut attempt = Attempt {
+        iteration: scope.iteration,
+        args: shown,
+        outcome: None,
+        captures: BTreeMap::new(),
+        at_ms: ms(ctx.t0.elapsed()),
+        elapsed_ms: 0.0,
+        retries: 0,
+        conforms: None,
+        error: None,
+    };
+    let describe = |a: &Attempt| {
+        let shown: Vec<String> = a.args.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        format!("step {} attempt {n} ({})", step.id, shown.join(", "))
+    };
+    loop {
+        let console = ctx.consoles.get_mut(&binding.link).expect("opened above");
+        let obs = match run_binding(console, binding, &args) {
+            Ok(obs) => obs,
+            Err(e) => {
+                let stop = if is_cancelled(&e) {
+                    ctx.checkpoint().err().unwrap_or_else(Stop::interrupted)
+                } else {
+                    Stop(Verdict::Error, format!("{}: {e}", describe(&attempt)))
+                };
+                attempt.error = Some(e.to_string());
+                record(ctx, step, attempt, of);
+                return Err(stop);
+            }
+        };
+        attempt.outcome = obs.outcome.clone();
+        attempt.captures = obs.captures;
+        attempt.elapsed_ms = ms(obs.elapsed);
+        let retry_on = step
+            .retry
+            .as_ref()
+            .filter(|r| obs.outcome.as_ref().is_some_and(|o| r.on.contains(o)));
+        let Some(r) = retry_on else { break };
+        if attempt.retries >= r.max {
+            // The device stays in a state that prevents judging (e.g. locked): the rest of the step
+            // would meet the same answer, so the case ends here rather than after every row.
+            let why = format!(
+                "{}: still {:?} after {} retries; {} further attempt(s) of the step were not made",
+                describe(&attempt),
+                obs.outcome.as_deref().unwrap_or(""),
+                attempt.retries,
+                of - n
+            );
+            record(ctx, step, attempt, of);
+            return Err(Stop(Verdict::Inconclusive, why));
+        }
+        let wait = scope.number(&r.wait_ms).map_err(Stop::not_tested)?;
+        let outcome = obs.outcome.as_deref().unwrap_or("");
+        ctx.note_all(&format!("outcome {outcome:?}: retrying after {wait} ms"));
+        attempt.retries += 1;
+        if let Err(stop) = ctx.wait(&step.id, "retry wait", Duration::from_millis(wait)) {
+            record(ctx, step, attempt, of);
+            return Err(stop);
+        }
+    }
+    if !step.expect.is_empty() {
+        let ok = attempt
+            .outcome
+            .as_ref()
+            .is_some_and(|o| step.expect.contains(o));
+        if !ok {
+            ctx.failures.push(format!(
+                "{}: answered {:?}, expected {}",
+                describe(&attempt),
+                attempt.outcome.as_deref().unwrap_or("nothing"),
+                step.expect.join(" or ")
+            ));
+        }
+        attempt.conforms = Some(ok);
+    }
+    record(ctx, step, attempt, of);
+    Ok(())
+}
+
+fn open_link(ctx: &mut Ctx, link: &str) -> Result<(), Stop> {
+    if ctx.consoles.contains_key(link) {
+        return Ok(());
+    }
+    let mut c = ctx
+        .bench
+        .open_console(link, ctx.ctl.cancel.clone())
+        .map_err(|e| Stop(Verdict::Error, e))?;
+    for (i, secret) in ctx.secrets.iter().enumerate() {
+        c.add_secret(secret.as_bytes(), &format!("unit-secret-{}", i + 1));
+    }
+    ctx.consoles.insert(link.to_string(), c);
+    Ok(())
+}
+
+fn record(ctx: &mut Ctx, step: &Step, attempt: Attempt, of: usize) {
+    ctx.ctl.events.event(&RunEvent::AttemptRecorded {
+        case: &ctx.scenario.id,
+        step: &step.id,
+        n: attempt.iteration + 1,
+        of,
+        outcome: attempt.outcome.as_deref(),
+    });
+    ctx.steps
+        .last_mut()
+        .expect("the step's record is pushed before its attempts")
+        .attempts
+        .push(attempt);
+}
+
+fn is_cancelled(e: &ActionError) -> bool {
+    matches!(
+        e,
+        ActionError::NoAnswer {
+            source: hilt_link::ExpectError::Cancelled { .. },
+            ..
+        } | ActionError::Link {
+            source: hilt_link::LinkError::Cancelled,
+            ..
+        }
+    )
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}

@@ -1,0 +1,204 @@
+//! A scripted device for testing the executor without hardware: [`FakeBench`] is a board profile and a
+//! unit whose serial links are [`FakeDevice`]s, each answering the lines typed at it through a
+//! [`DeviceScript`]. Exported so tests in other crates can drive case logic the same way (probe-rs's
+//! `FakeProbe` is the model).
+
+use hilt_link::{Cancel, Console, ConsoleOptions, Port};
+use hilt_model::profile::{BoardProfile, Unit};
+use hilt_model::template::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::cloud::CloudSession;
+use crate::exec::Bench;
+
+/// What the device does with one line typed at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Print these bytes.
+    Say(Vec<u8>),
+    /// Print nothing (a hung or deaf device).
+    Silent,
+    /// Drop the link (an unplugged or crashed device).
+    Hangup,
+}
+
+impl Reply {
+    pub fn say(text: &str) -> Reply {
+        Reply::Say(text.as_bytes().to_vec())
+    }
+}
+
+/// A device's behaviour on a line-oriented console.
+pub trait DeviceScript: Send {
+    /// The answer to one line (without its line ending; a bare `\r` gives an empty line).
+    fn line(&mut self, line: &str) -> Reply;
+}
+
+impl<F: FnMut(&str) -> Reply + Send> DeviceScript for F {
+    fn line(&mut self, line: &str) -> Reply {
+        self(line)
+    }
+}
+
+/// A [`Port`] backed by a [`DeviceScript`]; everything written is kept in `written` for assertions.
+pub struct FakeDevice {
+    script: Box<dyn DeviceScript>,
+    pending: Vec<u8>,
+    out: VecDeque<u8>,
+    closed: bool,
+    written: Arc<Mutex<Vec<u8>>>,
+}
+
+impl FakeDevice {
+    pub fn new(script: impl DeviceScript + 'static) -> Self {
+        FakeDevice {
+            script: Box::new(script),
+            pending: Vec::new(),
+            out: VecDeque::new(),
+            closed: false,
+            written: Arc::default(),
+        }
+    }
+
+    /// Everything the harness wrote to the device so far.
+    pub fn written(&self) -> Arc<Mutex<Vec<u8>>> {
+        self.written.clone()
+    }
+}
+
+impl Port for FakeDevice {
+    fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        if self.out.is_empty() {
+            if self.closed {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            std::thread::sleep(timeout.min(Duration::from_millis(10)));
+            return Ok(0);
+        }
+        let n = buf.len().min(self.out.len());
+        for (slot, b) in buf.iter_mut().zip(self.out.drain(..n)) {
+            *slot = b;
+        }
+        Ok(n)
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.closed {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(data);
+        for &b in data {
+            if b != b'\r' && b != b'\n' {
+                self.pending.push(b);
+                continue;
+            }
+            let line = String::from_utf8_lossy(&std::mem::take(&mut self.pending)).into_owned();
+            match self.script.line(&line) {
+                Reply::Say(bytes) => self.out.extend(bytes),
+                Reply::Silent => {}
+                Reply::Hangup => self.closed = true,
+            }
+        }
+        Ok(())
+    }
+}
+
+type Factory = Box<dyn Fn() -> Box<dyn DeviceScript> + Send + Sync>;
+
+/// A bench with a profile, its first unit, known unit passwords and scripted devices on its links.
+pub struct FakeBench {
+    pub profile: BoardProfile,
+    unit: Unit,
+    passwords: BTreeMap<String, String>,
+    devices: BTreeMap<String, Factory>,
+}
+
+impl FakeBench {
+    pub fn new(profile: BoardProfile) -> Self {
+        let unit = profile.units[0].clone();
+        FakeBench {
+            profile,
+            unit,
+            passwords: BTreeMap::new(),
+            devices: BTreeMap::new(),
+        }
+    }
+
+    /// The unit's password for credential surface `surface` (e.g. `console`).
+    pub fn password(mut self, surface: &str, password: &str) -> Self {
+        self.passwords.insert(surface.into(), password.into());
+        self
+    }
+
+    /// The device behind `link`: `make` is called each time the link is opened.
+    pub fn device<S: DeviceScript + 'static>(
+        mut self,
+        link: &str,
+        make: impl Fn() -> S + Send + Sync + 'static,
+    ) -> Self {
+        self.devices
+            .insert(link.into(), Box::new(move || Box::new(make())));
+        self
+    }
+}
+
+impl Bench for FakeBench {
+    fn profile(&self) -> &BoardProfile {
+        &self.profile
+    }
+
+    fn unit(&self) -> &Unit {
+        &self.unit
+    }
+
+    fn credential(&self, surface: &str, field: &str) -> Result<Value, String> {
+        let cred = self.unit.credentials.get(surface).ok_or_else(|| {
+            format!(
+                "unit {} declares no credentials for {surface:?}",
+                self.unit.serial
+            )
+        })?;
+        match field {
+            "username" => Ok(Value::plain(cred.username.clone())),
+            "password" => self
+                .passwords
+                .get(surface)
+                .map(|p| Value::secret(p.clone()))
+                .ok_or_else(|| format!("no password for {surface:?} on this bench")),
+            other => Err(format!(
+                "credential field {other:?} (known: username, password)"
+            )),
+        }
+    }
+
+    fn open_console(&self, link: &str, cancel: Cancel) -> Result<Console<Box<dyn Port>>, String> {
+        let make = self
+            .devices
+            .get(link)
+            .ok_or_else(|| format!("no device on link {link:?}"))?;
+        let port: Box<dyn Port> = Box::new(FakeDevice {
+            script: make(),
+            pending: Vec::new(),
+            out: VecDeque::new(),
+            closed: false,
+            written: Arc::default(),
+        });
+        Ok(Console::new(
+            port,
+            ConsoleOptions {
+                cancel: Some(cancel),
+                ..ConsoleOptions::default()
+            },
+        ))
+    }
+
+    fn cloud(&self) -> Option<&CloudSession> {
+        None
+    }
+}
