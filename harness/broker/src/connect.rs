@@ -8,6 +8,7 @@ use crate::stats::bump;
 use crate::wire::{ConnCode, ConnectInfo, Outbound, Version, WireError, peek_connect_level};
 use crate::{Link, Shared, topic, v4, v5};
 use bytes::BytesMut;
+use hilt_cloud::FlowKind;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -101,7 +102,7 @@ async fn refuse<S: AsyncWrite>(
     close(writer, &buf).await;
     bump(&shared.counters.refused);
     tracing::info!(peer = %link.peer, "MQTT connect refused: {}", r.detail);
-    let mut f = link.flow("connect-refused");
+    let mut f = link.flow(FlowKind::ConnectRefused);
     f.client_id = r.client_id.map(str::to_string);
     f.detail = Some(r.detail);
     shared.log.record(f, &[]);
@@ -226,7 +227,7 @@ where
     encode(version, &ack, &mut outbuf);
     bump(&shared.counters.connections);
     shared.counters.active.fetch_add(1, Ordering::Relaxed);
-    let mut f = link.flow("connect");
+    let mut f = link.flow(FlowKind::Connect);
     f.client_id = Some(client_id.clone());
     f.identity = identity.clone();
     f.detail = Some(format!(

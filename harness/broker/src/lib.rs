@@ -34,7 +34,7 @@ pub use router::MAX_QUEUED;
 pub use stats::Stats;
 pub use wire::MAX_PACKET;
 
-use hilt_cloud::flowlog::{NewFlow, Protocol};
+use hilt_cloud::flowlog::{FlowKind, NewFlow, Protocol, ServerCert};
 use hilt_cloud::{Faults, FlowLog, Pki, PkiError};
 use rustls::ServerConfig;
 use std::net::SocketAddr;
@@ -81,22 +81,21 @@ pub(crate) struct Shared {
 pub(crate) struct Link {
     pub peer: SocketAddr,
     pub tls: bool,
-    /// `trusted` / `untrusted` on TLS links.
-    pub server_cert: Option<&'static str>,
+    /// The server certificate presented on a TLS link; `None` until the handshake is attempted, so a
+    /// refusal made before it carries no certificate tag.
+    pub server_cert: Option<ServerCert>,
     /// The client certificate's CN, if one was presented.
     pub cert_cn: Option<String>,
 }
 
 impl Link {
     /// A flow pre-filled with this link's facts.
-    pub fn flow(&self, kind: &str) -> NewFlow {
+    pub fn flow(&self, kind: FlowKind) -> NewFlow {
         NewFlow {
-            protocol: Protocol::Mqtt,
-            kind: kind.into(),
             tls: self.tls,
-            server_cert: self.server_cert.map(str::to_string),
+            server_cert: self.server_cert,
             peer: Some(self.peer.to_string()),
-            ..Default::default()
+            ..NewFlow::new(Protocol::Mqtt, kind)
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::stats::bump;
 use crate::{Link, Shared, connect};
-use hilt_cloud::OutageMode;
+use hilt_cloud::{FlowKind, OutageMode, ServerCert};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ pub async fn accept_loop(
 
 fn refuse(shared: &Shared, link: &Link, detail: &str) {
     bump(&shared.counters.refused);
-    let mut f = link.flow("connect-refused");
+    let mut f = link.flow(FlowKind::ConnectRefused);
     f.detail = Some(detail.into());
     shared.log.record(f, &[]);
 }
@@ -66,10 +66,12 @@ async fn handle(
 ) {
     let faults = shared.faults.current();
     let untrusted = tls && faults.untrusted_cert;
+    // No certificate has been presented yet: refusals before the handshake carry no certificate tag
+    // (a refusal under the MITM fault is not the device accepting the untrusted certificate).
     let mut link = Link {
         peer,
         tls,
-        server_cert: tls.then_some(if untrusted { "untrusted" } else { "trusted" }),
+        server_cert: None,
         cert_cn: None,
     };
     let Ok(_permit) = shared.conn_limit.clone().try_acquire_owned() else {
@@ -94,12 +96,12 @@ async fn handle(
         return;
     }
     let Some(configs) = &shared.tls else { return };
-    let cfg = if untrusted {
-        configs.untrusted.clone()
+    let (cfg, which) = if untrusted {
+        (configs.untrusted.clone(), ServerCert::Untrusted)
     } else {
-        configs.trusted.clone()
+        (configs.trusted.clone(), ServerCert::Trusted)
     };
-    let which = link.server_cert.unwrap_or("trusted");
+    link.server_cert = Some(which);
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, TlsAcceptor::from(cfg).accept(tcp)).await {
         Ok(Ok(stream)) => {
             link.cert_cn = hilt_cloud::pki::peer_identity(stream.get_ref().1.peer_certificates());
@@ -121,7 +123,7 @@ async fn handle(
 fn tls_failed(shared: &Shared, link: &Link, detail: String) {
     tracing::info!(peer = %link.peer, "TLS handshake failed: {detail}");
     bump(&shared.counters.tls_failures);
-    let mut f = link.flow("tls-failed");
+    let mut f = link.flow(FlowKind::TlsFailed);
     f.detail = Some(detail);
     shared.log.record(f, &[]);
 }

@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use hilt_cloud::FlowKind;
 use rumqttc::v5::mqttbytes::QoS as QoS5;
 use rumqttc::v5::mqttbytes::v5::{PubAckReason, SubscribeReasonCode as Sub5};
 use rumqttc::{ConnectReturnCode, QoS, SubscribeReasonCode};
@@ -64,7 +65,7 @@ async fn bad_credentials_get_the_right_connack_in_both_versions() {
         .log
         .snapshot()
         .into_iter()
-        .filter(|f| f.kind == "connect-refused")
+        .filter(|f| f.kind == FlowKind::ConnectRefused)
         .collect();
     assert_eq!(refused.len(), 4);
     assert!(
@@ -131,7 +132,7 @@ async fn acl_denies_publish_and_subscribe_and_records_it() {
         .log
         .snapshot()
         .into_iter()
-        .filter(|f| f.kind == "denied")
+        .filter(|f| f.kind == FlowKind::Denied)
         .collect();
     assert_eq!(denied.len(), 2, "{denied:?}");
     assert_eq!(denied[0].topic.as_deref(), Some("devices/other/tele"));
@@ -180,14 +181,17 @@ async fn client_certificate_login_over_tls() {
     )
     .await
     .unwrap();
-    let f = env.wait_flow(|f| f.kind == "publish").await.unwrap();
+    let f = env
+        .wait_flow(|f| f.kind == FlowKind::Publish)
+        .await
+        .unwrap();
     assert_eq!(f.identity.as_deref(), Some("VRB-00000001"));
     assert_eq!(f.client_id.as_deref(), Some("vrb-1"));
     let connect = env
         .log
         .snapshot()
         .into_iter()
-        .find(|f| f.kind == "connect")
+        .find(|f| f.kind == FlowKind::Connect)
         .unwrap();
     assert!(
         connect

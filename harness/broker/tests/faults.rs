@@ -4,7 +4,7 @@ mod common;
 
 use common::raw::{Raw, Read, connect5};
 use common::*;
-use hilt_cloud::OutageMode;
+use hilt_cloud::{FlowKind, OutageMode, ServerCert};
 use rumqttc::v5::mqttbytes::v5::Packet as P5;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ async fn untrusted_certificate_fault_fails_tls_then_recovers() {
     // The live session is closed so the device reconnects and meets the fault.
     let drop_seen = env
         .wait_flow(|f| {
-            f.kind == "disconnect"
+            f.kind == FlowKind::Disconnect
                 && f.detail
                     .as_deref()
                     .is_some_and(|d| d.contains("certificate switched"))
@@ -48,10 +48,10 @@ async fn untrusted_certificate_fault_fails_tls_then_recovers() {
         "{e:?}"
     );
     let failed = env
-        .wait_flow(|f| f.kind == "tls-failed")
+        .wait_flow(|f| f.kind == FlowKind::TlsFailed)
         .await
         .expect("tls-failed recorded");
-    assert_eq!(failed.server_cert.as_deref(), Some("untrusted"));
+    assert_eq!(failed.server_cert, Some(ServerCert::Untrusted));
     assert!(
         failed
             .detail
@@ -72,8 +72,43 @@ async fn untrusted_certificate_fault_fails_tls_then_recovers() {
     )
     .await
     .unwrap();
-    let p = env.wait_flow(|f| f.kind == "publish").await.unwrap();
-    assert_eq!(p.server_cert.as_deref(), Some("trusted"));
+    let p = env
+        .wait_flow(|f| f.kind == FlowKind::Publish)
+        .await
+        .unwrap();
+    assert_eq!(p.server_cert, Some(ServerCert::Trusted));
+    env.broker.shutdown().await;
+}
+
+/// Issue 7: a refusal made before the TLS handshake presented no certificate, so it must not carry the
+/// untrusted-certificate tag (the check would read it as the device accepting the MITM).
+#[tokio::test]
+async fn refusals_before_the_handshake_carry_no_certificate_tag() {
+    let env = start(config()).await;
+    env.faults.present_untrusted_cert(true);
+    env.faults
+        .outage(OutageMode::Refuse, Duration::from_secs(30));
+    let mut raw = Raw::connect(env.tls()).await;
+    assert!(raw.closed_within(T).await, "refused during the outage");
+    let refused = env
+        .wait_flow(|f| f.kind == FlowKind::ConnectRefused)
+        .await
+        .expect("refusal recorded");
+    assert!(refused.tls, "{refused:?}");
+    assert_eq!(refused.server_cert, None, "{refused:?}");
+    // The handshake itself, once the outage is over, is tagged with the certificate it presented.
+    env.faults.clear();
+    env.faults.present_untrusted_cert(true);
+    let mut raw = Raw::connect(env.tls()).await;
+    raw.send_bytes(b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00")
+        .await
+        .unwrap();
+    assert!(raw.closed_within(T).await);
+    let failed = env
+        .wait_flow(|f| f.kind == FlowKind::TlsFailed)
+        .await
+        .expect("tls-failed recorded");
+    assert_eq!(failed.server_cert, Some(ServerCert::Untrusted));
     env.broker.shutdown().await;
 }
 
@@ -84,9 +119,11 @@ async fn outage_refuses_and_closes_live_sessions_then_recovers() {
     let (_c, _rx) = v4_connect(opts()).await.expect("connects");
     env.faults
         .outage(OutageMode::Refuse, Duration::from_millis(1500));
-    env.wait_flow(|f| f.kind == "disconnect" && f.detail.as_deref() == Some("fault: outage"))
-        .await
-        .expect("live session closed");
+    env.wait_flow(|f| {
+        f.kind == FlowKind::Disconnect && f.detail.as_deref() == Some("fault: outage")
+    })
+    .await
+    .expect("live session closed");
     let e = v4_connect(opts())
         .await
         .expect_err("refused during the outage");
@@ -97,7 +134,7 @@ async fn outage_refuses_and_closes_live_sessions_then_recovers() {
         ),
         "{e:?}"
     );
-    env.wait_flow(|f| f.kind == "connect-refused" && f.detail.as_deref() == Some("outage"))
+    env.wait_flow(|f| f.kind == FlowKind::ConnectRefused && f.detail.as_deref() == Some("outage"))
         .await
         .expect("recorded");
     tokio::time::sleep(Duration::from_millis(1600)).await;
@@ -124,7 +161,7 @@ async fn blackhole_outage_holds_connections_unanswered_until_it_ends() {
         env.log
             .snapshot()
             .iter()
-            .any(|f| f.kind == "connect-refused"
+            .any(|f| f.kind == FlowKind::ConnectRefused
                 && f.detail.as_deref().is_some_and(|d| d.contains("blackhole")))
     );
     // Clearing the fault early releases held connections at once.

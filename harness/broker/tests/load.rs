@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use hilt_cloud::FlowKind;
 use rumqttc::{Event, Packet, QoS};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -95,7 +96,7 @@ async fn hundred_devices_thousand_messages_each_lose_nothing() {
         env.log
             .snapshot()
             .iter()
-            .filter(|f| f.kind == "publish")
+            .filter(|f| f.kind == FlowKind::Publish)
             .count(),
         total
     );

@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use hilt_cloud::{FlowKind, ServerCert};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -154,7 +155,7 @@ fn interop(version: &'static str, qos: u8) -> Result<Completion, Failed> {
     if env
         .log
         .wait_for(0, T, move |f| {
-            f.kind == "subscribe" && f.client_id.as_deref() == Some(&sid)
+            f.kind == FlowKind::Subscribe && f.client_id.as_deref() == Some(&sid)
         })
         .is_none()
     {
@@ -192,7 +193,7 @@ fn interop(version: &'static str, qos: u8) -> Result<Completion, Failed> {
     let flows = env.log.snapshot();
     let published: Vec<_> = flows
         .iter()
-        .filter(|f| f.kind == "publish" && f.client_id.as_deref() == Some(&pub_id))
+        .filter(|f| f.kind == FlowKind::Publish && f.client_id.as_deref() == Some(&pub_id))
         .collect();
     if published.len() != MESSAGES {
         return Err(format!(
@@ -204,7 +205,7 @@ fn interop(version: &'static str, qos: u8) -> Result<Completion, Failed> {
     for (f, line) in published.iter().zip(&lines) {
         let ok = f.identity.as_deref() == Some("dev")
             && f.tls
-            && f.server_cert.as_deref() == Some("trusted")
+            && f.server_cert == Some(ServerCert::Trusted)
             && f.topic.as_deref() == Some("devices/dev/tele")
             && env.log.payload(&f.payload_sha256).as_deref() == Some(line.as_bytes());
         if !ok {
@@ -217,7 +218,7 @@ fn interop(version: &'static str, qos: u8) -> Result<Completion, Failed> {
         "mqtt=3.1.1"
     };
     let connect_ok = flows.iter().any(|f| {
-        f.kind == "connect"
+        f.kind == FlowKind::Connect
             && f.client_id.as_deref() == Some(&pub_id)
             && f.detail.as_deref().is_some_and(|d| d.contains(label))
     });
@@ -278,7 +279,9 @@ fn bad_password() -> Result<Completion, Failed> {
         .log
         .snapshot()
         .iter()
-        .filter(|f| f.kind == "connect-refused" && f.client_id.as_deref() == Some("intruder"))
+        .filter(|f| {
+            f.kind == FlowKind::ConnectRefused && f.client_id.as_deref() == Some("intruder")
+        })
         .count();
     if refused != 2 {
         return Err(format!("{refused} connect-refused flows, want 2").into());

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use hilt_cloud::{FlowKind, ServerCert};
 use rumqttc::QoS;
 use rumqttc::v5::mqttbytes::QoS as QoS5;
 use std::time::Duration;
@@ -140,14 +141,14 @@ async fn tls_v5_qos2_and_flow_attribution() {
         .log
         .snapshot()
         .into_iter()
-        .filter(|f| f.kind == "publish")
+        .filter(|f| f.kind == FlowKind::Publish)
         .collect();
     assert_eq!(flows.len(), 3);
     for f in &flows {
         assert_eq!(f.client_id.as_deref(), Some("dev-client"));
         assert_eq!(f.identity.as_deref(), Some("dev"));
         assert!(f.tls);
-        assert_eq!(f.server_cert.as_deref(), Some("trusted"));
+        assert_eq!(f.server_cert, Some(ServerCert::Trusted));
         assert!(
             f.peer
                 .as_deref()
@@ -162,7 +163,7 @@ async fn tls_v5_qos2_and_flow_attribution() {
         .log
         .snapshot()
         .into_iter()
-        .find(|f| f.kind == "connect" && f.client_id.as_deref() == Some("dev-client"))
+        .find(|f| f.kind == FlowKind::Connect && f.client_id.as_deref() == Some("dev-client"))
         .unwrap();
     assert!(
         connect
@@ -194,7 +195,7 @@ async fn retained_messages_reach_late_subscribers_of_both_versions() {
     publ.publish("status/lamp", QoS::AtLeastOnce, true, "on")
         .await
         .unwrap();
-    env.wait_flow(|f| f.kind == "publish" && f.topic.as_deref() == Some("status/lamp"))
+    env.wait_flow(|f| f.kind == FlowKind::Publish && f.topic.as_deref() == Some("status/lamp"))
         .await
         .unwrap();
     let (s4, mut rx4) = v4_connect(v4_opts(
@@ -239,7 +240,7 @@ async fn persistent_session_gets_messages_published_while_offline() {
     sub.subscribe("q/#", QoS::AtLeastOnce).await.unwrap();
     subscribed(&env, "q/#").await;
     sub.disconnect().await.unwrap();
-    env.wait_flow(|f| f.kind == "disconnect" && f.client_id.as_deref() == Some("persist"))
+    env.wait_flow(|f| f.kind == FlowKind::Disconnect && f.client_id.as_deref() == Some("persist"))
         .await
         .unwrap();
     let (publ, _prx) = v4_connect(v4_opts("pub", env.plain(), None, Some(("ops", "opspass"))))
@@ -251,7 +252,7 @@ async fn persistent_session_gets_messages_published_while_offline() {
     publ.publish("q/2", QoS::AtMostOnce, false, "qos0 is not kept")
         .await
         .unwrap();
-    env.wait_flow(|f| f.kind == "publish" && f.topic.as_deref() == Some("q/2"))
+    env.wait_flow(|f| f.kind == FlowKind::Publish && f.topic.as_deref() == Some("q/2"))
         .await
         .unwrap();
     let (_sub, mut rx) = v4_connect(o).await.unwrap();
@@ -266,7 +267,7 @@ async fn persistent_session_gets_messages_published_while_offline() {
         .log
         .snapshot()
         .into_iter()
-        .filter(|f| f.kind == "connect" && f.client_id.as_deref() == Some("persist"))
+        .filter(|f| f.kind == FlowKind::Connect && f.client_id.as_deref() == Some("persist"))
         .collect();
     assert!(
         connects[1]

@@ -5,6 +5,7 @@ mod common;
 
 use common::raw::{Raw, Read, connect4, connect5, connected5};
 use common::*;
+use hilt_cloud::FlowKind;
 use rumqttc::v5::mqttbytes::QoS as QoS5;
 use rumqttc::v5::mqttbytes::v5::{self, Packet as P5};
 use std::time::{Duration, Instant};
@@ -78,15 +79,15 @@ async fn garbage_and_oversized_packets_close_only_that_connection() {
     still_serving(&env).await;
     let log = env.log.snapshot();
     assert_eq!(
-        log.iter().filter(|f| f.kind == "connect-refused").count(),
+        log.iter()
+            .filter(|f| f.kind == FlowKind::ConnectRefused)
+            .count(),
         3,
         "{log:#?}"
     );
-    assert!(
-        log.iter().any(|f| f.kind == "disconnect"
-            && f.detail.as_deref().is_some_and(|d| d.contains("exceeds")))
-    );
-    assert!(log.iter().any(|f| f.kind == "tls-failed"));
+    assert!(log.iter().any(|f| f.kind == FlowKind::Disconnect
+        && f.detail.as_deref().is_some_and(|d| d.contains("exceeds"))));
+    assert!(log.iter().any(|f| f.kind == FlowKind::TlsFailed));
     env.broker.shutdown().await;
 }
 
@@ -155,7 +156,7 @@ async fn receive_maximum_bounds_unacknowledged_deliveries() {
             _ => panic!("expected 5 deliveries"),
         }
     }
-    env.wait_flow(|f| f.kind == "publish" && f.topic.as_deref() == Some("rm/19"))
+    env.wait_flow(|f| f.kind == FlowKind::Publish && f.topic.as_deref() == Some("rm/19"))
         .await
         .unwrap();
     assert!(
@@ -271,7 +272,8 @@ async fn shutdown_with_clients_connected_is_clean_and_bounded() {
     let log = env.log.snapshot();
     assert_eq!(
         log.iter()
-            .filter(|f| f.kind == "disconnect" && f.detail.as_deref() == Some("broker shutdown"))
+            .filter(|f| f.kind == FlowKind::Disconnect
+                && f.detail.as_deref() == Some("broker shutdown"))
             .count(),
         2
     );

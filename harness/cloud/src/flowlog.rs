@@ -11,13 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    #[default]
-    Mqtt,
-    Http,
-}
+pub use hilt_model::flow_vocab::{FlowKind, Protocol, ServerCert};
 
 /// One recorded exchange.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,13 +23,14 @@ pub struct Flow {
     pub t_us: u64,
     pub protocol: Protocol,
     /// `connect`, `connect-refused`, `subscribe`, `publish`, `disconnect`, `tls-failed`, `request`, …
-    pub kind: String,
+    pub kind: FlowKind,
     pub client_id: Option<String>,
     /// The authenticated identity (MQTT username or client-certificate CN), if any.
     pub identity: Option<String>,
     pub tls: bool,
-    /// On TLS links, which server certificate the cloud presented: `trusted` or `untrusted` (the MITM fault).
-    pub server_cert: Option<String>,
+    /// On TLS links, which server certificate the cloud presented: `trusted` or `untrusted` (the MITM
+    /// fault). `None` on plain links and on refusals made before any handshake.
+    pub server_cert: Option<ServerCert>,
     pub topic: Option<String>,
     pub path: Option<String>,
     pub method: Option<String>,
@@ -46,21 +41,43 @@ pub struct Flow {
     pub detail: Option<String>,
 }
 
-/// What a server fills in; the log adds sequence number, times and the payload digest.
-#[derive(Debug, Clone, Default)]
+/// What a server fills in; the log adds sequence number, times and the payload digest. Start from
+/// [`NewFlow::new`]: there is no default kind.
+#[derive(Debug, Clone)]
 pub struct NewFlow {
     pub protocol: Protocol,
-    pub kind: String,
+    pub kind: FlowKind,
     pub client_id: Option<String>,
     pub identity: Option<String>,
     pub tls: bool,
-    pub server_cert: Option<String>,
+    /// Only once a TLS handshake was attempted with that certificate.
+    pub server_cert: Option<ServerCert>,
     pub topic: Option<String>,
     pub path: Option<String>,
     pub method: Option<String>,
     pub status: Option<u16>,
     pub peer: Option<String>,
     pub detail: Option<String>,
+}
+
+impl NewFlow {
+    /// A flow of `kind` over `protocol`, every other field empty (plain link, no certificate).
+    pub fn new(protocol: Protocol, kind: FlowKind) -> NewFlow {
+        NewFlow {
+            protocol,
+            kind,
+            client_id: None,
+            identity: None,
+            tls: false,
+            server_cert: None,
+            topic: None,
+            path: None,
+            method: None,
+            status: None,
+            peer: None,
+            detail: None,
+        }
+    }
 }
 
 /// Most payload bytes kept in memory for checks; beyond it only digests (and the payload files) remain.
@@ -237,10 +254,10 @@ mod tests {
         log.keep_payloads(&dir.path().join("payloads")).unwrap();
         let f = log.record(
             NewFlow {
-                kind: "publish".into(),
                 topic: Some("t/1".into()),
                 tls: true,
-                ..Default::default()
+                server_cert: Some(ServerCert::Trusted),
+                ..NewFlow::new(Protocol::Mqtt, FlowKind::Publish)
             },
             b"hello",
         );
@@ -254,7 +271,16 @@ mod tests {
                 .is_file()
         );
         let text = std::fs::read_to_string(dir.path().join("flows.jsonl")).unwrap();
-        let back: Flow = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        let line = text.lines().next().unwrap();
+        // The typed vocabulary keeps the log's JSON form.
+        for word in [
+            r#""protocol":"mqtt""#,
+            r#""kind":"publish""#,
+            r#""server_cert":"trusted""#,
+        ] {
+            assert!(line.contains(word), "{word} in {line}");
+        }
+        let back: Flow = serde_json::from_str(line).unwrap();
         assert_eq!(back, f);
     }
 
@@ -265,15 +291,11 @@ mod tests {
         let l2 = log.clone();
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
-            l2.record(
-                NewFlow {
-                    kind: "publish".into(),
-                    ..Default::default()
-                },
-                b"x",
-            );
+            l2.record(NewFlow::new(Protocol::Mqtt, FlowKind::Publish), b"x");
         });
-        let got = log.wait_for(from, Duration::from_secs(10), |f| f.kind == "publish");
+        let got = log.wait_for(from, Duration::from_secs(10), |f| {
+            f.kind == FlowKind::Publish
+        });
         assert!(got.is_some());
         t.join().unwrap();
         let none = log.wait_for(log.next_seq(), Duration::from_millis(50), |_| true);

@@ -157,7 +157,13 @@ impl Bench for FakeBench {
         &self.unit
     }
 
-    fn credential(&self, surface: &str, field: &str) -> Result<Value, String> {
+    fn credential(&self, unit: usize, surface: &str, field: &str) -> Result<Value, String> {
+        if unit != 0 {
+            return Err(format!(
+                "this fake bench has one unit, not unit {}",
+                unit + 1
+            ));
+        }
         let cred = self.unit.credentials.get(surface).ok_or_else(|| {
             format!(
                 "unit {} declares no credentials for {surface:?}",

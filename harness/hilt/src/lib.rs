@@ -6,6 +6,7 @@
 //! report, and [`selftest`] proves every scenario can FAIL.
 
 pub mod board;
+pub mod checks;
 pub mod cloud;
 pub mod devkey;
 pub mod display;

@@ -2,7 +2,6 @@
 
 use hilt_model::catalogue::Catalogue;
 use hilt_model::profile::BoardProfile;
-use hilt_model::scenario::Scenario;
 use hilt_report::digest::sha256_bytes;
 use hilt_report::keys::KeyPair;
 use hilt_report::model::{Board, FileDigest, Report, Run, SCHEMA, Suite};
@@ -11,11 +10,13 @@ use hilt_report::sign::{Subject, write_signed_report};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::suite::Case;
+
 use crate::runner::RunOutput;
 
 pub struct ReportInputs<'a> {
     pub board: &'a BoardProfile,
-    pub scenarios: &'a [Arc<Scenario>],
+    pub scenarios: &'a [Arc<Case>],
     pub suite_root: &'a Path,
     pub defects: &'a [String],
     pub selection: Vec<String>,

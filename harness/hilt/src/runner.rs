@@ -6,11 +6,12 @@
 use hilt_link::Cancel;
 use hilt_model::Verdict;
 use hilt_model::profile::BoardProfile;
-use hilt_model::scenario::Scenario;
 use hilt_report::digest::sha256_bytes;
 use hilt_report::model::{CaseResult, Evidence};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use crate::suite::Case;
 use std::time::Instant;
 
 use crate::board::{BoardSession, SessionOptions};
@@ -51,7 +52,7 @@ impl Selection {
         out
     }
 
-    pub fn select(&self, scenarios: &[Arc<Scenario>]) -> Vec<Arc<Scenario>> {
+    pub fn select(&self, scenarios: &[Arc<Case>]) -> Vec<Arc<Case>> {
         scenarios
             .iter()
             .filter(|s| self.matches(&s.id))
@@ -63,7 +64,7 @@ impl Selection {
 pub struct RunConfig {
     pub board: Arc<BoardProfile>,
     /// The cases to run, in order.
-    pub cases: Vec<Arc<Scenario>>,
+    pub cases: Vec<Arc<Case>>,
     /// How many scenarios the suite holds (for the report's "N of M ran").
     pub in_suite: usize,
     pub out_dir: PathBuf,
@@ -157,7 +158,7 @@ pub fn signal_name(code: usize) -> &'static str {
     }
 }
 
-fn not_reachable(s: &Scenario, error: String) -> CaseRun {
+fn not_reachable(s: &Case, error: String) -> CaseRun {
     CaseRun {
         result: CaseResult {
             id: s.id.clone(),
@@ -214,7 +215,7 @@ fn store(run: CaseRun, out: &Path) -> CaseResult {
 /// Run every scenario in order, without a display or signals (for selftest); evidence goes to `out`.
 pub fn run_sequential(
     board: &Arc<BoardProfile>,
-    scenarios: &[Arc<Scenario>],
+    scenarios: &[Arc<Case>],
     opts: &SessionOptions,
     out: &Path,
 ) -> Vec<CaseResult> {

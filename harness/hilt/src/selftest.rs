@@ -4,10 +4,11 @@
 
 use hilt_model::Verdict;
 use hilt_model::profile::BoardProfile;
-use hilt_model::scenario::Scenario;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use crate::suite::Case;
 
 use crate::board::SessionOptions;
 use crate::runner::run_sequential;
@@ -29,7 +30,7 @@ pub struct DefectRun {
 
 pub fn run(
     board: &Arc<BoardProfile>,
-    scenarios: &[Arc<Scenario>],
+    scenarios: &[Arc<Case>],
     hilt_exe: &std::path::Path,
     progress: impl FnMut(&str) + Send,
 ) -> anyhow::Result<Selftest> {

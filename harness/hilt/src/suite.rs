@@ -6,6 +6,34 @@ use hilt_model::scenario::{Scenario, load_suite};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::checks::{TypedCheck, type_checks};
+
+/// A scenario ready to run: its checks typed once, at load.
+#[derive(Debug)]
+pub struct Case {
+    pub scenario: Scenario,
+    pub checks: Vec<TypedCheck>,
+}
+
+impl Case {
+    pub fn new(scenario: Scenario) -> Result<Case, LoadError> {
+        let checks = type_checks(&scenario)?;
+        Ok(Case { scenario, checks })
+    }
+
+    /// Whether the case needs the mock cloud (a cloud step, or a check that reads the flow log).
+    pub fn needs_cloud(&self) -> bool {
+        self.scenario.steps_need_cloud() || self.checks.iter().any(|c| c.needs().cloud)
+    }
+}
+
+impl std::ops::Deref for Case {
+    type Target = Scenario;
+    fn deref(&self) -> &Scenario {
+        &self.scenario
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SuiteRoot {
     pub root: PathBuf,
@@ -54,11 +82,12 @@ impl SuiteRoot {
         self.root.join("reports/runs")
     }
 
-    pub fn scenarios(&self) -> Result<Vec<Arc<Scenario>>, LoadError> {
-        Ok(load_suite(&self.test_cases(), &self.fixtures())?
+    /// Every scenario of the suite, with its checks typed through the registry.
+    pub fn scenarios(&self) -> Result<Vec<Arc<Case>>, LoadError> {
+        load_suite(&self.test_cases(), &self.fixtures())?
             .into_iter()
-            .map(Arc::new)
-            .collect())
+            .map(|s| Case::new(s).map(Arc::new))
+            .collect()
     }
 
     pub fn board(&self, path: Option<&Path>) -> Result<Arc<BoardProfile>, LoadError> {

@@ -125,9 +125,27 @@ fn full_run_passes_signs_and_detects_tampering() {
     );
     std::fs::write(&ev, &original).unwrap();
 
-    // One byte of the envelope changed.
+    // One byte of the envelope changed: inside the payload or the signature it is a forged report
+    // (exit 1); in a key of the envelope it is no longer an envelope at all, which is bad input (2).
     let env_bytes = std::fs::read(&env).unwrap();
-    for at in [10, env_bytes.len() / 2, env_bytes.len() - 10] {
+    let text_of = String::from_utf8_lossy(&env_bytes);
+    assert!(text_of[..20].contains("payload"), "{}", &text_of[..20]);
+    let flipped = std::fs::read(&env).unwrap();
+    let mut b = flipped.clone();
+    b[4] ^= 0x01;
+    std::fs::write(&env, &b).unwrap();
+    let broken = hilt(
+        &[
+            "verify",
+            env.to_str().unwrap(),
+            "--key",
+            pubkey.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(broken.status.code(), Some(2), "{}", text(&broken));
+    let inside = |key: &str, by: usize| text_of.find(key).expect(key) + key.len() + by;
+    for at in [inside("\"payload\": \"", 40), inside("\"sig\": \"", 10)] {
         let mut b = env_bytes.clone();
         b[at] ^= 0x01;
         std::fs::write(&env, &b).unwrap();

@@ -6,7 +6,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hilt_cloud::{Faults, FlowLog};
+use hilt_cloud::{Faults, FlowLog, ServerCert};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -15,8 +15,8 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone)]
 pub(crate) struct ConnInfo {
     pub tls: bool,
-    /// `trusted` or `untrusted` on TLS connections.
-    pub server_cert: Option<&'static str>,
+    /// The certificate presented on TLS connections.
+    pub server_cert: Option<ServerCert>,
     pub peer: SocketAddr,
     /// The client certificate's CN, if the peer presented one.
     pub cert_identity: Option<String>,

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use hilt_cloud::Protocol;
 use hilt_cloud::flowlog::NewFlow;
+use hilt_cloud::{FlowKind, Protocol};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -159,13 +159,11 @@ async fn erasure(
     // The notices are delivered in-process; the flow log still shows each one as evidence of propagation.
     for r in &notified {
         let flow = NewFlow {
-            protocol: Protocol::Http,
-            kind: "erasure-notice".into(),
             identity: Some(id.clone()),
             path: Some(format!("/thirdparty/{r}/erasure")),
             method: Some("POST".into()),
             detail: Some("sent by the mock backend on the user's erasure request".into()),
-            ..Default::default()
+            ..NewFlow::new(Protocol::Http, FlowKind::ErasureNotice)
         };
         ctx.log
             .record(flow, json!({ "user": id }).to_string().as_bytes());

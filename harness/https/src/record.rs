@@ -9,8 +9,8 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use hilt_cloud::Protocol;
 use hilt_cloud::flowlog::NewFlow;
+use hilt_cloud::{FlowKind, Protocol};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 /// Set by a handler on its response when the request itself established who the caller is (account
@@ -65,20 +65,15 @@ pub(crate) async fn record(State(ctx): State<Ctx>, req: Request, next: Next) -> 
         .or_else(|| conn.as_ref().and_then(|c| c.cert_identity.clone()));
     tracing::debug!(%method, %path, status, identity = identity.as_deref().unwrap_or("-"), "https request");
     let flow = NewFlow {
-        protocol: Protocol::Http,
-        kind: "request".into(),
         identity,
         tls: conn.as_ref().is_some_and(|c| c.tls),
-        server_cert: conn
-            .as_ref()
-            .and_then(|c| c.server_cert)
-            .map(str::to_string),
+        server_cert: conn.as_ref().and_then(|c| c.server_cert),
         path: Some(path),
         method: Some(method),
         status: Some(status),
         peer: conn.as_ref().map(|c| c.peer.to_string()),
         detail,
-        ..Default::default()
+        ..NewFlow::new(Protocol::Http, FlowKind::Request)
     };
     ctx.log.record(flow, &payload);
     let delay = ctx.faults.current().delay;

@@ -7,7 +7,7 @@ use crate::{HttpsError, app, record, thirdparty, update};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use hilt_cloud::flowlog::NewFlow;
-use hilt_cloud::{Faults, FlowLog, OutageMode, Pki, Protocol};
+use hilt_cloud::{Faults, FlowKind, FlowLog, OutageMode, Pki, Protocol, ServerCert};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::ServerConfig;
@@ -169,20 +169,18 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 fn flow(
-    kind: &str,
+    kind: FlowKind,
     tls: bool,
     peer: SocketAddr,
-    server_cert: Option<&str>,
+    server_cert: Option<ServerCert>,
     detail: String,
 ) -> NewFlow {
     NewFlow {
-        protocol: Protocol::Http,
-        kind: kind.into(),
         tls,
-        server_cert: server_cert.map(str::to_string),
+        server_cert,
         peer: Some(peer.to_string()),
         detail: Some(detail),
-        ..Default::default()
+        ..NewFlow::new(Protocol::Http, kind)
     }
 }
 
@@ -195,7 +193,8 @@ async fn connection(stream: TcpStream, peer: SocketAddr, sh: Arc<Shared>) {
             OutageMode::Drop => "outage: held silently",
         };
         sh.log.record(
-            flow("connect-refused", is_tls, peer, None, detail.into()),
+            // Before any handshake: no certificate was presented, so none is tagged.
+            flow(FlowKind::ConnectRefused, is_tls, peer, None, detail.into()),
             b"",
         );
         if mode == OutageMode::Drop {
@@ -215,9 +214,9 @@ async fn connection(stream: TcpStream, peer: SocketAddr, sh: Arc<Shared>) {
     };
     let untrusted = fault.untrusted_cert;
     let (config, label) = if untrusted {
-        (tls.untrusted.clone(), "untrusted")
+        (tls.untrusted.clone(), ServerCert::Untrusted)
     } else {
-        (tls.trusted.clone(), "trusted")
+        (tls.trusted.clone(), ServerCert::Trusted)
     };
     let failure = match tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
@@ -239,9 +238,11 @@ async fn connection(stream: TcpStream, peer: SocketAddr, sh: Arc<Shared>) {
         Ok(Err(e)) => e.to_string(),
         Err(_) => "handshake timed out".to_string(),
     };
-    tracing::info!(%peer, server_cert = label, "TLS handshake failed: {failure}");
-    sh.log
-        .record(flow("tls-failed", true, peer, Some(label), failure), b"");
+    tracing::info!(%peer, server_cert = %label, "TLS handshake failed: {failure}");
+    sh.log.record(
+        flow(FlowKind::TlsFailed, true, peer, Some(label), failure),
+        b"",
+    );
 }
 
 /// The blackhole outage: keep the socket open and answer nothing until the outage ends, then close.

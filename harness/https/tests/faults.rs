@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Client, start, wait_flow};
-use hilt_cloud::OutageMode;
+use hilt_cloud::{FlowKind, OutageMode, ServerCert};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -23,10 +23,10 @@ async fn untrusted_certificate_fails_the_handshake_and_is_logged() {
         err.to_string().to_lowercase().contains("certificate"),
         "{err}"
     );
-    let f = wait_flow(&cloud.log, |f| f.kind == "tls-failed")
+    let f = wait_flow(&cloud.log, |f| f.kind == FlowKind::TlsFailed)
         .await
         .expect("tls-failed flow");
-    assert_eq!(f.server_cert.as_deref(), Some("untrusted"));
+    assert_eq!(f.server_cert, Some(ServerCert::Untrusted));
     assert!(f.tls && f.peer.is_some());
     cloud.faults.present_untrusted_cert(false);
     assert_eq!(c.get("/update/m/manifest.json").await.unwrap().status, 404);
@@ -45,12 +45,28 @@ async fn refusing_outage_closes_connections_at_once() {
         "refusal should be prompt"
     );
     assert!(
-        wait_flow(&cloud.log, |f| f.kind == "connect-refused")
+        wait_flow(&cloud.log, |f| f.kind == FlowKind::ConnectRefused)
             .await
             .is_some()
     );
     cloud.faults.clear();
     assert_eq!(c.get("/update/m/manifest.json").await.unwrap().status, 404);
+    cloud.https.shutdown().await;
+}
+
+/// A refusal before the handshake presented no certificate: no tag, even under the MITM fault.
+#[tokio::test]
+async fn refusals_before_the_handshake_carry_no_certificate_tag() {
+    let cloud = start(false).await;
+    let c = Client::new(&cloud);
+    cloud.faults.present_untrusted_cert(true);
+    cloud.faults.outage(OutageMode::Refuse, LONG);
+    assert!(c.get("/update/m/manifest.json").await.is_err());
+    let f = wait_flow(&cloud.log, |f| f.kind == FlowKind::ConnectRefused)
+        .await
+        .expect("connect-refused flow");
+    assert!(f.tls, "{f:?}");
+    assert_eq!(f.server_cert, None, "{f:?}");
     cloud.https.shutdown().await;
 }
 
@@ -170,7 +186,7 @@ async fn flows_attribute_method_path_status_tls_and_identity() {
         .log
         .snapshot()
         .into_iter()
-        .filter(|f| f.kind == "request")
+        .filter(|f| f.kind == FlowKind::Request)
         .collect();
     assert_eq!(flows.len(), 4);
     let m = &flows[0];
@@ -183,7 +199,7 @@ async fn flows_attribute_method_path_status_tls_and_identity() {
         )
     );
     assert!(m.tls);
-    assert_eq!(m.server_cert.as_deref(), Some("trusted"));
+    assert_eq!(m.server_cert, Some(ServerCert::Trusted));
     assert_eq!(m.identity.as_deref(), Some("VRB-00000042"));
     assert_eq!(
         (flows[1].status, flows[1].identity.as_deref()),

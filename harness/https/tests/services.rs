@@ -3,6 +3,7 @@
 mod common;
 
 use common::{Client, start};
+use hilt_cloud::FlowKind;
 use hilt_https::MAX_BODY;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -274,11 +275,11 @@ async fn companion_app_flow_with_consent_notices_export_and_erasure() {
     assert_eq!(cloud.state.device_users("VRB-1"), vec![bob.clone()]);
     let flows = cloud.log.since(0);
     assert!(flows.iter().any(|f| f.seq >= from
-        && f.kind == "erasure-notice"
+        && f.kind == FlowKind::ErasureNotice
         && f.path.as_deref() == Some("/thirdparty/ads/erasure")));
     let erase = flows
         .iter()
-        .find(|f| f.seq >= from && f.kind == "request")
+        .find(|f| f.seq >= from && f.kind == FlowKind::Request)
         .unwrap();
     assert_eq!(erase.identity.as_deref(), Some(alice.as_str()));
 

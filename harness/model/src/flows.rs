@@ -2,7 +2,10 @@
 //! IXIT (sheets 21-PersData and 24-TelData, field "Processing Activities"). Observed flows in the mock
 //! cloud's log are classified against them; an observed flow that matches none is undeclared processing.
 
+use std::ops::Range;
+
 use crate::error::{LoadError, Source};
+use crate::flow_vocab::Protocol;
 use crate::ixit::Ixit;
 
 pub const FLOW_SHEETS: [&str; 2] = ["21-PersData", "24-TelData"];
@@ -12,7 +15,7 @@ pub struct DeclaredFlow {
     /// `SHEET/ENTRY`.
     pub name: String,
     /// `mqtt` or `http`.
-    pub protocol: String,
+    pub protocol: Protocol,
     /// An MQTT topic filter (`+`, `#`) or an HTTP path prefix; the harness matches flows against it.
     pub pattern: String,
     pub purpose: String,
@@ -41,6 +44,61 @@ fn text(v: Option<&toml::Value>) -> String {
     }
 }
 
+/// The declared flow's `protocol`, parsed.
+fn parse_protocol(
+    word: Option<String>,
+    src: &Source,
+    span: &Range<usize>,
+    at: &str,
+) -> Result<Protocol, LoadError> {
+    let word = word.unwrap_or_default();
+    word.parse().map_err(|_| {
+        src.err(
+            span.clone(),
+            format!(
+                "{at}: protocol must be one of {} (got {word:?})",
+                Protocol::ALL
+                    .iter()
+                    .map(|p| format!("\"{p}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
+}
+
+/// Whether `pattern` matches every flow of its protocol: `#`, `+/#` or `*` for MQTT, `/` (or `*`) as an
+/// HTTP path prefix.
+pub fn is_catch_all(protocol: Protocol, pattern: &str) -> bool {
+    let p = pattern.trim();
+    p.is_empty()
+        || p == "*"
+        || match protocol {
+            Protocol::Mqtt => p == "#" || p == "+/#",
+            Protocol::Http => p == "/",
+        }
+}
+
+/// A catch-all declaration would declare every flow, so `flows-declared` could never fail.
+fn check_not_catch_all(
+    protocol: Protocol,
+    pattern: &str,
+    src: &Source,
+    span: &Range<usize>,
+    at: &str,
+) -> Result<(), LoadError> {
+    if !is_catch_all(protocol, pattern) {
+        return Ok(());
+    }
+    Err(src.err(
+        span.clone(),
+        format!(
+            "{at}: pattern {pattern:?} matches every {protocol} flow, which would make the \
+             `flows-declared` check vacuous; declare each flow by its own topic filter or path prefix"
+        ),
+    ))
+}
+
 /// Collect and check the declared flows of a profile's IXIT.
 pub(crate) fn declared_flows(ixit: &Ixit, src: &Source) -> Result<Vec<DeclaredFlow>, LoadError> {
     let mut out = Vec::new();
@@ -56,13 +114,11 @@ pub(crate) fn declared_flows(ixit: &Ixit, src: &Source) -> Result<Vec<DeclaredFl
             };
             let at = format!("ixit.\"{sheet}\".{name}.\"Processing Activities\"");
             let field = |k: &str| pa.get(k).and_then(|v| v.as_str()).map(str::to_string);
-            let protocol = field("protocol").unwrap_or_default();
-            if protocol != "mqtt" && protocol != "http" {
-                return Err(src.err(span, format!("{at}: protocol must be \"mqtt\" or \"http\"")));
-            }
+            let protocol = parse_protocol(field("protocol"), src, &span, &at)?;
             let Some(pattern) = field("pattern").filter(|p| !p.is_empty()) else {
                 return Err(src.err(span, format!("{at}: a declared flow needs a `pattern` (MQTT topic filter or HTTP path prefix)")));
             };
+            check_not_catch_all(protocol, &pattern, src, &span, &at)?;
             let Some(consent) = pa.get("consent").and_then(|v| v.as_bool()) else {
                 return Err(src.err(
                     span,

@@ -6,6 +6,7 @@
 
 pub mod catalogue;
 pub mod error;
+pub mod flow_vocab;
 pub mod flows;
 pub mod fsread;
 pub mod ics;
@@ -13,6 +14,7 @@ pub mod ixit;
 pub mod profile;
 pub mod scenario;
 pub mod template;
+pub mod var;
 pub mod verdict;
 pub mod vocabulary;
 

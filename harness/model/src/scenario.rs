@@ -8,8 +8,13 @@ use std::path::{Path, PathBuf};
 
 use crate::catalogue::Catalogue;
 use crate::error::{LoadError, Source, read};
+use crate::flow_vocab::FlowKind;
 use crate::fsread::ReadError;
 use crate::template::Template;
+use crate::var::Var;
+
+/// A template in a scenario: its variables follow the scenario grammar ([`Var`]), parsed at load.
+pub type VarTemplate = Template<Var>;
 use crate::vocabulary;
 
 pub const SCHEMA: u32 = 1;
@@ -37,25 +42,55 @@ pub struct Scenario {
     pub pass_criteria: String,
     pub provisions: Provisions,
     pub applicability: Applicability,
+    /// Case variables (`[vars]`), generated once per case and used as `{var.NAME}`.
+    pub vars: BTreeMap<String, CaseVar>,
     pub steps: Vec<Step>,
-    pub checks: Vec<Check>,
+    /// The `[[check]]`s as written; the harness's registry types them.
+    pub checks: Vec<CheckDecl>,
+}
+
+/// A case variable: `NAME = { random = N, secret = true }` makes N random alphanumerics once per case
+/// (e.g. a canary value the device must later erase); a secret one is masked like a password.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseVar {
+    pub random: usize,
+    #[serde(default)]
+    pub secret: bool,
 }
 
 impl Scenario {
-    /// Whether the scenario needs the mock cloud (a fault, a flow wait or a flow-log check).
-    pub fn needs_cloud(&self) -> bool {
-        self.checks.iter().any(Check::needs_cloud)
-            || self
-                .steps
-                .iter()
-                .any(|s| matches!(s.what, StepWhat::CloudFault { .. } | StepWhat::WaitFlow(_)))
+    /// Whether a step acts on the mock cloud (a fault or a flow wait).
+    pub fn steps_need_cloud(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.what, StepWhat::CloudFault { .. } | StepWhat::WaitFlow(_)))
+    }
+
+    /// The step with this id.
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// Whether a template evaluated after the steps (in a check) may use these variables: no fixture
+    /// row, declared case variables, captures of the scenario's action steps.
+    pub fn check_vars(&self, t: &VarTemplate) -> Result<(), String> {
+        let known = Known {
+            vars: &self.vars,
+            earlier: &self.steps,
+        };
+        match t.vars().find_map(|v| known.refuse(v, false)) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
     }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Provisions {
-    /// EN 303 645 V3.1.3 provision ids.
+    /// EN 303 645 V3.1.3 provision ids (may be empty for a scenario that evidences ICO items only).
+    #[serde(default)]
     pub en303645: Vec<String>,
     /// EN 303 645 V2.1.1 ids, where PSTI Schedule 2 deems compliance through them.
     #[serde(default)]
@@ -64,6 +99,9 @@ pub struct Provisions {
     pub psti: Vec<String>,
     #[serde(default)]
     pub ico: Vec<String>,
+    /// ETSI TS 103 701 test-case ids this scenario carries out (e.g. `5.1-1-1`).
+    #[serde(default)]
+    pub ts103701: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
@@ -78,11 +116,28 @@ pub struct Applicability {
 }
 
 /// An integer given literally or by reference (`"{ixit:1-AuthMech/console/Brute Force Prevention/lockout_ms}"`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum Number {
     Literal(u64),
-    Ref(Template),
+    Ref(VarTemplate),
+}
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Written by hand rather than `untagged`, so a bad variable keeps its own message.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(Number::Literal(n)),
+            Raw::Text(t) => Template::parse(&t)
+                .map(Number::Ref)
+                .map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 /// Where a step's rows come from.
@@ -112,7 +167,7 @@ pub struct Step {
 pub enum StepWhat {
     Action {
         name: String,
-        with: BTreeMap<String, Template>,
+        with: BTreeMap<String, VarTemplate>,
     },
     Sleep(Number),
     /// Inject a fault into the mock cloud for `for_ms`, then clear it.
@@ -136,8 +191,8 @@ pub enum CloudFault {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WaitFlow {
-    /// Flow kind: `connect`, `publish`, `request`, `tls-failed`, …
-    pub kind: String,
+    /// Flow kind: `connect`, `publish`, `request`, `tls-failed`, … (a misspelt kind is a load error).
+    pub kind: FlowKind,
     pub timeout_ms: Number,
 }
 
@@ -155,50 +210,21 @@ fn default_retries() -> u32 {
     3
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, tag = "kind", rename_all = "kebab-case")]
-pub enum Check {
-    /// After `after` consecutive rejections in step `step`, every further attempt is refused as
-    /// `locked`, or answered no sooner than `min_delay_ms`.
-    Throttled {
-        step: String,
-        after: Number,
-        min_delay_ms: Number,
-    },
-    /// Every flow the device made in the mock cloud during the case used TLS.
-    TlsOnly,
-    /// While the cloud presented an untrusted certificate, the device refused it: no session was set
-    /// up over it, and the device did try (a TLS failure was seen).
-    RefusesUntrustedCert,
-    /// Every flow the device made matches a data flow declared in the IXIT.
-    FlowsDeclared,
-    /// During an outage the device retried no more often than `max_attempts_per_s` (no reconnection
-    /// storm), and it did retry.
-    OrderlyReconnect { max_attempts_per_s: Number },
-    /// Every attempt of step `step` captured `capture` equal to `expected` (e.g. the model designation
-    /// the UI shows against the one the IXIT declares).
-    CaptureEquals {
-        step: String,
-        capture: String,
-        expected: Template,
-    },
+/// A `[[check]]` as written: its `kind` and the rest of its table. The harness's check registry turns
+/// it into a typed check when the suite is loaded (each kind owns its parameters and their validation).
+#[derive(Debug, Clone)]
+pub struct CheckDecl {
+    pub kind: String,
+    /// The table without `kind`.
+    pub params: toml::Table,
+    /// Where the `[[check]]` is in the scenario file, for located errors.
+    pub span: std::ops::Range<usize>,
 }
 
-impl Check {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Check::Throttled { .. } => "throttled",
-            Check::TlsOnly => "tls-only",
-            Check::RefusesUntrustedCert => "refuses-untrusted-cert",
-            Check::FlowsDeclared => "flows-declared",
-            Check::OrderlyReconnect { .. } => "orderly-reconnect",
-            Check::CaptureEquals { .. } => "capture-equals",
-        }
-    }
-
-    /// Whether the check reads the mock cloud's flow log.
-    pub fn needs_cloud(&self) -> bool {
-        !matches!(self, Check::Throttled { .. } | Check::CaptureEquals { .. })
+impl CheckDecl {
+    /// A load error located at this check.
+    pub fn error(&self, scenario: &Scenario, message: impl Into<String>) -> LoadError {
+        LoadError::invalid(&scenario.path, &scenario.text, self.span.clone(), message)
     }
 }
 
@@ -214,10 +240,12 @@ struct RawScenario {
     provisions: Spanned<Provisions>,
     #[serde(default)]
     applicability: Applicability,
+    #[serde(default)]
+    vars: BTreeMap<String, Spanned<CaseVar>>,
     #[serde(rename = "step")]
     steps: Vec<Spanned<RawStep>>,
     #[serde(default, rename = "check")]
-    checks: Vec<Spanned<Check>>,
+    checks: Vec<Spanned<toml::Table>>,
 }
 
 #[derive(Deserialize)]
@@ -226,7 +254,7 @@ struct RawStep {
     id: String,
     action: Option<String>,
     #[serde(default)]
-    with: BTreeMap<String, Template>,
+    with: BTreeMap<String, VarTemplate>,
     sleep_ms: Option<Number>,
     cloud: Option<CloudFault>,
     for_ms: Option<Number>,
@@ -275,13 +303,27 @@ impl Scenario {
                 });
             }
         }
-        let mut steps = Vec::new();
+        let mut vars = BTreeMap::new();
+        for (name, v) in raw.vars {
+            if v.get_ref().random == 0 || v.get_ref().random > 256 || !is_ident(&name) {
+                return Err(src.err(
+                    v.span(),
+                    format!("vars.{name}: a case variable needs a name of letters, digits, '-' and '_' and `random` from 1 to 256"),
+                ));
+            }
+            vars.insert(name, v.into_inner());
+        }
+        let mut steps: Vec<Step> = Vec::new();
         let mut ids = BTreeSet::new();
         for raw_step in raw.steps {
             let span = raw_step.span();
+            let known = Known {
+                vars: &vars,
+                earlier: &steps,
+            };
             let step = raw_step
                 .into_inner()
-                .validate(&src, span.clone(), fixtures)?;
+                .validate(&src, span.clone(), fixtures, &known)?;
             if !ids.insert(step.id.clone()) {
                 return Err(src.err(span, format!("step id {:?} is used twice", step.id)));
             }
@@ -296,51 +338,21 @@ impl Scenario {
         let mut checks = Vec::new();
         for c in raw.checks {
             let span = c.span();
-            if let Check::CaptureEquals {
-                step,
-                capture,
-                expected,
-            } = c.get_ref()
-            {
-                let action = steps
-                    .iter()
-                    .find(|s| &s.id == step)
-                    .and_then(|s| match &s.what {
-                        StepWhat::Action { name, .. } => vocabulary::action(name),
-                        _ => None,
-                    });
-                match action {
-                    Some(a) if a.captures.contains(&capture.as_str()) => {}
-                    Some(a) => {
-                        return Err(src.err(span, format!("check capture-equals: action {} captures no {capture:?} (it captures: {})", a.name, a.captures.join(", "))));
-                    }
-                    None => return Err(src.err(
-                        span,
-                        format!(
-                            "check capture-equals: step {step:?} is no action step of this scenario"
-                        ),
-                    )),
-                }
-                if let Some(v) = expected.vars().find(|v| !known_var(v, false)) {
-                    return Err(src.err(
-                        span,
-                        format!("check capture-equals: unknown variable {{{v}}}"),
-                    ));
-                }
-            }
-            if let Check::Throttled { step, .. } = c.get_ref() {
-                let target = steps.iter().find(|s| &s.id == step);
-                let is_login = matches!(target.map(|s| &s.what), Some(StepWhat::Action { name, .. }) if name == "login");
-                if !is_login {
-                    return Err(src.err(
-                        span,
-                        format!(
-                            "check throttled: step {step:?} must be a login step of this scenario"
-                        ),
-                    ));
-                }
-            }
-            checks.push(c.into_inner());
+            let mut params = c.into_inner();
+            let kind = match params.remove("kind") {
+                Some(toml::Value::String(k)) => k,
+                _ => return Err(src.err(span, "a [[check]] needs `kind = \"...\"`")),
+            };
+            checks.push(CheckDecl { kind, params, span });
+        }
+        let judged = steps.iter().any(|s| !s.expect.is_empty()) || !checks.is_empty();
+        if !judged {
+            return Err(LoadError::File {
+                path: path.into(),
+                message:
+                    "the scenario has no pass criterion: give a step an `expect` or add a [[check]]"
+                        .into(),
+            });
         }
         let family = path
             .parent()
@@ -358,6 +370,7 @@ impl Scenario {
             pass_criteria: raw.pass_criteria,
             provisions: raw.provisions.into_inner(),
             applicability: raw.applicability,
+            vars,
             steps,
             checks,
         })
@@ -368,11 +381,19 @@ fn check_provisions(src: &Source, p: &Spanned<Provisions>) -> Result<(), LoadErr
     let cat = Catalogue::embedded();
     let span = p.span();
     let p = p.get_ref();
-    if p.en303645.is_empty() {
+    if p.en303645.is_empty() && p.ico.is_empty() {
         return Err(src.err(
             span,
-            "provisions.en303645 must name at least one EN 303 645 V3.1.3 provision",
+            "provisions must name at least one EN 303 645 V3.1.3 provision (en303645) or ICO item (ico)",
         ));
+    }
+    for id in &p.ts103701 {
+        if !is_ts_case_id(id) {
+            return Err(src.err(
+                span.clone(),
+                format!("provisions.ts103701: {id:?} is not a TS 103 701 test-case id such as \"5.1-1-1\""),
+            ));
+        }
     }
     for id in &p.en303645 {
         if cat.en(id).is_none() {
@@ -406,16 +427,59 @@ fn check_provisions(src: &Source, p: &Spanned<Provisions>) -> Result<(), LoadErr
     Ok(())
 }
 
-/// Variables a scenario may use, by prefix.
-fn known_var(name: &str, has_rows: bool) -> bool {
-    (has_rows && name.starts_with("row."))
-        || name == "unit.serial"
-        || name == "iteration"
-        || name.starts_with("cred.")
-        || name.starts_with("ixit:")
-        || name
-            .strip_prefix("random:")
-            .is_some_and(|n| n.parse::<usize>().is_ok_and(|n| (1..=256).contains(&n)))
+/// What a step's variables may refer to: the case variables and the steps before it.
+struct Known<'a> {
+    vars: &'a BTreeMap<String, CaseVar>,
+    earlier: &'a [Step],
+}
+
+impl Known<'_> {
+    /// Why `v` cannot be used in this step, if it cannot.
+    fn refuse(&self, v: &Var, has_rows: bool) -> Option<String> {
+        match v {
+            Var::Row(_) if !has_rows => Some(format!("{v} is only known in a for_each step")),
+            Var::Case(name) if !self.vars.contains_key(name) => Some(format!(
+                "{v}: no case variable {name:?} is declared under [vars]"
+            )),
+            Var::Capture { step, name } => {
+                let action =
+                    self.earlier
+                        .iter()
+                        .find(|s| &s.id == step)
+                        .and_then(|s| match &s.what {
+                            StepWhat::Action { name, .. } => vocabulary::action(name),
+                            _ => None,
+                        });
+                match action {
+                    None => Some(format!("{v}: {step:?} is no earlier action step")),
+                    Some(a) if !a.captures.contains(&name.as_str()) => Some(format!(
+                        "{v}: action {} captures no {name:?} (it captures: {})",
+                        a.name,
+                        a.captures.join(", ")
+                    )),
+                    Some(_) => None,
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+fn is_ident(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+}
+
+/// `5.1-1-1`: a TS 103 701 test case (clause, provision, case number).
+fn is_ts_case_id(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| !p.is_empty())
+        && parts[0].chars().all(|c| c.is_ascii_digit() || c == '.')
+        && parts[1..]
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_digit()))
 }
 
 impl RawStep {
@@ -424,6 +488,7 @@ impl RawStep {
         src: &Source,
         span: std::ops::Range<usize>,
         fixtures: &Path,
+        known: &Known,
     ) -> Result<Step, LoadError> {
         let at = format!("step {:?}", self.id);
         let given = [
@@ -518,22 +583,24 @@ impl RawStep {
             }
         };
         let has_rows = for_each.is_some();
-        let number_ref = |n: &'_ Number| -> Option<Template> {
+        let number_ref = |n: &'_ Number| -> Option<VarTemplate> {
             match n {
                 Number::Ref(t) => Some(t.clone()),
                 Number::Literal(_) => None,
             }
         };
-        let templates: Vec<Template> = match &what {
+        let mut templates: Vec<VarTemplate> = match &what {
             StepWhat::Action { with, .. } => with.values().cloned().collect(),
             StepWhat::Sleep(n) | StepWhat::CloudFault { for_ms: n, .. } => {
                 number_ref(n).into_iter().collect()
             }
             StepWhat::WaitFlow(w) => number_ref(&w.timeout_ms).into_iter().collect(),
         };
+        templates.extend(self.repeat.as_ref().and_then(number_ref));
+        templates.extend(self.retry.as_ref().and_then(|r| number_ref(&r.wait_ms)));
         for t in &templates {
-            if let Some(v) = t.vars().find(|v| !known_var(v, has_rows)) {
-                return Err(src.err(span, format!("{at}: unknown variable {{{v}}} (known: row.COLUMN with for_each, unit.serial, iteration, cred.SURFACE.username|password, ixit:SHEET/ENTRY/FIELD[/KEY], random:N)")));
+            if let Some(why) = t.vars().find_map(|v| known.refuse(v, has_rows)) {
+                return Err(src.err(span, format!("{at}: {why}")));
             }
         }
         Ok(Step {

@@ -1,19 +1,32 @@
 //! `{name}` interpolation used in profiles and scenarios. `{{` and `}}` stand for literal braces.
-//! Names are resolved by the caller; a resolved value may be secret, which taints the rendered text.
+//! A template is generic over its variable type: profiles use plain names (`String`), scenarios a typed
+//! grammar ([`crate::var::Var`]) parsed once, when the file is loaded. Names are resolved by the
+//! caller; a resolved value may be secret, which taints the rendered text.
 
 use std::fmt;
 
+/// A variable type a template can hold: parsed from the text between the braces.
+pub trait VarName: Sized {
+    fn parse_var(name: &str) -> Result<Self, String>;
+}
+
+impl VarName for String {
+    fn parse_var(name: &str) -> Result<Self, String> {
+        Ok(name.to_string())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
+enum Part<V> {
     Lit(String),
-    Var(String),
+    Var(V),
 }
 
 /// A parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
+pub struct Template<V = String> {
     source: String,
-    parts: Vec<Part>,
+    parts: Vec<Part<V>>,
 }
 
 /// A rendered value. `secret` is set if any secret went into it, so links can mask it in evidence.
@@ -48,8 +61,8 @@ impl fmt::Debug for Value {
     }
 }
 
-impl Template {
-    pub fn parse(source: &str) -> Result<Template, String> {
+impl<V: VarName> Template<V> {
+    pub fn parse(source: &str) -> Result<Template<V>, String> {
         let mut parts = Vec::new();
         let mut lit = String::new();
         let mut chars = source.chars().peekable();
@@ -79,7 +92,7 @@ impl Template {
                     if !lit.is_empty() {
                         parts.push(Part::Lit(std::mem::take(&mut lit)));
                     }
-                    parts.push(Part::Var(name));
+                    parts.push(Part::Var(V::parse_var(&name)?));
                 }
                 '}' => {
                     return Err(format!(
@@ -97,20 +110,22 @@ impl Template {
             parts,
         })
     }
+}
 
+impl<V> Template<V> {
     pub fn source(&self) -> &str {
         &self.source
     }
 
-    /// The variable names used, in order.
-    pub fn vars(&self) -> impl Iterator<Item = &str> {
+    /// The variables used, in order.
+    pub fn vars(&self) -> impl Iterator<Item = &V> {
         self.parts.iter().filter_map(|p| match p {
-            Part::Var(v) => Some(v.as_str()),
+            Part::Var(v) => Some(v),
             Part::Lit(_) => None,
         })
     }
 
-    pub fn render<E>(&self, mut resolve: impl FnMut(&str) -> Result<Value, E>) -> Result<Value, E> {
+    pub fn render<E>(&self, mut resolve: impl FnMut(&V) -> Result<Value, E>) -> Result<Value, E> {
         let mut out = Value::plain(String::new());
         for part in &self.parts {
             match part {
@@ -126,7 +141,7 @@ impl Template {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for Template {
+impl<'de, V: VarName> serde::Deserialize<'de> for Template<V> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         Template::parse(&s).map_err(serde::de::Error::custom)
@@ -137,8 +152,9 @@ impl<'de> serde::Deserialize<'de> for Template {
 mod tests {
     use super::*;
 
-    fn env(name: &str) -> Result<Value, String> {
-        match name {
+    #[allow(clippy::ptr_arg)] // the resolver's signature: it receives the template's variable type
+    fn env(name: &String) -> Result<Value, String> {
+        match name.as_str() {
             "user" => Ok(Value::plain("admin")),
             "pw" => Ok(Value::secret("hunter2")),
             other => Err(format!("unknown {other}")),
@@ -147,12 +163,12 @@ mod tests {
 
     #[test]
     fn renders_and_taints_secrets() {
-        let t = Template::parse("{user}:{pw}\r").unwrap();
+        let t: Template = Template::parse("{user}:{pw}\r").unwrap();
         let v = t.render(env).unwrap();
         assert_eq!(v.text, "admin:hunter2\r");
         assert!(v.secret);
         assert!(!format!("{v:?}").contains("hunter2"));
-        let plain = Template::parse("{{x}} {user}")
+        let plain = Template::<String>::parse("{{x}} {user}")
             .unwrap()
             .render(env)
             .unwrap();
@@ -162,11 +178,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_braces_and_unknown_names() {
-        assert!(Template::parse("{open").is_err());
-        assert!(Template::parse("close}").is_err());
-        assert!(Template::parse("{}").is_err());
+        assert!(Template::<String>::parse("{open").is_err());
+        assert!(Template::<String>::parse("close}").is_err());
+        assert!(Template::<String>::parse("{}").is_err());
         assert_eq!(
-            Template::parse("{nope}").unwrap().render(env).unwrap_err(),
+            Template::<String>::parse("{nope}")
+                .unwrap()
+                .render(env)
+                .unwrap_err(),
             "unknown nope"
         );
     }

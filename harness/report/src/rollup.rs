@@ -174,6 +174,7 @@ mod tests {
                 en303645_v2: vec![en.into()],
                 psti: vec!["PSTI-PW-1".into()],
                 ico: vec![],
+                ts103701: vec![],
             },
             steps: vec![],
             checks: vec![],

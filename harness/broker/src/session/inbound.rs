@@ -6,6 +6,7 @@ use crate::router::Stage;
 use crate::stats::bump;
 use crate::wire::{Inbound, Message, Outbound, SubCode, SubRequest, Version, reason};
 use crate::{topic, v5};
+use hilt_cloud::FlowKind;
 use tokio::sync::watch;
 
 impl Conn {
@@ -65,7 +66,7 @@ impl Conn {
             Inbound::Unsubscribe { pkid, filters } => {
                 let existed = self.shared.router.unsubscribe(&self.session, &filters);
                 for f in &filters {
-                    let mut flow = self.flow("unsubscribe");
+                    let mut flow = self.flow(FlowKind::Unsubscribe);
                     flow.topic = Some(f.clone());
                     self.shared.log.record(flow, &[]);
                 }
@@ -147,7 +148,11 @@ impl Conn {
         }
         bump(&self.shared.counters.messages_in);
         let allowed = self.acl.may_publish(&msg.topic);
-        let mut f = self.flow(if allowed { "publish" } else { "denied" });
+        let mut f = self.flow(if allowed {
+            FlowKind::Publish
+        } else {
+            FlowKind::Denied
+        });
         f.topic = Some(msg.topic.clone());
         f.detail = Some(match allowed {
             true => format!("qos={qos} retain={}", msg.retain),
@@ -197,26 +202,26 @@ impl Conn {
             let (code, kind, detail) = if !topic::valid_filter(&r.filter) {
                 (
                     SubCode::InvalidFilter,
-                    "subscribe",
+                    FlowKind::Subscribe,
                     "refused: invalid topic filter".to_string(),
                 )
             } else if r.filter.starts_with("$share/") {
                 (
                     SubCode::SharedNotSupported,
-                    "subscribe",
+                    FlowKind::Subscribe,
                     "refused: shared subscriptions are not supported".to_string(),
                 )
             } else if !self.acl.may_subscribe(&r.filter) {
                 bump(&self.shared.counters.denied);
                 (
                     SubCode::NotAuthorized,
-                    "denied",
+                    FlowKind::Denied,
                     format!("subscribe not allowed (qos={})", r.qos),
                 )
             } else {
                 (
                     SubCode::Granted(r.qos),
-                    "subscribe",
+                    FlowKind::Subscribe,
                     format!("qos={}", r.qos),
                 )
             };

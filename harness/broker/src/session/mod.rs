@@ -12,7 +12,7 @@ use crate::wire::{ConnectInfo, Message, Outbound, Version, WireError, reason};
 use crate::{Link, Shared, v4, v5};
 use bytes::{Buf, BytesMut};
 use hilt_cloud::FaultState;
-use hilt_cloud::flowlog::NewFlow;
+use hilt_cloud::flowlog::{FlowKind, NewFlow, ServerCert};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -168,7 +168,7 @@ impl Conn {
         }
     }
 
-    fn flow(&self, kind: &str) -> NewFlow {
+    fn flow(&self, kind: FlowKind) -> NewFlow {
         let mut f = self.link.flow(kind);
         f.client_id = Some(self.client_id.clone());
         f.identity = self.identity.clone();
@@ -256,7 +256,7 @@ impl Conn {
         if f.outage_now().is_some() {
             return Some("outage");
         }
-        let presented_untrusted = self.link.server_cert == Some("untrusted");
+        let presented_untrusted = self.link.server_cert == Some(ServerCert::Untrusted);
         (self.link.tls && f.untrusted_cert != presented_untrusted)
             .then_some("server certificate switched")
     }
@@ -293,7 +293,11 @@ impl Conn {
             && let Some(will) = self.will.take()
         {
             let allowed = self.acl.may_publish(&will.topic);
-            let mut f = self.flow(if allowed { "publish" } else { "denied" });
+            let mut f = self.flow(if allowed {
+                FlowKind::Publish
+            } else {
+                FlowKind::Denied
+            });
             f.topic = Some(will.topic.clone());
             f.detail = Some(format!(
                 "will message (qos={} retain={}){}",
@@ -311,7 +315,7 @@ impl Conn {
             client_id = self.client_id,
             "MQTT client disconnected: {detail}"
         );
-        let mut f = self.flow("disconnect");
+        let mut f = self.flow(FlowKind::Disconnect);
         f.detail = Some(detail);
         self.shared.log.record(f, &[]);
     }

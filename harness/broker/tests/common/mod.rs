@@ -6,7 +6,7 @@ pub mod raw;
 
 use hilt_broker::{Acl, Broker, BrokerConfig, CertIdentity, User};
 use hilt_cloud::pki::ClientCert;
-use hilt_cloud::{Faults, Flow, FlowLog, Pki};
+use hilt_cloud::{Faults, Flow, FlowKind, FlowLog, Pki};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
@@ -231,7 +231,7 @@ pub async fn next_v5_publish(
 /// Wait for the broker to record a `subscribe` of `filter` (so a following publish is routed to it).
 pub async fn subscribed(env: &Env, filter: &str) {
     let f = filter.to_string();
-    env.wait_flow(move |fl| fl.kind == "subscribe" && fl.topic.as_deref() == Some(&f))
+    env.wait_flow(move |fl| fl.kind == FlowKind::Subscribe && fl.topic.as_deref() == Some(&f))
         .await
         .expect("subscribe recorded");
 }

@@ -147,21 +147,9 @@ impl BoardSession {
         self.cloud.as_ref()
     }
 
-    /// A unit credential field: `username` (plain) or `password` (secret).
+    /// A credential field of the unit under test: `username` (plain) or `password` (secret).
     pub fn credential(&self, surface: &str, field: &str) -> Result<Value, BoardError> {
-        let cred: &Credential = self.unit.credentials.get(surface).ok_or_else(|| {
-            BoardError::Profile(format!(
-                "unit {} declares no credentials for {surface:?}",
-                self.unit.serial
-            ))
-        })?;
-        match field {
-            "username" => Ok(Value::plain(cred.username.clone())),
-            "password" => read_secret(&cred.password, &self.vars).map(Value::secret),
-            other => Err(BoardError::Profile(format!(
-                "credential field {other:?} (known: username, password)"
-            ))),
-        }
+        unit_credential(&self.unit, surface, field, &self.vars)
     }
 
     /// Open a console on a serial link; its waits end when `cancel` is set.
@@ -179,10 +167,9 @@ impl BoardSession {
         let path = match s.target() {
             SerialTarget::Path(t) => PathBuf::from(render(t, &self.vars)?.text),
             SerialTarget::Usb(m) => {
-                let (vid, pid) = m.ids().map_err(BoardError::Profile)?;
                 let want = hilt_link::UsbMatch {
-                    vid,
-                    pid,
+                    vid: m.vid,
+                    pid: m.pid,
                     serial: m.serial.clone(),
                 };
                 hilt_link::find_usb_serial(&want).map_err(|source| BoardError::Link {
@@ -218,8 +205,13 @@ impl Bench for BoardSession {
         &self.unit
     }
 
-    fn credential(&self, surface: &str, field: &str) -> Result<Value, String> {
-        BoardSession::credential(self, surface, field).map_err(|e| e.to_string())
+    fn credential(&self, unit: usize, surface: &str, field: &str) -> Result<Value, String> {
+        let unit = self
+            .profile
+            .units
+            .get(unit)
+            .ok_or_else(|| format!("the board profile has no unit {}", unit + 1))?;
+        unit_credential(unit, surface, field, &self.vars).map_err(|e| e.to_string())
     }
 
     fn open_console(&self, link: &str, cancel: Cancel) -> Result<Console<Box<dyn Port>>, String> {
@@ -228,6 +220,27 @@ impl Bench for BoardSession {
 
     fn cloud(&self) -> Option<&CloudSession> {
         self.cloud.as_ref()
+    }
+}
+
+fn unit_credential(
+    unit: &Unit,
+    surface: &str,
+    field: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<Value, BoardError> {
+    let cred: &Credential = unit.credentials.get(surface).ok_or_else(|| {
+        BoardError::Profile(format!(
+            "unit {} declares no credentials for {surface:?}",
+            unit.serial
+        ))
+    })?;
+    match field {
+        "username" => Ok(Value::plain(cred.username.clone())),
+        "password" => read_secret(&cred.password, vars).map(Value::secret),
+        other => Err(BoardError::Profile(format!(
+            "credential field {other:?} (known: username, password)"
+        ))),
     }
 }
 

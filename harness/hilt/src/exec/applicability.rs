@@ -4,12 +4,13 @@
 
 use hilt_model::Verdict;
 use hilt_model::ics::Decision;
-use hilt_model::scenario::{Check, Number, Scenario, StepWhat};
+use hilt_model::scenario::{Number, StepWhat};
 
 use super::vars::Scope;
 use super::{Bench, Stop};
+use crate::suite::Case;
 
-pub(super) fn check(bench: &dyn Bench, s: &Scenario) -> Result<(), Stop> {
+pub(super) fn check(bench: &dyn Bench, s: &Case, scope: &Scope) -> Result<(), Stop> {
     let ics = &bench.profile().ics;
     match ics.decide(
         &s.applicability.features,
@@ -27,11 +28,6 @@ pub(super) fn check(bench: &dyn Bench, s: &Scenario) -> Result<(), Stop> {
             "the scenario needs the mock cloud, and the board profile declares no cloud link",
         ));
     }
-    let scope = Scope {
-        bench,
-        row: None,
-        iteration: 0,
-    };
     for step in &s.steps {
         let at = |e: String| Stop::not_tested(format!("step {}: {e}", step.id));
         if let StepWhat::Action { name, with } = &step.what {
@@ -41,8 +37,8 @@ pub(super) fn check(bench: &dyn Bench, s: &Scenario) -> Result<(), Stop> {
                 )));
             }
             for t in with.values() {
-                for v in t.vars().filter(|v| !v.starts_with("row.")) {
-                    scope.resolve(v).map_err(at)?;
+                for v in t.vars() {
+                    scope.preflight(v).map_err(at)?;
                 }
             }
         }
@@ -54,13 +50,8 @@ pub(super) fn check(bench: &dyn Bench, s: &Scenario) -> Result<(), Stop> {
         }
     }
     for c in &s.checks {
-        let at = |e: String| Stop::not_tested(format!("check {}: {e}", c.name()));
-        if let Check::CaptureEquals { expected, .. } = c {
-            scope.render(expected).map_err(at)?;
-        }
-        for n in check_numbers(c) {
-            scope.number(n).map_err(at)?;
-        }
+        c.preflight(scope)
+            .map_err(|e| Stop::not_tested(format!("check {}: {e}", c.kind)))?;
     }
     Ok(())
 }
@@ -72,19 +63,4 @@ fn step_numbers(what: &StepWhat) -> impl Iterator<Item = &Number> {
         StepWhat::Action { .. } => None,
     };
     n.into_iter()
-}
-
-fn check_numbers(c: &Check) -> Vec<&Number> {
-    match c {
-        Check::Throttled {
-            after,
-            min_delay_ms,
-            ..
-        } => vec![after, min_delay_ms],
-        Check::OrderlyReconnect { max_attempts_per_s } => vec![max_attempts_per_s],
-        Check::CaptureEquals { .. }
-        | Check::TlsOnly
-        | Check::RefusesUntrustedCert
-        | Check::FlowsDeclared => vec![],
-    }
 }

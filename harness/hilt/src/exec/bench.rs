@@ -12,9 +12,10 @@ pub trait Bench {
     fn profile(&self) -> &BoardProfile;
     /// The unit under test.
     fn unit(&self) -> &Unit;
-    /// A unit credential field: `username` (plain) or `password` (secret). `Err` = the profile or the
-    /// bench cannot supply it (the case is NOT_TESTED, never the device's FAIL).
-    fn credential(&self, surface: &str, field: &str) -> Result<Value, String>;
+    /// A credential field of the profile's `unit`-th unit (0 = the unit under test): `username`
+    /// (plain) or `password` (secret). `Err` = the profile or the bench cannot supply it (the case is
+    /// NOT_TESTED, never the device's FAIL).
+    fn credential(&self, unit: usize, surface: &str, field: &str) -> Result<Value, String>;
     /// Open a console on a serial-like link; waits in it end when `cancel` is set.
     fn open_console(&self, link: &str, cancel: Cancel) -> Result<Console<Box<dyn Port>>, String>;
     /// The board's mock cloud, when its profile declares a cloud link.

@@ -133,6 +133,7 @@ impl<P: Port> Run<'_, P> {
             let label: Vec<&str> = t
                 .vars()
                 .filter(|n| self.args.get(*n).is_some_and(|a| a.secret))
+                .map(String::as_str)
                 .collect();
             self.console
                 .send_secret(v.text.as_bytes(), &label.join("+"))

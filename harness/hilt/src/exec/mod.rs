@@ -9,7 +9,6 @@ mod applicability;
 mod bench;
 mod binding;
 mod budget;
-mod check;
 mod cloud;
 mod derive;
 mod steps;
@@ -17,17 +16,19 @@ mod vars;
 
 pub use bench::Bench;
 pub use binding::{ActionError, Observation, run_binding};
-pub use cloud::Dut;
+pub use cloud::{Dut, FaultWindow};
+pub use vars::{CaseVars, Scope};
 
 use hilt_link::{Cancel, Console, Port};
 use hilt_model::Verdict;
-use hilt_model::scenario::{Check, Scenario};
 use hilt_report::model::{CaseResult, CheckRecord, StepRecord};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::checks::{CloudEvidence, Evidence};
 use crate::events::{EventSink, RunEvent};
-use vars::Scope;
+use crate::suite::Case;
 
 /// A file of evidence produced by a case, not yet written.
 pub struct EvidenceFile {
@@ -63,7 +64,7 @@ impl Stop {
 
 pub(crate) struct Ctx<'a> {
     pub bench: &'a dyn Bench,
-    pub scenario: &'a Scenario,
+    pub scenario: &'a Case,
     pub ctl: &'a CaseControl<'a>,
     pub consoles: BTreeMap<String, Console<Box<dyn Port>>>,
     pub t0: Instant,
@@ -73,20 +74,18 @@ pub(crate) struct Ctx<'a> {
     /// Failures observed with evidence: they decide the verdict whatever happens later.
     pub failures: Vec<String>,
     pub inconclusive: Vec<String>,
-    /// The unit's secrets (its credentials' passwords), masked wherever they show up.
+    /// The units' passwords and the case's secret variables, masked wherever they show up.
     pub secrets: Vec<String>,
+    /// Case variables and captures so far; shared with the scopes that resolve variables.
+    pub vars: Arc<CaseVars>,
     /// First flow-log sequence number of this case, when the board has a mock cloud.
     pub cloud_from: Option<u64>,
     pub windows: Vec<cloud::FaultWindow>,
 }
 
-impl Ctx<'_> {
-    pub fn scope(&self) -> Scope<'_> {
-        Scope {
-            bench: self.bench,
-            row: None,
-            iteration: 0,
-        }
+impl<'a> Ctx<'a> {
+    pub fn scope(&self) -> Scope<'a> {
+        Scope::new(self.bench, self.vars.clone())
     }
 
     fn event(&self, e: RunEvent) {
@@ -134,8 +133,13 @@ impl Ctx<'_> {
     }
 }
 
-pub fn run_case(bench: &dyn Bench, scenario: &Scenario, ctl: &CaseControl) -> CaseRun {
+pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRun {
     let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    // Generated before anything else, so its secrets are masked from the first byte.
+    let (vars, vars_error) = match CaseVars::generate(&scenario.vars) {
+        Ok(v) => (v, None),
+        Err(e) => (CaseVars::default(), Some(Stop(Verdict::Error, e))),
+    };
     let mut ctx = Ctx {
         bench,
         scenario,
@@ -146,13 +150,18 @@ pub fn run_case(bench: &dyn Bench, scenario: &Scenario, ctl: &CaseControl) -> Ca
         steps: Vec::new(),
         failures: Vec::new(),
         inconclusive: Vec::new(),
-        secrets: unit_secrets(bench),
+        secrets: case_secrets(bench, &vars),
+        vars: Arc::new(vars),
         cloud_from: bench.cloud().map(|c| c.log.next_seq()),
         windows: Vec::new(),
     };
     let mut checks = Vec::new();
     let mut budget_ms = None;
-    let (verdict, reason, notes) = match applicability::check(bench, scenario) {
+    let ready = match vars_error {
+        Some(stop) => Err(stop),
+        None => applicability::check(bench, scenario, &ctx.scope()),
+    };
+    let (verdict, reason, notes) = match ready {
         Err(Stop(v, r)) => (v, r, Vec::new()),
         Ok(()) => {
             let stop = steps::prepare(&mut ctx).and_then(|plan| {
@@ -213,76 +222,25 @@ fn transcript_evidence(link: &str, c: &Console<Box<dyn Port>>) -> [EvidenceFile;
     ]
 }
 
-fn run_checks(ctx: &Ctx, s: &Scenario) -> Vec<CheckRecord> {
+/// Every check of the case over the evidence gathered, whatever ended the steps: a FAIL a check finds
+/// in partial evidence is still the device's FAIL; anything else yields to why the case stopped.
+fn run_checks(ctx: &Ctx, case: &Case) -> Vec<CheckRecord> {
     let scope = ctx.scope();
-    let not_tested = |kind: &str, detail: String| CheckRecord {
-        kind: kind.into(),
-        verdict: Verdict::NotTested,
-        detail,
+    let flows = match (ctx.bench.cloud(), ctx.cloud_from) {
+        (Some(c), Some(from)) => Some((c, cloud_flows(c, from))),
+        _ => None,
     };
-    let no_step = |kind: &str, step: &str| CheckRecord {
-        kind: kind.into(),
-        verdict: Verdict::Inconclusive,
-        detail: format!("step {step:?} did not run, so there is no evidence to judge"),
+    let ev = Evidence {
+        scope: &scope,
+        steps: &ctx.steps,
+        cloud: flows.as_ref().map(|(c, flows)| CloudEvidence {
+            flows,
+            dut: Dut::of(c),
+            windows: &ctx.windows,
+            declared: &ctx.bench.profile().flows,
+        }),
     };
-    s.checks
-        .iter()
-        .map(|c| match c {
-            Check::Throttled {
-                step,
-                after,
-                min_delay_ms,
-            } => {
-                let numbers = scope
-                    .number(after)
-                    .and_then(|a| Ok((a, scope.number(min_delay_ms)?)));
-                match (ctx.steps.iter().find(|r| &r.id == step), numbers) {
-                    (_, Err(e)) => not_tested(c.name(), e),
-                    (Some(record), Ok((after, min))) => check::throttled(record, after, min),
-                    (None, _) => no_step(c.name(), step),
-                }
-            }
-            Check::CaptureEquals {
-                step,
-                capture,
-                expected,
-            } => match (
-                scope.render(expected),
-                ctx.steps.iter().find(|r| &r.id == step),
-            ) {
-                (Err(e), _) => not_tested(c.name(), e),
-                (Ok(want), Some(record)) => check::capture_equals(record, capture, &want.text),
-                (Ok(_), None) => no_step(c.name(), step),
-            },
-            flow_check => match (ctx.bench.cloud(), ctx.cloud_from) {
-                (Some(cl), Some(from)) => {
-                    let flows = cloud_flows(cl, from);
-                    let dut = cloud::Dut::of(cl);
-                    match flow_check {
-                        Check::TlsOnly => cloud::tls_only(&dut, &flows),
-                        Check::OrderlyReconnect { max_attempts_per_s } => {
-                            match scope.number(max_attempts_per_s) {
-                                Ok(max) => cloud::orderly_reconnect(&flows, &ctx.windows, max),
-                                Err(e) => not_tested(flow_check.name(), e),
-                            }
-                        }
-                        Check::RefusesUntrustedCert => {
-                            cloud::refuses_untrusted_cert(&dut, &flows, &ctx.windows)
-                        }
-                        Check::FlowsDeclared => {
-                            cloud::flows_declared(&dut, &flows, &ctx.bench.profile().flows)
-                        }
-                        Check::Throttled { .. } | Check::CaptureEquals { .. } => CheckRecord {
-                            kind: flow_check.name().into(),
-                            verdict: Verdict::Error,
-                            detail: "not a flow-log check".into(),
-                        },
-                    }
-                }
-                _ => not_tested(flow_check.name(), "no mock cloud".into()),
-            },
-        })
-        .collect()
+    case.checks.iter().map(|c| c.evaluate(&ev)).collect()
 }
 
 /// The verdict: a FAIL seen with evidence first (later trouble becomes a note), then why the case
@@ -384,14 +342,17 @@ fn cloud_evidence(c: &crate::cloud::CloudSession, flows: &[hilt_cloud::Flow]) ->
     out
 }
 
-/// The passwords of the unit's credentials that can be read now (a missing one is simply not masked
-/// here: the case that needs it becomes NOT_TESTED).
-fn unit_secrets(bench: &dyn Bench) -> Vec<String> {
-    bench
-        .unit()
-        .credentials
-        .keys()
-        .filter_map(|surface| bench.credential(surface, "password").ok())
+/// The passwords of every unit's credentials that can be read now, and the case's secret variables
+/// (a missing password is simply not masked here: the case that needs it becomes NOT_TESTED).
+fn case_secrets(bench: &dyn Bench, vars: &CaseVars) -> Vec<String> {
+    let units = bench.profile().units.iter().enumerate();
+    let passwords = units.flat_map(|(i, u)| {
+        u.credentials
+            .keys()
+            .filter_map(move |surface| bench.credential(i, surface, "password").ok())
+    });
+    passwords
+        .chain(vars.values.values().filter(|v| v.secret).cloned())
         .map(|v| v.text)
         .filter(|t| !t.is_empty())
         .collect()

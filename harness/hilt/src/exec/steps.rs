@@ -3,10 +3,11 @@
 //! so whatever ends the case, the evidence gathered so far stays in the result.
 
 use hilt_model::Verdict;
+use hilt_model::scenario::VarTemplate;
 use hilt_model::scenario::{Rows, Step, StepWhat, read_fixture};
-use hilt_model::template::Template;
 use hilt_report::model::{Attempt, StepRecord};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::binding::{ActionError, run_binding};
@@ -99,6 +100,7 @@ fn run_step(ctx: &mut Ctx, step: &Step, planned: &Planned) -> Result<(), Stop> {
             bench: ctx.bench,
             row,
             iteration: i,
+            case: ctx.vars.clone(),
         };
         match &step.what {
             StepWhat::Sleep(n) => {
@@ -159,7 +161,7 @@ fn run_attempt(
     scope: &Scope,
     step: &Step,
     action: &str,
-    with: &BTreeMap<String, Template>,
+    with: &BTreeMap<String, VarTemplate>,
     of: usize,
 ) -> Result<(), Stop> {
     let mut args = BTreeMap::new();
@@ -283,6 +285,14 @@ fn open_link(ctx: &mut Ctx, link: &str) -> Result<(), Stop> {
 }
 
 fn record(ctx: &mut Ctx, step: &Step, attempt: Attempt, of: usize) {
+    // Later steps may use what this attempt captured (`{step.ID.NAME}`).
+    if !attempt.captures.is_empty() {
+        let vars = Arc::make_mut(&mut ctx.vars);
+        for (name, value) in &attempt.captures {
+            vars.captures
+                .insert((step.id.clone(), name.clone()), value.clone());
+        }
+    }
     ctx.ctl.events.event(&RunEvent::AttemptRecorded {
         case: &ctx.scenario.id,
         step: &step.id,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::{CaseControl, CaseRun, run_case};
 use crate::events::{Discard, RunEvent};
 use crate::fake::{FakeBench, Reply};
+use crate::suite::Case;
 
 const PROFILE: &str = r#"
 schema = 1
@@ -57,18 +58,34 @@ send = "bye\r"
 expect = 'BYE\n'
 "#;
 
+const IDENTIFY: &str = r#"
+[bindings.identify]
+link = "console"
+timeout_ms = 300
+[[bindings.identify.steps]]
+send = "info\r"
+[[bindings.identify.steps]]
+expect = 'model=(?P<model>\S+)\n'
+"#;
+
 fn profile() -> BoardProfile {
     BoardProfile::parse(Path::new("fake.toml"), PROFILE).expect("test profile")
 }
 
-fn scenario(dir: &Path, body: &str) -> Scenario {
+fn profile_with_identify() -> BoardProfile {
+    BoardProfile::parse(Path::new("fake.toml"), &format!("{PROFILE}{IDENTIFY}"))
+        .expect("test profile")
+}
+
+fn scenario(dir: &Path, body: &str) -> Case {
     let text = format!(
         "schema = 1\nid = \"t.case\"\ntitle = \"t\"\nkind = \"functional\"\npurpose = \"p\"\npass_criteria = \"c\"\n{body}"
     );
-    Scenario::parse(&dir.join("t.toml"), &text, dir).expect("test scenario")
+    Case::new(Scenario::parse(&dir.join("t.toml"), &text, dir).expect("test scenario"))
+        .expect("test checks")
 }
 
-fn run(bench: &FakeBench, s: &Scenario) -> CaseRun {
+fn run(bench: &FakeBench, s: &Case) -> CaseRun {
     let ctl = CaseControl {
         cancel: Cancel::new(),
         events: &Discard,
@@ -213,6 +230,11 @@ en303645 = ["5.1-1"]
 id = "who"
 action = "identify"
 with = {}
+[[check]]
+kind = "capture-equals"
+step = "who"
+capture = "model"
+expected = "FAKE-1"
 "#;
     let r = run(&bench, &scenario(dir.path(), unbound)).result;
     assert_eq!(r.verdict, Verdict::NotTested, "{}", r.reason);
@@ -237,19 +259,22 @@ expect = ["accepted"]
 }
 
 #[test]
-fn nothing_judged_is_inconclusive_never_pass() {
+fn a_step_that_made_no_attempt_is_inconclusive_never_pass() {
     let dir = tempfile::tempdir().unwrap();
     let bench = device(|_, _| Reply::say("NO\n"));
     let s = r#"
 [provisions]
 en303645 = ["5.1-1"]
 [[step]]
-id = "bye"
-action = "logout"
-with = {}
+id = "none"
+action = "login"
+repeat = 0
+with = { username = "a", password = "b" }
+expect = ["rejected"]
 "#;
     let r = run(&bench, &scenario(dir.path(), s)).result;
     assert_eq!(r.verdict, Verdict::Inconclusive, "{}", r.reason);
+    assert!(r.reason.contains("made no attempt"), "{}", r.reason);
 }
 
 #[test]
@@ -291,6 +316,11 @@ en303645 = ["5.1-1"]
 [[step]]
 id = "long"
 sleep_ms = 600000
+[[step]]
+id = "then"
+action = "login"
+with = { username = "a", password = "b" }
+expect = ["rejected"]
 "#;
     let cancel = Cancel::new();
     let other = cancel.clone();
@@ -318,4 +348,115 @@ fn the_budget_covers_every_retry_and_wait() {
     // 2 rows × (300 ms binding + 2 retries × (300 + 200 ms)) = 2.6 s, plus the fixed margin.
     let budget = r.budget_ms.expect("a budget is stated");
     assert_eq!(budget, 2 * (300 + 2 * (300 + 200)) + 30_000);
+}
+
+/// A device that records every line typed at it and answers `info` and logins.
+fn recording_device(lines: std::sync::Arc<Mutex<Vec<String>>>) -> FakeBench {
+    FakeBench::new(profile_with_identify())
+        .password("console", "unit-pw-1234")
+        .device("console", move || {
+            let lines = lines.clone();
+            move |line: &str| {
+                lines.lock().unwrap().push(line.to_string());
+                match line {
+                    "info" => Reply::say("model=FAKE-1\n"),
+                    l if l.contains(':') => Reply::say("NO\n"),
+                    _ => Reply::Silent,
+                }
+            }
+        })
+}
+
+#[test]
+fn case_variables_and_captures_flow_into_later_steps_and_secrets_stay_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let bench = recording_device(lines.clone());
+    let s = r#"
+[provisions]
+en303645 = ["5.1-1"]
+ts103701 = ["5.1-1-1"]
+[vars]
+canary = { random = 20, secret = true }
+[[step]]
+id = "who"
+action = "identify"
+with = {}
+[[step]]
+id = "use"
+action = "login"
+with = { username = "{step.who.model}", password = "{var.canary}" }
+expect = ["rejected"]
+"#;
+    let run = run(&bench, &scenario(dir.path(), s));
+    let r = run.result;
+    assert_eq!(r.verdict, Verdict::Pass, "{}", r.reason);
+    assert_eq!(r.provisions.ts103701, ["5.1-1-1"]);
+    let typed = lines.lock().unwrap().clone();
+    let login = typed
+        .iter()
+        .find(|l| l.starts_with("FAKE-1:"))
+        .expect("the capture was used");
+    let canary = login.trim_start_matches("FAKE-1:");
+    assert_eq!(canary.len(), 20);
+    let attempt = &r.steps[1].attempts[0];
+    assert_eq!(attempt.args["username"], "FAKE-1");
+    assert_eq!(attempt.args["password"], "‹secret›");
+    for e in &run.evidence {
+        assert!(
+            !String::from_utf8_lossy(&e.bytes).contains(canary),
+            "{} holds the secret canary",
+            e.name
+        );
+    }
+}
+
+#[test]
+fn a_unit_the_profile_lacks_is_not_tested() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = device(|_, _| Reply::say("NO\n"));
+    let s = r#"
+[provisions]
+en303645 = ["5.1-1"]
+[[step]]
+id = "other-unit"
+action = "login"
+with = { username = "{unit.2.cred.console.username}", password = "x" }
+expect = ["rejected"]
+"#;
+    let r = run(&bench, &scenario(dir.path(), s)).result;
+    assert_eq!(r.verdict, Verdict::NotTested, "{}", r.reason);
+    assert!(r.reason.contains("unit 2"), "{}", r.reason);
+}
+
+#[test]
+fn scenario_variables_are_checked_when_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = |body: &str| {
+        format!(
+            "schema = 1\nid = \"t\"\ntitle = \"t\"\nkind = \"functional\"\npurpose = \"p\"\npass_criteria = \"c\"\n[provisions]\nico = [\"ICO-SEC-PW-03\"]\n{body}"
+        )
+    };
+    let parse_text = |t: &str| Scenario::parse(&dir.path().join("t.toml"), t, dir.path());
+    let parse = |body: &str| parse_text(&text(body));
+    let step = |with: &str| {
+        format!(
+            "[[step]]\nid = \"s\"\naction = \"login\"\nwith = {{ username = \"{with}\", password = \"x\" }}\nexpect = [\"rejected\"]\n"
+        )
+    };
+    // An ICO-only scenario loads.
+    assert!(parse(&step("a")).is_ok());
+    for (bad, why) in [
+        ("{var.nope}", "no case variable"),
+        ("{step.later.model}", "no earlier action step"),
+        ("{row.username}", "only known in a for_each step"),
+        ("{unit.serial.x}", "unknown variable"),
+    ] {
+        let err = parse(&step(bad)).unwrap_err().to_string();
+        assert!(err.contains("t.toml:") && err.contains(why), "{bad}: {err}");
+    }
+    let err = parse_text(&text(&step("a")).replace("ico = ", "ts103701 = [\"5.1\"]\nico = "))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("TS 103 701"), "{err}");
 }

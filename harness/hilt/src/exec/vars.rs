@@ -1,51 +1,116 @@
-//! Resolving scenario variables against a board session: fixture rows, unit credentials, IXIT values.
+//! Resolving scenario variables ([`Var`], parsed at load) against a bench: fixture rows, the units and
+//! their credentials, IXIT values, case variables and earlier steps' captures.
 
-use hilt_model::scenario::Number;
-use hilt_model::template::{Template, Value};
+use hilt_model::scenario::{Number, VarTemplate};
+use hilt_model::template::Value;
+use hilt_model::var::{CredField, UnitRef, Var};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::Bench;
+
+/// What a case has made so far that later steps may refer to.
+#[derive(Debug, Clone, Default)]
+pub struct CaseVars {
+    /// `[vars]`, generated once when the case starts.
+    pub values: BTreeMap<String, Value>,
+    /// (step id, capture name) → what the step's last attempt captured.
+    pub captures: BTreeMap<(String, String), String>,
+}
+
+impl CaseVars {
+    /// Generate the scenario's case variables.
+    pub fn generate(
+        specs: &BTreeMap<String, hilt_model::scenario::CaseVar>,
+    ) -> Result<Self, String> {
+        let mut values = BTreeMap::new();
+        for (name, spec) in specs {
+            let text = random_text(spec.random)?;
+            let v = if spec.secret {
+                Value::secret(text)
+            } else {
+                Value::plain(text)
+            };
+            values.insert(name.clone(), v);
+        }
+        Ok(CaseVars {
+            values,
+            captures: BTreeMap::new(),
+        })
+    }
+}
 
 /// The variables in force for one iteration of a step.
 pub struct Scope<'a> {
     pub bench: &'a dyn Bench,
     pub row: Option<&'a BTreeMap<String, String>>,
     pub iteration: usize,
+    pub case: Arc<CaseVars>,
 }
 
-impl Scope<'_> {
-    pub fn resolve(&self, name: &str) -> Result<Value, String> {
-        if let Some(col) = name.strip_prefix("row.") {
-            let row = self.row.ok_or("{row.*} used outside a for_each step")?;
-            return row
-                .get(col)
-                .map(|v| Value::plain(v.clone()))
-                .ok_or_else(|| format!("the fixture has no column {col:?}"));
-        }
-        if let Some(path) = name.strip_prefix("ixit:") {
-            return ixit(self.bench, path).map(Value::plain);
-        }
-        if let Some(rest) = name.strip_prefix("cred.") {
-            let (surface, field) = rest
-                .split_once('.')
-                .ok_or_else(|| format!("{{{name}}}: use cred.SURFACE.username|password"))?;
-            return self.bench.credential(surface, field);
-        }
-        if let Some(n) = name.strip_prefix("random:") {
-            let n: usize = n
-                .parse()
-                .map_err(|_| format!("{{{name}}}: length is not a number"))?;
-            return random_text(n).map(Value::plain);
-        }
-        match name {
-            "iteration" => Ok(Value::plain(self.iteration.to_string())),
-            "unit.serial" => Ok(Value::plain(self.bench.unit().serial.clone())),
-            _ => Err(format!("unknown variable {{{name}}}")),
+impl<'a> Scope<'a> {
+    /// A scope outside any step iteration.
+    pub fn new(bench: &'a dyn Bench, case: Arc<CaseVars>) -> Self {
+        Scope {
+            bench,
+            row: None,
+            iteration: 0,
+            case,
         }
     }
 
-    pub fn render(&self, t: &Template) -> Result<Value, String> {
-        t.render(|n| self.resolve(n))
+    pub fn resolve(&self, var: &Var) -> Result<Value, String> {
+        match var {
+            Var::Row(col) => {
+                let row = self.row.ok_or("{row.*} used outside a for_each step")?;
+                row.get(col)
+                    .map(|v| Value::plain(v.clone()))
+                    .ok_or_else(|| format!("the fixture has no column {col:?}"))
+            }
+            Var::Iteration => Ok(Value::plain(self.iteration.to_string())),
+            Var::UnitSerial(u) => self.unit(*u).map(|unit| Value::plain(unit.serial.clone())),
+            Var::Cred {
+                unit,
+                surface,
+                field,
+            } => {
+                self.unit(*unit)?;
+                let field = match field {
+                    CredField::Username => "username",
+                    CredField::Password => "password",
+                };
+                self.bench.credential(unit.index(), surface, field)
+            }
+            Var::Ixit(path) => ixit(self.bench, path).map(Value::plain),
+            Var::Random(n) => random_text(*n).map(Value::plain),
+            Var::Case(name) => self
+                .case
+                .values
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("{var}: no such case variable")),
+            Var::Capture { step, name } => self
+                .case
+                .captures
+                .get(&(step.clone(), name.clone()))
+                .map(|v| Value::plain(v.clone()))
+                .ok_or_else(|| format!("{var}: step {step:?} captured no {name:?}")),
+        }
+    }
+
+    fn unit(&self, u: UnitRef) -> Result<&hilt_model::profile::Unit, String> {
+        let units = &self.bench.profile().units;
+        units.get(u.index()).ok_or_else(|| {
+            format!(
+                "the scenario addresses unit {} and the board profile declares {} [[unit]]",
+                u.index() + 1,
+                units.len()
+            )
+        })
+    }
+
+    pub fn render(&self, t: &VarTemplate) -> Result<Value, String> {
+        t.render(|v| self.resolve(v))
     }
 
     pub fn number(&self, n: &Number) -> Result<u64, String> {
@@ -57,6 +122,15 @@ impl Scope<'_> {
                     format!("{:?} is not a whole number (from {:?})", v.text, t.source())
                 })
             }
+        }
+    }
+
+    /// Whether `var` can be resolved before the case runs (everything but rows, captures, random
+    /// values), and if so, that it resolves: the profile supplies every value the case will need.
+    pub fn preflight(&self, var: &Var) -> Result<(), String> {
+        match var {
+            Var::Row(_) | Var::Capture { .. } | Var::Random(_) | Var::Iteration => Ok(()),
+            _ => self.resolve(var).map(drop),
         }
     }
 }

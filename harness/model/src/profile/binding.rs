@@ -340,7 +340,7 @@ impl Validator<'_> {
 
     fn check_send(&self, t: &Template, span: Range<usize>, at: &str) -> Result<(), LoadError> {
         let (action, spec) = (self.action, self.spec);
-        match t.vars().find(|v| !spec.args.contains(v)) {
+        match t.vars().find(|v| !spec.args.contains(&v.as_str())) {
             None => Ok(()),
             Some(v) => Err(self.src.err(
                 span,

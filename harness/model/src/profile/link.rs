@@ -67,26 +67,34 @@ fn default_baud() -> u32 {
     115_200
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsbMatch {
-    /// Vendor id, hex (`"0x0403"`).
-    pub vid: String,
-    pub pid: String,
+    /// Vendor id, written in hex (`"0x0403"`), parsed at load.
+    #[serde(deserialize_with = "hex_id")]
+    pub vid: u16,
+    /// Product id, written in hex (`"0x6001"`), parsed at load.
+    #[serde(deserialize_with = "hex_id")]
+    pub pid: u16,
     pub serial: Option<String>,
 }
 
-impl UsbMatch {
-    pub fn ids(&self) -> Result<(u16, u16), String> {
-        let parse = |s: &str| {
-            let h = s
-                .strip_prefix("0x")
-                .or_else(|| s.strip_prefix("0X"))
-                .unwrap_or(s);
-            u16::from_str_radix(h, 16).map_err(|_| format!("{s:?} is not a 16-bit hex id"))
-        };
-        Ok((parse(&self.vid)?, parse(&self.pid)?))
+/// A 16-bit USB id written in hex, with or without `0x`.
+fn parse_hex_id(s: &str) -> Result<u16, String> {
+    let h = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    let bad = || format!("{s:?} is not a 16-bit hex id (e.g. \"0x0403\")");
+    if !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
     }
+    u16::from_str_radix(h, 16).map_err(|_| bad())
+}
+
+fn hex_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_hex_id(&s).map_err(serde::de::Error::custom)
 }
 
 /// Where a serial link is.
@@ -121,13 +129,24 @@ impl Link {
                         format!("links.{name}: give exactly one of `path` or `usb`"),
                     ));
                 }
-                if let Some(u) = &s.usb {
-                    u.ids()
-                        .map_err(|e| src.err(span.clone(), format!("links.{name}.usb: {e}")))?;
-                }
                 Ok(())
             }
             Link::Cloud(_) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_ids_parse_with_or_without_prefix() {
+        assert_eq!(parse_hex_id("0x0403"), Ok(0x0403));
+        assert_eq!(parse_hex_id("0XFFFF"), Ok(0xffff));
+        assert_eq!(parse_hex_id("6001"), Ok(0x6001));
+        for bad in ["0x10000", "0xzz", "", "0x", "-1", "+403", "0x+403"] {
+            assert!(parse_hex_id(bad).is_err(), "{bad}");
         }
     }
 }

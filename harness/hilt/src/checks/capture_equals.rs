@@ -1,0 +1,153 @@
+//! `capture-equals`: every attempt of step `step` captured `capture` equal to `expected` (e.g. the model
+//! designation the UI shows against the one the IXIT declares, EN 303 645 5.3-16).
+
+use hilt_model::Verdict;
+use hilt_model::profile::{Script, StepKind};
+use hilt_model::scenario::VarTemplate as Template;
+use serde::Deserialize;
+use std::collections::BTreeSet;
+
+use super::{Check, Evidence, Judgement, Kind, Params};
+
+pub const KIND: Kind = Kind {
+    name: "capture-equals",
+    parse,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaptureEquals {
+    step: String,
+    capture: String,
+    expected: Template,
+    #[serde(skip)]
+    action: String,
+}
+
+fn parse(p: &Params) -> Result<Box<dyn Check>, String> {
+    let mut c: CaptureEquals = p.get()?;
+    let (_, spec) = p.action_step(&c.step)?;
+    c.action = spec.name.to_string();
+    if !spec.captures.contains(&c.capture.as_str()) {
+        return Err(format!(
+            "action {} captures no {:?} (it captures: {})",
+            spec.name,
+            c.capture,
+            spec.captures.join(", ")
+        ));
+    }
+    p.scenario.check_vars(&c.expected)?;
+    Ok(Box::new(c))
+}
+
+impl Check for CaptureEquals {
+    fn templates(&self) -> Vec<&Template> {
+        vec![&self.expected]
+    }
+
+    fn evaluate(&self, ev: &Evidence) -> Judgement {
+        let record = match ev.step(&self.step) {
+            Ok(r) => r,
+            Err(j) => return j,
+        };
+        let profile = ev.scope.bench.profile();
+        let defined = profile
+            .bindings
+            .get(&self.action)
+            .is_some_and(|b| binding_captures(&b.script).contains(&self.capture));
+        if !defined {
+            // A profile gap, not the device's fault.
+            return (
+                Verdict::NotTested,
+                format!(
+                    "the board profile's binding for {} defines no (?P<{}>…) capture group",
+                    self.action, self.capture
+                ),
+            );
+        }
+        match ev.scope.render(&self.expected) {
+            Ok(want) => judge(record, &self.capture, &want.text),
+            Err(e) => (Verdict::NotTested, e),
+        }
+    }
+}
+
+/// The capture group names a binding script's expects define.
+fn binding_captures(script: &Script) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for s in script {
+        match &s.kind {
+            StepKind::Expect(e) => {
+                for (_, re) in &e.alternatives {
+                    out.extend(re.capture_names().flatten().map(str::to_string));
+                }
+            }
+            StepKind::Block(inner) => out.extend(binding_captures(inner)),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn judge(step: &hilt_report::model::StepRecord, capture: &str, expected: &str) -> Judgement {
+    // An attempt the bench could not complete shows nothing about the device.
+    let answered: Vec<_> = step.attempts.iter().filter(|a| a.error.is_none()).collect();
+    if answered.is_empty() {
+        return (
+            Verdict::Inconclusive,
+            format!(
+                "missing evidence: step {} made no completed attempt",
+                step.id
+            ),
+        );
+    }
+    for a in answered {
+        let n = a.iteration + 1;
+        match a.captures.get(capture) {
+            Some(v) if v == expected => {}
+            Some(v) => {
+                return (
+                    Verdict::Fail,
+                    format!(
+                        "step {} attempt {n}: {capture} is {v:?}, declared {expected:?}",
+                        step.id
+                    ),
+                );
+            }
+            None => {
+                return (
+                    Verdict::Fail,
+                    format!(
+                        "step {} attempt {n}: the device showed no {capture}",
+                        step.id
+                    ),
+                );
+            }
+        }
+    }
+    (
+        Verdict::Pass,
+        format!("{capture} is {expected:?} as declared"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::testing::step;
+
+    #[test]
+    fn captured_values_must_equal_the_declaration() {
+        let mut s = step(&[("", 1.0)]);
+        s.attempts[0]
+            .captures
+            .insert("model".into(), "VRB-1".into());
+        assert_eq!(judge(&s, "model", "VRB-1").0, Verdict::Pass);
+        assert_eq!(judge(&s, "model", "VRB-2").0, Verdict::Fail);
+        assert_eq!(judge(&s, "serial", "X").0, Verdict::Fail);
+        assert_eq!(judge(&step(&[]), "model", "VRB-1").0, Verdict::Inconclusive);
+        let mut errored = step(&[("", 1.0)]);
+        errored.attempts[0].error = Some("timed out".into());
+        assert_eq!(judge(&errored, "model", "VRB-1").0, Verdict::Inconclusive);
+    }
+}

@@ -1,0 +1,285 @@
+//! Check kinds: pass criteria over a case's recorded evidence (attempts, captures, the flow log).
+//!
+//! Each kind is one file owning its parameters, their validation against the scenario at load time
+//! (located errors), what it needs of the bench (for applicability) and its evaluation; [`KINDS`]
+//! registers them. Adding a kind is one new file and one line in [`KINDS`] (the README's "Writing a
+//! scenario" says how). A check whose evidence is absent says which evidence is missing and is
+//! INCONCLUSIVE, never PASS.
+
+mod capture_equals;
+mod flows_declared;
+mod orderly_reconnect;
+mod refuses_untrusted_cert;
+mod throttled;
+mod tls_only;
+
+use hilt_cloud::Flow;
+use hilt_model::flows::DeclaredFlow;
+use hilt_model::scenario::VarTemplate as Template;
+use hilt_model::scenario::{CheckDecl, Number, Scenario, Step, StepWhat};
+use hilt_model::vocabulary::{self, ActionSpec};
+use hilt_model::{LoadError, Verdict};
+use hilt_report::model::{CheckRecord, StepRecord};
+use serde::de::DeserializeOwned;
+
+use crate::exec::{Dut, FaultWindow, Scope};
+
+/// Every check kind, by the name scenarios use in `kind = "..."`.
+pub const KINDS: &[Kind] = &[
+    throttled::KIND,
+    capture_equals::KIND,
+    tls_only::KIND,
+    refuses_untrusted_cert::KIND,
+    flows_declared::KIND,
+    orderly_reconnect::KIND,
+];
+
+/// A registered check kind: its name and how its parameters become a typed check.
+pub struct Kind {
+    pub name: &'static str,
+    pub parse: fn(&Params) -> Result<Box<dyn Check>, String>,
+}
+
+/// A verdict with its one-sentence reason.
+pub type Judgement = (Verdict, String);
+
+/// A typed check. Implementations hold their parsed parameters.
+pub trait Check: std::fmt::Debug + Send + Sync {
+    /// What the check needs of the bench: a bench without it makes the case NOT_TESTED.
+    fn needs(&self) -> Needs {
+        Needs::default()
+    }
+    /// The numbers it will resolve (IXIT references): one the profile cannot supply makes the case
+    /// NOT_TESTED before the device is touched.
+    fn numbers(&self) -> Vec<&Number> {
+        Vec::new()
+    }
+    fn templates(&self) -> Vec<&Template> {
+        Vec::new()
+    }
+    fn evaluate(&self, ev: &Evidence) -> Judgement;
+}
+
+/// What a check needs of the bench.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// The mock cloud's flow log.
+    pub cloud: bool,
+}
+
+/// A check's parameters as written, with the scenario they belong to.
+pub struct Params<'a> {
+    pub table: &'a toml::Table,
+    pub scenario: &'a Scenario,
+}
+
+impl Params<'_> {
+    /// The parameters as `T` (which should deny unknown fields).
+    pub fn get<T: DeserializeOwned>(&self) -> Result<T, String> {
+        T::deserialize(toml::Value::Table(self.table.clone()))
+            .map_err(|e| e.message().trim().to_string())
+    }
+
+    /// The action step `id` of this scenario, with its action's vocabulary entry.
+    pub fn action_step(&self, id: &str) -> Result<(&Step, &'static ActionSpec), String> {
+        let step = self
+            .scenario
+            .step(id)
+            .ok_or_else(|| format!("step {id:?} is no step of this scenario"))?;
+        match &step.what {
+            StepWhat::Action { name, .. } => vocabulary::action(name)
+                .map(|spec| (step, spec))
+                .ok_or_else(|| format!("step {id:?}: unknown action {name:?}")),
+            _ => Err(format!("step {id:?} is no action step of this scenario")),
+        }
+    }
+}
+
+/// What checks judge: the case's step records, and the mock cloud's view when there is one.
+pub struct Evidence<'a> {
+    pub scope: &'a Scope<'a>,
+    pub steps: &'a [StepRecord],
+    pub cloud: Option<CloudEvidence<'a>>,
+}
+
+/// The case's slice of the flow log and the faults applied during it.
+pub struct CloudEvidence<'a> {
+    pub flows: &'a [Flow],
+    pub dut: Dut<'a>,
+    pub windows: &'a [FaultWindow],
+    pub declared: &'a [DeclaredFlow],
+}
+
+impl<'a> Evidence<'a> {
+    /// The record of step `id`, or INCONCLUSIVE: it did not run.
+    pub fn step(&self, id: &str) -> Result<&'a StepRecord, Judgement> {
+        self.steps.iter().find(|r| r.id == id).ok_or_else(|| {
+            (
+                Verdict::Inconclusive,
+                format!("step {id:?} did not run, so there is no evidence to judge"),
+            )
+        })
+    }
+
+    pub fn cloud(&self) -> Result<&CloudEvidence<'a>, Judgement> {
+        self.cloud
+            .as_ref()
+            .ok_or_else(|| (Verdict::NotTested, "no mock cloud on this bench".into()))
+    }
+
+    /// A number resolved against the profile, or NOT_TESTED.
+    pub fn number(&self, n: &Number) -> Result<u64, Judgement> {
+        self.scope.number(n).map_err(|e| (Verdict::NotTested, e))
+    }
+}
+
+/// A check of a scenario, typed once at load.
+#[derive(Debug)]
+pub struct TypedCheck {
+    pub kind: &'static str,
+    check: Box<dyn Check>,
+}
+
+impl TypedCheck {
+    pub fn needs(&self) -> Needs {
+        self.check.needs()
+    }
+
+    /// Resolve everything the check will need from the profile; `Err` = NOT_TESTED.
+    pub fn preflight(&self, scope: &Scope) -> Result<(), String> {
+        for n in self.check.numbers() {
+            scope.number(n)?;
+        }
+        for v in self.check.templates().into_iter().flat_map(|t| t.vars()) {
+            scope.preflight(v)?;
+        }
+        Ok(())
+    }
+
+    pub fn evaluate(&self, ev: &Evidence) -> CheckRecord {
+        let (verdict, detail) = self.check.evaluate(ev);
+        CheckRecord {
+            kind: self.kind.into(),
+            verdict,
+            detail,
+        }
+    }
+}
+
+/// Type every `[[check]]` of a scenario through the registry; errors are located at the check.
+pub fn type_checks(s: &Scenario) -> Result<Vec<TypedCheck>, LoadError> {
+    s.checks.iter().map(|d| type_check(s, d)).collect()
+}
+
+fn type_check(s: &Scenario, d: &CheckDecl) -> Result<TypedCheck, LoadError> {
+    let Some(kind) = KINDS.iter().find(|k| k.name == d.kind) else {
+        let names: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
+        return Err(d.error(
+            s,
+            format!(
+                "unknown check kind {:?} (known: {})",
+                d.kind,
+                names.join(", ")
+            ),
+        ));
+    };
+    let params = Params {
+        table: &d.params,
+        scenario: s,
+    };
+    let check =
+        (kind.parse)(&params).map_err(|e| d.error(s, format!("check {}: {e}", kind.name)))?;
+    Ok(TypedCheck {
+        kind: kind.name,
+        check,
+    })
+}
+
+/// "#1 publish a/b (TLS); …" for at most five flows.
+pub fn list_flows(flows: &[&Flow]) -> String {
+    let describe = |f: &Flow| {
+        let what = f.topic.as_deref().or(f.path.as_deref()).unwrap_or("-");
+        let tls = if f.tls { "TLS" } else { "plaintext" };
+        format!("#{} {} {what} ({tls})", f.seq, f.kind)
+    };
+    let mut s: Vec<String> = flows.iter().take(5).map(|f| describe(f)).collect();
+    if flows.len() > 5 {
+        s.push(format!("and {} more", flows.len() - 5));
+    }
+    s.join("; ")
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn root() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    fn typed(text: &str) -> Result<Vec<TypedCheck>, String> {
+        let fixtures = root().join("fixtures");
+        let s = Scenario::parse(Path::new("s.toml"), text, &fixtures).map_err(|e| e.to_string())?;
+        type_checks(&s).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_kind_is_registered_once() {
+        for (i, k) in KINDS.iter().enumerate() {
+            assert!(
+                KINDS[i + 1..].iter().all(|o| o.name != k.name),
+                "{}",
+                k.name
+            );
+        }
+    }
+
+    #[test]
+    fn check_parameters_are_validated_against_the_scenario_with_a_location() {
+        let path = root().join("test-cases/software-updates/model-designation.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        assert_eq!(typed(&text).unwrap().len(), 1);
+        let err = typed(&text.replace("capture = \"model\"", "capture = \"colour\"")).unwrap_err();
+        assert!(
+            err.starts_with("s.toml:") && err.contains("captures no \"colour\""),
+            "{err}"
+        );
+        let err =
+            typed(&text.replace("step = \"read-identity\"", "step = \"nowhere\"")).unwrap_err();
+        assert!(err.contains("\"nowhere\" is no step"), "{err}");
+        let err = typed(&text.replace("kind = \"capture-equals\"", "kind = \"capture-equal\""))
+            .unwrap_err();
+        assert!(
+            err.contains("unknown check kind \"capture-equal\"") && err.contains("capture-equals"),
+            "{err}"
+        );
+        let err = typed(&text.replace("capture = \"model\"", "capture = \"model\"\nextra = 1"))
+            .unwrap_err();
+        assert!(err.contains("extra"), "{err}");
+    }
+
+    #[test]
+    fn throttled_needs_a_step_whose_action_has_refusals_and_lockouts() {
+        let path = root().join("test-cases/brute-force/console-lockout.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(typed(&text).is_ok());
+        let err = typed(&text.replace("step = \"guesses\"", "step = \"nope\"")).unwrap_err();
+        assert!(err.contains("\"nope\" is no step"), "{err}");
+        let err = typed(&text.replace("step = \"guesses\"", "step = \"logout\"")).unwrap_err();
+        assert!(err.contains("no refusal and lockout"), "{err}");
+    }
+
+    #[test]
+    fn fault_checks_need_their_fault_in_the_scenario() {
+        let path = root().join("test-cases/secure-communication/refuses-mitm.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(typed(&text).is_ok());
+        let err =
+            typed(&text.replace("cloud = \"untrusted-cert\"", "cloud = \"outage\"")).unwrap_err();
+        assert!(err.contains("untrusted-cert"), "{err}");
+    }
+}

@@ -1,0 +1,171 @@
+//! `refuses-untrusted-cert`: while the cloud presented a certificate from a CA the device must not
+//! trust (a man in the middle), the device tried to connect and refused it: no session over it, no
+//! plaintext fallback (EN 303 645 5.5-1).
+
+use hilt_cloud::{Flow, FlowKind, ServerCert};
+use hilt_model::Verdict;
+use hilt_model::scenario::CloudFault;
+use serde::Deserialize;
+
+use super::{Check, Evidence, Judgement, Kind, Needs, Params, list_flows};
+use crate::exec::{Dut, FaultWindow};
+
+pub const KIND: Kind = Kind {
+    name: "refuses-untrusted-cert",
+    parse,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefusesUntrustedCert {}
+
+fn parse(p: &Params) -> Result<Box<dyn Check>, String> {
+    let c = p.get::<RefusesUntrustedCert>()?;
+    let applies_fault = p.scenario.steps.iter().any(|s| {
+        matches!(
+            s.what,
+            hilt_model::scenario::StepWhat::CloudFault {
+                fault: CloudFault::UntrustedCert,
+                ..
+            }
+        )
+    });
+    if !applies_fault {
+        return Err("the scenario applies no `cloud = \"untrusted-cert\"` fault to judge".into());
+    }
+    Ok(Box::new(c))
+}
+
+impl Check for RefusesUntrustedCert {
+    fn needs(&self) -> Needs {
+        Needs { cloud: true }
+    }
+
+    fn evaluate(&self, ev: &Evidence) -> Judgement {
+        match ev.cloud() {
+            Ok(c) => judge(&c.dut, c.flows, c.windows),
+            Err(j) => j,
+        }
+    }
+}
+
+fn judge(dut: &Dut, flows: &[Flow], windows: &[FaultWindow]) -> Judgement {
+    let windows: Vec<&FaultWindow> = windows
+        .iter()
+        .filter(|w| w.fault == CloudFault::UntrustedCert)
+        .collect();
+    if windows.is_empty() {
+        return (
+            Verdict::Inconclusive,
+            "missing evidence: no untrusted-cert fault was applied (the case stopped before it)"
+                .into(),
+        );
+    }
+    let inside = |f: &Flow| {
+        windows
+            .iter()
+            .any(|w| f.t_us >= w.from_us && f.t_us <= w.to_us)
+    };
+    // A flow tagged with the untrusted certificate that is not a handshake failure means the handshake
+    // succeeded. Refusals made before any handshake (outage, connection limit) carry no tag.
+    let accepted: Vec<&Flow> = flows
+        .iter()
+        .filter(|f| {
+            inside(f)
+                && f.server_cert == Some(ServerCert::Untrusted)
+                && f.kind != FlowKind::TlsFailed
+        })
+        .collect();
+    if !accepted.is_empty() {
+        return (
+            Verdict::Fail,
+            format!(
+                "the device talked over the man-in-the-middle's certificate: {}",
+                list_flows(&accepted)
+            ),
+        );
+    }
+    let plain: Vec<&Flow> = flows
+        .iter()
+        .filter(|f| inside(f) && dut.owns(f) && !f.tls)
+        .collect();
+    if !plain.is_empty() {
+        return (
+            Verdict::Fail,
+            format!(
+                "the device sidestepped TLS during the fault: {}",
+                list_flows(&plain)
+            ),
+        );
+    }
+    let refused = flows
+        .iter()
+        .filter(|f| {
+            inside(f)
+                && f.kind == FlowKind::TlsFailed
+                && f.server_cert == Some(ServerCert::Untrusted)
+        })
+        .count();
+    if refused == 0 {
+        (
+            Verdict::Inconclusive,
+            "missing evidence: the device made no connection attempt while the untrusted certificate was presented".into(),
+        )
+    } else {
+        (
+            Verdict::Pass,
+            format!(
+                "the device refused the untrusted certificate {refused} time(s) and set up no session over it"
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::testing::{DUT, flow};
+
+    #[test]
+    fn the_untrusted_cert_must_be_refused_and_tried() {
+        let window = [FaultWindow {
+            fault: CloudFault::UntrustedCert,
+            from_us: 100,
+            to_us: 200,
+        }];
+        let mut refused = flow(0, 150, FlowKind::TlsFailed, true, "");
+        refused.server_cert = Some(ServerCert::Untrusted);
+        assert_eq!(
+            judge(&DUT, std::slice::from_ref(&refused), &window).0,
+            Verdict::Pass
+        );
+        let mut accepted = flow(1, 160, FlowKind::Connect, true, "");
+        accepted.server_cert = Some(ServerCert::Untrusted);
+        assert_eq!(
+            judge(&DUT, &[refused.clone(), accepted], &window).0,
+            Verdict::Fail
+        );
+        let plain = flow(2, 170, FlowKind::Publish, false, "vrb/VRB-1/telemetry");
+        assert_eq!(judge(&DUT, &[refused, plain], &window).0, Verdict::Fail);
+        assert_eq!(judge(&DUT, &[], &window).0, Verdict::Inconclusive);
+        assert_eq!(judge(&DUT, &[], &[]).0, Verdict::Inconclusive);
+    }
+
+    /// Issue 7: a connection-limit refusal before the handshake is no acceptance of the MITM.
+    #[test]
+    fn a_refusal_before_the_handshake_is_no_fail() {
+        let window = [FaultWindow {
+            fault: CloudFault::UntrustedCert,
+            from_us: 100,
+            to_us: 200,
+        }];
+        let mut limit = flow(0, 120, FlowKind::ConnectRefused, true, "");
+        limit.server_cert = None;
+        limit.detail = Some("connection limit reached".into());
+        let (v, why) = judge(&DUT, std::slice::from_ref(&limit), &window);
+        assert_eq!(v, Verdict::Inconclusive, "{why}");
+        let mut refused = flow(1, 150, FlowKind::TlsFailed, true, "");
+        refused.server_cert = Some(ServerCert::Untrusted);
+        assert_eq!(judge(&DUT, &[limit, refused], &window).0, Verdict::Pass);
+    }
+}

@@ -1,0 +1,13 @@
+//! `login(username, password) → accepted | rejected | locked`.
+
+use super::ActionSpec;
+
+pub const SPEC: ActionSpec = ActionSpec {
+    name: "login",
+    summary: "Authenticate to the device's user interface with a username and password",
+    args: &["username", "password"],
+    outcomes: &["accepted", "rejected", "locked"],
+    refusals: &["rejected"],
+    lockouts: &["locked"],
+    captures: &[],
+};

@@ -1,0 +1,70 @@
+//! The abstract vocabulary scenarios are written in. A board profile binds each action to concrete
+//! steps over its links; a scenario never names a link or a prompt.
+//!
+//! Each action is one file holding its [`ActionSpec`]; [`ACTIONS`] registers them. Adding an action is
+//! one new file and one line here.
+
+mod identify;
+mod login;
+mod logout;
+
+/// Every action of the vocabulary.
+pub const ACTIONS: &[ActionSpec] = &[login::SPEC, logout::SPEC, identify::SPEC];
+
+/// One abstract action and what it may observe.
+#[derive(Debug)]
+pub struct ActionSpec {
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// Arguments the scenario passes (all required).
+    pub args: &'static [&'static str],
+    /// Outcomes the binding may report; empty = the action reports none.
+    pub outcomes: &'static [&'static str],
+    /// Outcomes that mean the device refused the request (e.g. a wrong password).
+    pub refusals: &'static [&'static str],
+    /// Outcomes that mean the device refuses everything for a while (a lockout).
+    pub lockouts: &'static [&'static str],
+    /// Values the binding may capture (named regex groups).
+    pub captures: &'static [&'static str],
+}
+
+impl ActionSpec {
+    pub fn is_refusal(&self, outcome: &str) -> bool {
+        self.refusals.contains(&outcome)
+    }
+
+    pub fn is_lockout(&self, outcome: &str) -> bool {
+        self.lockouts.contains(&outcome)
+    }
+}
+
+pub fn action(name: &str) -> Option<&'static ActionSpec> {
+    ACTIONS.iter().find(|a| a.name == name)
+}
+
+pub fn action_names() -> String {
+    ACTIONS
+        .iter()
+        .map(|a| a.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_outcome_classes_are_outcomes() {
+        for (i, a) in ACTIONS.iter().enumerate() {
+            assert!(
+                ACTIONS[i + 1..].iter().all(|b| b.name != a.name),
+                "{}",
+                a.name
+            );
+            for o in a.refusals.iter().chain(a.lockouts) {
+                assert!(a.outcomes.contains(o), "{}: {o}", a.name);
+            }
+        }
+    }
+}
