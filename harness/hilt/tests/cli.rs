@@ -425,14 +425,13 @@ fn selftest_catches_every_defect() {
     let defects = j["defects"].as_object().unwrap();
     assert!(defects.len() >= 2);
     for (name, d) in defects {
-        for t in d["targets"].as_array().unwrap() {
-            assert_eq!(
-                d["verdicts"][t.as_str().unwrap()],
-                "FAIL",
-                "{name} must fail {t}"
-            );
+        for (case, item) in d["targets"].as_object().unwrap() {
+            assert_eq!(d["verdicts"][case], "FAIL", "{name} must fail {case}");
+            let failing = d["failing"][case].as_array().unwrap();
+            assert!(failing.contains(item), "{name}: {case} must fail at {item}: {failing:?}");
         }
     }
+    assert_eq!(j["problems"].as_array().map(Vec::len), Some(0), "{}", j["problems"]);
 }
 
 #[test]

@@ -52,9 +52,17 @@ pub fn run(a: SelftestArgs) -> Result<u8, Failure> {
             println!("  {id:<36} {v}");
         }
         for (name, d) in &result.defects {
-            println!("defect {name} (targets {}):", d.targets.join(", "));
+            println!("defect {name}:");
             for (id, v) in &d.verdicts {
-                let mark = if d.targets.contains(id) { "target" } else { "" };
+                let failed: Vec<String> = d
+                    .failing
+                    .get(id)
+                    .map(|items| items.iter().map(|i| i.to_string()).collect())
+                    .unwrap_or_default();
+                let mark = match d.targets.get(id) {
+                    Some(want) => format!("target, must fail at {want}; failed at: {}", if failed.is_empty() { "-".to_string() } else { failed.join(", ") }),
+                    None => String::new(),
+                };
                 println!("  {id:<36} {v:<15} {mark}");
             }
         }

@@ -148,19 +148,87 @@ pub struct Launch {
     pub defect_flag: Option<String>,
     /// Named defects the board can be launched with, and the cases each must make FAIL.
     #[serde(default)]
-    pub defects: BTreeMap<String, DefectSpec>,
+    pub defects: BTreeMap<String, Spanned<DefectSpec>>,
 }
 
 fn default_ready_timeout() -> u64 {
     10_000
 }
 
+/// A named defect of a virtual board: the cases it must make FAIL, and for each the step or check that
+/// must be the one failing (`hilt selftest` proves the case failed for the reason it claims):
+///
+/// ```toml
+/// [launch.defects.no-login-rate-limit]
+/// description = "the console accepts unlimited login attempts at full speed"
+/// fails = { "bf.console.lockout" = "check:throttled" }
+/// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DefectSpec {
     #[serde(default)]
     pub description: String,
-    pub targets: Vec<String>,
+    /// Case id → the item that must fail in it.
+    #[serde(default)]
+    pub fails: BTreeMap<String, FailingItem>,
+    /// The old form (a list of case ids), refused with a hint to write `fails`.
+    #[serde(default)]
+    targets: Option<Vec<String>>,
+}
+
+impl DefectSpec {
+    /// The cases the defect must make FAIL.
+    pub fn targets(&self) -> impl Iterator<Item = &String> {
+        self.fails.keys()
+    }
+
+    pub fn targets_case(&self, id: &str) -> bool {
+        self.fails.contains_key(id)
+    }
+}
+
+/// What fails in a case: one of its steps (an attempt answered against its `expect`) or one of its checks.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(into = "String")]
+pub enum FailingItem {
+    Step(String),
+    Check(String),
+}
+
+impl std::fmt::Display for FailingItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailingItem::Step(id) => write!(f, "step:{id}"),
+            FailingItem::Check(kind) => write!(f, "check:{kind}"),
+        }
+    }
+}
+
+impl From<FailingItem> for String {
+    fn from(i: FailingItem) -> String {
+        i.to_string()
+    }
+}
+
+impl std::str::FromStr for FailingItem {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some(("step", id)) if !id.is_empty() => Ok(FailingItem::Step(id.into())),
+            Some(("check", kind)) if !kind.is_empty() => Ok(FailingItem::Check(kind.into())),
+            _ => Err(format!(
+                "{s:?}: name the failing item as \"step:STEP-ID\" or \"check:KIND\""
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FailingItem {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Deserialize)]
@@ -223,6 +291,15 @@ impl BoardProfile {
                     format!("launch.ready: invalid regex: {e}"),
                 )
             })?;
+            for (name, d) in &launch.defects {
+                let spec = d.get_ref();
+                if spec.targets.is_some() {
+                    return Err(src.err(d.span(), format!("launch.defects.{name}: `targets` is replaced by `fails`, which also names what must fail in each case: fails = {{ \"CASE-ID\" = \"step:STEP-ID\" }} or \"check:KIND\"")));
+                }
+                if spec.fails.is_empty() {
+                    return Err(src.err(d.span(), format!("launch.defects.{name}: say which case(s) the defect must make FAIL and what must fail in each: fails = {{ \"CASE-ID\" = \"check:KIND\" }}")));
+                }
+            }
         }
         let mut links = BTreeMap::new();
         for (name, link) in raw.links {
