@@ -13,6 +13,7 @@ pub mod display;
 pub mod events;
 pub mod exec;
 pub mod fake;
+pub mod faults;
 pub mod report;
 pub mod runner;
 pub mod selftest;

@@ -134,7 +134,11 @@ pub fn run(
         );
     }
     for s in scenarios {
-        if !launch.defects.values().any(|d| d.get_ref().targets_case(&s.id)) {
+        if !launch
+            .defects
+            .values()
+            .any(|d| d.get_ref().targets_case(&s.id))
+        {
             problems.push(format!(
                 "{}: no defect of {} makes it FAIL; a scenario nothing can fail is a bug",
                 s.id,
@@ -204,14 +208,29 @@ mod tests {
     #[test]
     fn a_defect_must_fail_its_case_at_the_declared_item() {
         let s = spec(&[("bf", "check:throttled")]);
-        let right = outcomes(&[("bf", Verdict::Fail, &["check:throttled"]), ("pw", Verdict::Pass, &[])]);
+        let right = outcomes(&[
+            ("bf", Verdict::Fail, &["check:throttled"]),
+            ("pw", Verdict::Pass, &[]),
+        ]);
         assert!(judge_defect("d", &s, &right).is_empty());
-        let wrong = outcomes(&[("bf", Verdict::Fail, &["step:owner-can-log-in"]), ("pw", Verdict::Pass, &[])]);
+        let wrong = outcomes(&[
+            ("bf", Verdict::Fail, &["step:owner-can-log-in"]),
+            ("pw", Verdict::Pass, &[]),
+        ]);
         let p = judge_defect("d", &s, &wrong);
-        assert!(p.len() == 1 && p[0].contains("instead of check:throttled"), "{p:?}");
-        let not_failed = outcomes(&[("bf", Verdict::Inconclusive, &[]), ("pw", Verdict::Pass, &[])]);
+        assert!(
+            p.len() == 1 && p[0].contains("instead of check:throttled"),
+            "{p:?}"
+        );
+        let not_failed = outcomes(&[
+            ("bf", Verdict::Inconclusive, &[]),
+            ("pw", Verdict::Pass, &[]),
+        ]);
         assert!(judge_defect("d", &s, &not_failed)[0].contains("expected FAIL"));
-        let collateral = outcomes(&[("bf", Verdict::Fail, &["check:throttled"]), ("pw", Verdict::Fail, &["step:x"])]);
+        let collateral = outcomes(&[
+            ("bf", Verdict::Fail, &["check:throttled"]),
+            ("pw", Verdict::Fail, &["step:x"]),
+        ]);
         assert!(judge_defect("d", &s, &collateral)[0].contains("not a target"));
     }
 }

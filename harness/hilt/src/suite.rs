@@ -7,18 +7,35 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::checks::{TypedCheck, type_checks};
+use crate::faults::FaultKind;
+use hilt_model::scenario::StepWhat;
+use std::collections::BTreeMap;
 
 /// A scenario ready to run: its checks typed once, at load.
 #[derive(Debug)]
 pub struct Case {
     pub scenario: Scenario,
     pub checks: Vec<TypedCheck>,
+    /// Step id → the fault kind a `cloud = "..."` step injects.
+    pub faults: BTreeMap<String, &'static FaultKind>,
 }
 
 impl Case {
     pub fn new(scenario: Scenario) -> Result<Case, LoadError> {
+        let mut faults = BTreeMap::new();
+        for step in &scenario.steps {
+            if let StepWhat::CloudFault { fault, .. } = &step.what {
+                let kind = crate::faults::lookup(&fault.0)
+                    .map_err(|e| step.error(&scenario, format!("step {:?}: {e}", step.id)))?;
+                faults.insert(step.id.clone(), kind);
+            }
+        }
         let checks = type_checks(&scenario)?;
-        Ok(Case { scenario, checks })
+        Ok(Case {
+            scenario,
+            checks,
+            faults,
+        })
     }
 
     /// Whether the case needs the mock cloud (a cloud step, or a check that reads the flow log).
@@ -95,5 +112,28 @@ impl SuiteRoot {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| self.default_board());
         Ok(Arc::new(BoardProfile::load(&p)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_cloud_fault_is_a_located_load_error() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let path = root.join("test-cases/resilience/orderly-reconnect.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let fixtures = root.join("fixtures");
+        let load = |t: &str| Case::new(Scenario::parse(Path::new("s.toml"), t, &fixtures).unwrap());
+        assert_eq!(load(&text).unwrap().faults.len(), 1);
+        let err = load(&text.replace("cloud = \"outage\"", "cloud = \"outtage\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("s.toml:") && err.contains("unknown cloud fault \"outtage\""),
+            "{err}"
+        );
+        assert!(err.contains("untrusted-cert"), "{err}");
     }
 }

@@ -161,6 +161,15 @@ pub struct Step {
     /// Outcomes that count as conforming; any other outcome FAILs the case.
     pub expect: Vec<String>,
     pub retry: Option<Retry>,
+    /// Where the `[[step]]` is in the scenario file, for located errors found later.
+    pub span: std::ops::Range<usize>,
+}
+
+impl Step {
+    /// A load error located at this step.
+    pub fn error(&self, scenario: &Scenario, message: impl Into<String>) -> LoadError {
+        LoadError::invalid(&scenario.path, &scenario.text, self.span.clone(), message)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -179,14 +188,11 @@ pub enum StepWhat {
     WaitFlow(WaitFlow),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CloudFault {
-    /// Present a certificate from a CA the device must not trust (a man-in-the-middle).
-    UntrustedCert,
-    /// Refuse every connection.
-    Outage,
-}
+/// The name of a mock-cloud fault (`cloud = "outage"`). The harness's fault registry knows what each
+/// name does and types it when the suite is loaded (a fault kind is one file there).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(transparent)]
+pub struct CloudFault(pub String);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -611,6 +617,7 @@ impl RawStep {
             repeat_add: self.repeat_add,
             expect: self.expect,
             retry: self.retry,
+            span,
         })
     }
 }

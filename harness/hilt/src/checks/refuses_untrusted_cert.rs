@@ -4,8 +4,9 @@
 
 use hilt_cloud::{Flow, FlowKind, ServerCert};
 use hilt_model::Verdict;
-use hilt_model::scenario::CloudFault;
 use serde::Deserialize;
+
+use crate::faults::untrusted_cert;
 
 use super::{Check, Evidence, Judgement, Kind, Needs, Params, list_flows};
 use crate::exec::{Dut, FaultWindow};
@@ -23,11 +24,8 @@ fn parse(p: &Params) -> Result<Box<dyn Check>, String> {
     let c = p.get::<RefusesUntrustedCert>()?;
     let applies_fault = p.scenario.steps.iter().any(|s| {
         matches!(
-            s.what,
-            hilt_model::scenario::StepWhat::CloudFault {
-                fault: CloudFault::UntrustedCert,
-                ..
-            }
+            &s.what,
+            hilt_model::scenario::StepWhat::CloudFault { fault, .. } if fault.0 == untrusted_cert::KIND.name
         )
     });
     if !applies_fault {
@@ -52,7 +50,7 @@ impl Check for RefusesUntrustedCert {
 fn judge(dut: &Dut, flows: &[Flow], windows: &[FaultWindow]) -> Judgement {
     let windows: Vec<&FaultWindow> = windows
         .iter()
-        .filter(|w| w.fault == CloudFault::UntrustedCert)
+        .filter(|w| w.fault == untrusted_cert::KIND.name)
         .collect();
     if windows.is_empty() {
         return (
@@ -129,7 +127,7 @@ mod tests {
     #[test]
     fn the_untrusted_cert_must_be_refused_and_tried() {
         let window = [FaultWindow {
-            fault: CloudFault::UntrustedCert,
+            fault: untrusted_cert::KIND.name,
             from_us: 100,
             to_us: 200,
         }];
@@ -155,7 +153,7 @@ mod tests {
     #[test]
     fn a_refusal_before_the_handshake_is_no_fail() {
         let window = [FaultWindow {
-            fault: CloudFault::UntrustedCert,
+            fault: untrusted_cert::KIND.name,
             from_us: 100,
             to_us: 200,
         }];

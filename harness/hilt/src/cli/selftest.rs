@@ -60,7 +60,14 @@ pub fn run(a: SelftestArgs) -> Result<u8, Failure> {
                     .map(|items| items.iter().map(|i| i.to_string()).collect())
                     .unwrap_or_default();
                 let mark = match d.targets.get(id) {
-                    Some(want) => format!("target, must fail at {want}; failed at: {}", if failed.is_empty() { "-".to_string() } else { failed.join(", ") }),
+                    Some(want) => format!(
+                        "target, must fail at {want}; failed at: {}",
+                        if failed.is_empty() {
+                            "-".to_string()
+                        } else {
+                            failed.join(", ")
+                        }
+                    ),
                     None => String::new(),
                 };
                 println!("  {id:<36} {v:<15} {mark}");

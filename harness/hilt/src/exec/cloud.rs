@@ -1,17 +1,18 @@
 //! Scenario steps that act on the mock cloud: injecting faults and waiting for the device's flows; and
 //! who the device is in the flow log. The checks that judge the log are in [`crate::checks`].
 
-use hilt_cloud::{Flow, OutageMode};
+use hilt_cloud::Flow;
 use hilt_link::Cancel;
-use hilt_model::scenario::CloudFault;
 use std::time::Duration;
 
 use crate::cloud::CloudSession;
+use crate::faults::FaultKind;
 
 /// A fault as it was applied, in flow-log time.
 #[derive(Debug, Clone)]
 pub struct FaultWindow {
-    pub fault: CloudFault,
+    /// The fault kind's name (see [`crate::faults`]).
+    pub fault: &'static str,
     pub from_us: u64,
     pub to_us: u64,
 }
@@ -19,19 +20,16 @@ pub struct FaultWindow {
 /// Apply `fault` for `length` (cut short if the run is cancelled), then clear it.
 pub fn apply_fault(
     cloud: &CloudSession,
-    fault: CloudFault,
+    fault: &'static FaultKind,
     length: Duration,
     cancel: &Cancel,
 ) -> FaultWindow {
     let from_us = cloud.log.now_us();
-    match fault {
-        CloudFault::UntrustedCert => cloud.faults.present_untrusted_cert(true),
-        CloudFault::Outage => cloud.faults.outage(OutageMode::Refuse, length),
-    }
+    (fault.start)(cloud, length);
     cancel.sleep(length);
     cloud.faults.clear();
     FaultWindow {
-        fault,
+        fault: fault.name,
         from_us,
         to_us: cloud.log.now_us(),
     }

@@ -110,15 +110,16 @@ fn run_step(ctx: &mut Ctx, step: &Step, planned: &Planned) -> Result<(), Stop> {
             StepWhat::Action { name, with } => {
                 run_attempt(ctx, &scope, step, name, with, planned.count)?;
             }
-            StepWhat::CloudFault { fault, for_ms } => {
+            StepWhat::CloudFault { for_ms, .. } => {
+                let fault = ctx.scenario.faults[&step.id];
                 let ms = scope.number(for_ms).map_err(Stop::not_tested)?;
                 let c = ctx
                     .bench
                     .cloud()
                     .ok_or_else(|| Stop::not_tested("no mock cloud"))?;
                 ctx.note_all(&format!(
-                    "step {}: cloud fault {fault:?} for {ms} ms",
-                    step.id
+                    "step {}: cloud fault {} for {ms} ms",
+                    step.id, fault.name
                 ));
                 let length = Duration::from_millis(ms);
                 ctx.ctl.events.event(&RunEvent::Waiting {
@@ -127,7 +128,7 @@ fn run_step(ctx: &mut Ctx, step: &Step, planned: &Planned) -> Result<(), Stop> {
                     what: "cloud fault",
                     length,
                 });
-                let window = cloud::apply_fault(c, *fault, length, &ctx.ctl.cancel);
+                let window = cloud::apply_fault(c, fault, length, &ctx.ctl.cancel);
                 ctx.windows.push(window);
                 ctx.checkpoint()?;
             }
