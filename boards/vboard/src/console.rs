@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use crate::auth::{Gate, RateLimitPolicy, remaining_secs};
+use crate::auth::{Gate, LoginCounters, RateLimitPolicy, remaining_secs};
 use crate::clock::Clock;
 use crate::cloud::CloudView;
 use crate::flash::FlashState;
@@ -67,6 +67,8 @@ pub struct Console<C: Clock> {
     pub(crate) cloud: CloudView,
     /// The model designation the UI shows (the label's, unless a defect says otherwise).
     pub(crate) model: &'static str,
+    /// The `lockout-bypass` defect: the lockout refuses only wrong passwords.
+    lockout_bypass: bool,
     line: LineEditor,
     deferred: Option<Deferred>,
     queued: VecDeque<u8>,
@@ -83,6 +85,7 @@ impl<C: Clock> Console<C> {
             dirty: false,
             cloud: CloudView::off(),
             model: MODEL,
+            lockout_bypass: false,
             line: LineEditor::default(),
             deferred: None,
             queued: VecDeque::new(),
@@ -97,6 +100,13 @@ impl<C: Clock> Console<C> {
     /// Show another model designation in the UI than the one on the label.
     pub fn show_model(&mut self, model: &'static str) {
         self.model = model;
+    }
+
+    /// The `lockout-bypass` defect: while locked out, the right password is still accepted (the
+    /// lockout is consulted only once the password has been found wrong), so a lockout an attacker
+    /// who holds the password walks through. Wrong passwords are answered "locked" as usual.
+    pub fn bypass_lockout_for_the_right_password(&mut self) {
+        self.lockout_bypass = true;
     }
 
     /// Prints the boot banner and the first login prompt.
@@ -232,19 +242,25 @@ impl<C: Clock> Console<C> {
         let now = self.clock.now_ms();
         let before = self.state.login.clone();
         let gate = self.policy.gate(&mut self.state.login, now);
-        if let Gate::Locked { remaining_ms } = gate {
-            self.dirty |= self.state.login != before;
-            tracing::warn!(remaining_ms, "login refused: locked out");
-            self.emit(&format!(
-                "\r\nToo many failed attempts, try again in {} s\r\n\r\n",
-                remaining_secs(remaining_ms)
-            ));
-            self.set_mode(Mode::Login);
+        if let Gate::Locked { remaining_ms } = gate
+            && !self.lockout_bypass
+        {
+            self.refuse_locked(remaining_ms, &before);
             return;
         }
         // Always hash, so an unknown user costs the same time as a wrong password.
         let matches = self.state.admin_password.verify(password);
         let known = user == ADMIN_USER.as_bytes();
+        if let Gate::Locked { remaining_ms } = gate {
+            if !(matches && known) {
+                self.refuse_locked(remaining_ms, &before);
+                return;
+            }
+            tracing::warn!(
+                remaining_ms,
+                "lockout bypassed: right password accepted while locked out"
+            );
+        }
         if matches && known {
             self.policy.record_success(&mut self.state.login);
             self.dirty |= self.state.login != before;
@@ -265,5 +281,16 @@ impl<C: Clock> Console<C> {
             self.mode = Mode::Login;
             self.answer_after(delay, format!("\r\nLogin incorrect\r\n\r\n{LOGIN_PROMPT}"));
         }
+    }
+
+    /// Answers an attempt made while locked out, without checking its password.
+    fn refuse_locked(&mut self, remaining_ms: u64, before: &LoginCounters) {
+        self.dirty |= self.state.login != *before;
+        tracing::warn!(remaining_ms, "login refused: locked out");
+        self.emit(&format!(
+            "\r\nToo many failed attempts, try again in {} s\r\n\r\n",
+            remaining_secs(remaining_ms)
+        ));
+        self.set_mode(Mode::Login);
     }
 }

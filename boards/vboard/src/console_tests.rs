@@ -127,6 +127,31 @@ fn lockout_refuses_even_the_right_password_until_it_expires() {
 }
 
 #[test]
+fn lockout_bypass_defect_lets_only_the_right_password_through_a_lockout() {
+    let (mut c, clock) = board();
+    c.bypass_lockout_for_the_right_password();
+    for _ in 0..3 {
+        send(&mut c, "admin\rbad\r");
+        assert!(after_delay(&mut c, &clock).contains("Login incorrect"));
+    }
+    // Wrong passwords (and unknown users) are still answered "locked", at once and uncounted.
+    send(&mut c, "admin\r");
+    let out = send(&mut c, "bad-again\r");
+    assert_eq!(
+        out,
+        "\r\nToo many failed attempts, try again in 2 s\r\n\r\nlogin: "
+    );
+    send(&mut c, "root\r");
+    assert!(send(&mut c, &format!("{PW}\r")).contains("Too many failed attempts"));
+    assert_eq!(c.state().login.failures, 3);
+    assert_ne!(c.state().login.locked_until_ms, 0);
+    // The right password walks through the lockout, and the success clears it.
+    clock.advance(100);
+    login(&mut c);
+    assert_eq!(c.state().login, LoginCounters::default());
+}
+
+#[test]
 fn lockout_survives_a_reboot() {
     let (mut c, clock) = board();
     for _ in 0..3 {

@@ -58,6 +58,8 @@ defects! {
         "the console shows the internal codename 'VRB' instead of the label's model designation 'VRB-1'";
     ReconnectStorm => "reconnect-storm",
         "retries the cloud every 10 ms without back-off when the connection fails";
+    LockoutBypass => "lockout-bypass",
+        "while locked out after failed logins, the console still accepts the right password (wrong ones are answered locked)";
 }
 
 /// Why a list of defect names was refused.

@@ -103,6 +103,9 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
     if opts.defects.has(Defect::WrongModelDesignation) {
         console.show_model("VRB");
     }
+    if opts.defects.has(Defect::LockoutBypass) {
+        console.bypass_lockout_for_the_right_password();
+    }
     if let Some(handle) = &cloud {
         console.attach_cloud(handle.view());
     }

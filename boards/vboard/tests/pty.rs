@@ -216,6 +216,34 @@ fn universal_default_password_defect() {
     assert_eq!(terminate(&mut board).code(), Some(0));
 }
 
+#[test]
+fn lockout_bypass_defect_accepts_the_right_password_while_locked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut board = spawn(
+        tmp.path(),
+        &["--defect", "lockout-bypass", "--lockout-ms", "60000"],
+    );
+    let password = label_field(tmp.path(), "password");
+    let mut port = open(&board);
+    expect(&mut port, "login: ");
+    for _ in 0..3 {
+        send(&mut port, "admin\rwrong\r");
+        expect(&mut port, "Login incorrect");
+    }
+    // A wrong password is answered "locked" …
+    send(&mut port, "admin\rstill-wrong\r");
+    expect(
+        &mut port,
+        "Too many failed attempts, try again in 60 s\r\n\r\nlogin: ",
+    );
+    // … but the right one walks through the lockout.
+    send(&mut port, &format!("admin\r{password}\r"));
+    let out = expect(&mut port, "vrb$ ");
+    assert!(!out.contains("Too many failed attempts"), "{out}");
+    assert!(out.contains("Welcome, admin"), "{out}");
+    assert_eq!(terminate(&mut board).code(), Some(0));
+}
+
 /// Write with retries: the board drains the pty, but not instantly.
 fn send_bulk(port: &mut serialport::TTYPort, mut data: &[u8]) {
     let deadline = Instant::now() + TIMEOUT;

@@ -6,7 +6,7 @@ use hilt_cloud::{Faults, FlowLog, Pki};
 use hilt_https::{CloudState, Https, HttpsConfig};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CloudError {
@@ -20,14 +20,25 @@ pub enum CloudError {
     },
 }
 
-/// A device account on the mock cloud.
-#[derive(Debug, Clone, serde::Serialize)]
+/// A device account on the mock cloud. Serialized in full (that is what `endpoints.json` is for);
+/// its `Debug` never shows the password.
+#[derive(Clone, serde::Serialize)]
 pub struct Client {
     pub username: String,
     pub password: String,
 }
 
-/// Where the cloud listens, as written to `endpoints.json`.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("username", &self.username)
+            .field("password", &"‹secret›")
+            .finish()
+    }
+}
+
+/// Where the cloud listens, as written to `endpoints.json`. Its `Debug` shows each client through
+/// `Client`'s, so no password.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Endpoints {
     pub mqtt: String,
@@ -45,6 +56,8 @@ pub struct CloudSession {
     /// The device under test's cloud identity and client id (for attributing flows).
     pub dut_username: String,
     pub dut_client_id: String,
+    /// Secrets masked in the evidence taken from this cloud (see [`CloudSession::mask`]).
+    masked: Mutex<Vec<(String, String)>>,
     broker: Option<Broker>,
     https: Option<Https>,
     rt: tokio::runtime::Runtime,
@@ -160,6 +173,11 @@ impl CloudSession {
         };
         tracing::info!(mqtts = %endpoints.mqtts, https = %endpoints.https, "mock cloud started");
         let dut = client_names.first().cloned().unwrap_or_default();
+        let masked = endpoints
+            .clients
+            .iter()
+            .map(|c| (c.password.clone(), format!("cloud-password-{}", c.username)))
+            .collect();
         Ok(CloudSession {
             log,
             faults,
@@ -167,6 +185,7 @@ impl CloudSession {
             endpoints,
             dut_username: dut.clone(),
             dut_client_id: dut,
+            masked: Mutex::new(masked),
             broker: Some(broker),
             https: Some(https),
             rt,
@@ -192,6 +211,31 @@ impl CloudSession {
         ]
     }
 
+    /// Also mask `secret` (e.g. a unit's password, or a value that gives it away) in the evidence
+    /// taken from this cloud from now on. Each client's password is masked from the start.
+    pub fn mask_secret(&self, secret: &str, label: &str) {
+        let mut masked = self.masked.lock().unwrap_or_else(|p| p.into_inner());
+        if !secret.is_empty() && !masked.iter().any(|(s, _)| s.eq_ignore_ascii_case(secret)) {
+            masked.push((secret.to_string(), label.to_string()));
+        }
+    }
+
+    /// `data` (a payload, a flow's topic or path) with every secret of [`CloudSession::mask_secret`]
+    /// and every client password replaced by `‹secret:LABEL›`, in any ASCII case, as transcripts
+    /// mask them.
+    pub fn mask(&self, data: &[u8]) -> Vec<u8> {
+        let masked = self.masked.lock().unwrap_or_else(|p| p.into_inner());
+        hilt_link::Transcript::mask_secrets(
+            data,
+            masked.iter().map(|(s, l)| (s.as_bytes(), l.as_str())),
+        )
+    }
+
+    /// [`CloudSession::mask`] for text.
+    pub fn mask_str(&self, text: &str) -> String {
+        String::from_utf8_lossy(&self.mask(text.as_bytes())).into_owned()
+    }
+
     /// Stop every listener and session, then the runtime.
     pub fn shutdown(mut self) {
         self.stop();
@@ -210,5 +254,59 @@ impl CloudSession {
 impl Drop for CloudSession {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_client_password() {
+        let client = Client {
+            username: "VRB-1".into(),
+            password: "Zq8hunter2Xy".into(),
+        };
+        let endpoints = Endpoints {
+            mqtt: "mqtt://127.0.0.1:1".into(),
+            mqtts: "mqtts://127.0.0.1:2".into(),
+            https: "https://127.0.0.1:3".into(),
+            ca_cert: "ca.pem".into(),
+            clients: vec![client.clone()],
+        };
+        for shown in [format!("{client:?}"), format!("{endpoints:#?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(
+                shown.contains("VRB-1") && shown.contains("‹secret›"),
+                "{shown}"
+            );
+        }
+        // endpoints.json still carries it: that file is how a lab hands the password to a device.
+        let json = serde_json::to_string(&endpoints).unwrap();
+        assert!(json.contains("Zq8hunter2Xy"));
+    }
+
+    #[test]
+    fn evidence_is_masked_with_client_passwords_and_registered_secrets() {
+        let state = tempfile::tempdir().unwrap();
+        let c = CloudSession::start(
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            &["VRB-1".to_string()],
+            state.path(),
+            FlowLog::new(),
+        )
+        .unwrap();
+        let cloud_pw = c.endpoints.clients[0].password.clone();
+        c.mask_secret("2a7438eda0cd", "unit-secret-1");
+        c.mask_secret("2A7438EDA0CD", "again");
+        let text = format!(
+            "{{\"a\":\"{}\",\"b\":\"2A7438EDA0CD\"}}",
+            cloud_pw.to_lowercase()
+        );
+        assert_eq!(
+            c.mask_str(&text),
+            "{\"a\":\"‹secret:cloud-password-VRB-1›\",\"b\":\"‹secret:unit-secret-1›\"}"
+        );
+        c.shutdown();
     }
 }

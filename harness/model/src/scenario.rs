@@ -115,11 +115,24 @@ pub struct Applicability {
     pub conditions: Vec<u32>,
 }
 
-/// An integer given literally or by reference (`"{ixit:1-AuthMech/console/Brute Force Prevention/lockout_ms}"`).
+/// An integer given literally, by reference (`"{ixit:1-AuthMech/console/Brute Force Prevention/lockout_ms}"`),
+/// or as a reference times a whole factor (`"{ixit:23-ResMech/cloud-link/Resilience Measures/backoff_max_ms} * 3"`),
+/// so windows and waits can be sized from what the device declares, with headroom.
 #[derive(Debug, Clone)]
 pub enum Number {
     Literal(u64),
     Ref(VarTemplate),
+    Scaled(VarTemplate, u64),
+}
+
+impl Number {
+    /// The template it refers to, if any.
+    pub fn template(&self) -> Option<&VarTemplate> {
+        match self {
+            Number::Literal(_) => None,
+            Number::Ref(t) | Number::Scaled(t, _) => Some(t),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for Number {
@@ -133,9 +146,16 @@ impl<'de> Deserialize<'de> for Number {
         }
         match Raw::deserialize(d)? {
             Raw::Int(n) => Ok(Number::Literal(n)),
-            Raw::Text(t) => Template::parse(&t)
-                .map(Number::Ref)
-                .map_err(serde::de::Error::custom),
+            Raw::Text(t) => match t.rsplit_once('*') {
+                Some((base, factor)) => match factor.trim().parse::<u64>() {
+                    Ok(factor) => Template::parse(base.trim()).map(|t| Number::Scaled(t, factor)),
+                    Err(_) => Err(format!(
+                        "{t:?}: after `*` give a whole factor, e.g. \"{{ixit:…}} * 3\""
+                    )),
+                },
+                None => Template::parse(&t).map(Number::Ref),
+            }
+            .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -589,12 +609,7 @@ impl RawStep {
             }
         };
         let has_rows = for_each.is_some();
-        let number_ref = |n: &'_ Number| -> Option<VarTemplate> {
-            match n {
-                Number::Ref(t) => Some(t.clone()),
-                Number::Literal(_) => None,
-            }
-        };
+        let number_ref = |n: &'_ Number| n.template().cloned();
         let mut templates: Vec<VarTemplate> = match &what {
             StepWhat::Action { with, .. } => with.values().cloned().collect(),
             StepWhat::Sleep(n) | StepWhat::CloudFault { for_ms: n, .. } => {

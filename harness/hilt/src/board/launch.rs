@@ -11,9 +11,39 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use super::BoardError;
+
+/// Secrets masked in the board's stdout and stderr as hilt logs them (`HILT_LOG=hilt::board=debug`).
+///
+/// Process-wide: the board is launched before any credential is read, and what learns them (the
+/// executor, which holds a `Bench`, not the launcher) registers them with
+/// [`VirtualProcess::mask_in_output`] before it sends them. Each line is masked with what is known
+/// when it is logged, in any ASCII case, as transcripts are; before that (and for a secret never
+/// registered) the value of a `password=`-style line, as a unit label writes it, is masked too.
+static OUTPUT_SECRETS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// `password=V`, `passwd = V`, `secret=V`, `token=V` (a label line, a log field): `V` is masked.
+static SECRET_FIELD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)\b(password|passwd|passphrase|pwd|secret|token)(\s*=\s*)("[^"]*"|\S+)"#)
+        .expect("valid regex")
+});
+
+/// A line of the board's output as it may be logged.
+fn masked_line(line: &str) -> String {
+    let known = OUTPUT_SECRETS.lock().unwrap_or_else(|p| p.into_inner());
+    let bytes = hilt_link::Transcript::mask_secrets(
+        line.as_bytes(),
+        known.iter().map(|(s, l)| (s.as_bytes(), l.as_str())),
+    );
+    drop(known);
+    let text = String::from_utf8_lossy(&bytes);
+    SECRET_FIELD
+        .replace_all(&text, "${1}${2}‹secret›")
+        .into_owned()
+}
 
 pub struct VirtualProcess {
     child: Child,
@@ -59,13 +89,13 @@ impl VirtualProcess {
         // Keep draining both pipes for the board's whole life so it never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                tracing::debug!(target: "hilt::board", "stdout: {line}");
+                tracing::debug!(target: "hilt::board", "stdout: {}", masked_line(&line));
                 let _ = tx.send(line);
             }
         });
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                tracing::debug!(target: "hilt::board", "stderr: {line}");
+                tracing::debug!(target: "hilt::board", "stderr: {}", masked_line(&line));
             }
         });
         let mut proc = VirtualProcess {
@@ -109,6 +139,15 @@ impl VirtualProcess {
                     )));
                 }
             }
+        }
+    }
+
+    /// Mask `secret` (a unit's password, a value giving it away) in the board's output that hilt
+    /// logs from now on, in any board this process launched or launches.
+    pub fn mask_in_output(secret: &str, label: &str) {
+        let mut known = OUTPUT_SECRETS.lock().unwrap_or_else(|p| p.into_inner());
+        if !secret.is_empty() && !known.iter().any(|(s, _)| s.eq_ignore_ascii_case(secret)) {
+            known.push((secret.to_string(), label.to_string()));
         }
     }
 
@@ -157,5 +196,24 @@ fn reap_group(group: nix::unistd::Pid) {
 impl Drop for VirtualProcess {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_board_output_masks_registered_secrets_and_password_fields() {
+        VirtualProcess::mask_in_output("Qx7launchtest", "unit-secret-1");
+        assert_eq!(
+            masked_line("INFO login succeeded with QX7LAUNCHTEST and qx7launchtest!"),
+            "INFO login succeeded with ‹secret:unit-secret-1› and ‹secret:unit-secret-1›!"
+        );
+        assert_eq!(
+            masked_line("provisioned serial=VRB-1 password=abc123 Token = \"x y\" pw-ok"),
+            "provisioned serial=VRB-1 password=‹secret› Token = ‹secret› pw-ok"
+        );
+        assert_eq!(masked_line("PTY /dev/pts/3"), "PTY /dev/pts/3");
     }
 }

@@ -4,6 +4,7 @@
 use hilt_model::Verdict;
 use hilt_model::profile::{Script, StepKind};
 use hilt_model::scenario::VarTemplate as Template;
+use hilt_model::template::Value;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 
@@ -66,7 +67,7 @@ impl Check for CaptureEquals {
             );
         }
         match ev.scope.render(&self.expected) {
-            Ok(want) => judge(record, &self.capture, &want.text),
+            Ok(want) => judge(record, &self.capture, &want, &unit_passwords(ev)),
             Err(e) => (Verdict::NotTested, e),
         }
     }
@@ -89,7 +90,44 @@ fn binding_captures(script: &Script) -> BTreeSet<String> {
     out
 }
 
-fn judge(step: &hilt_report::model::StepRecord, capture: &str, expected: &str) -> Judgement {
+/// The passwords of every unit's credentials that can be read: a value revealing one is not shown.
+fn unit_passwords(ev: &Evidence) -> Vec<String> {
+    let bench = ev.scope.bench;
+    let units = bench.profile().units.iter().enumerate();
+    units
+        .flat_map(|(i, u)| {
+            u.credentials
+                .keys()
+                .filter_map(move |surface| bench.credential(i, surface, "password").ok())
+        })
+        .map(|v| v.text)
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// How a value appears in a message: quoted, or `‹secret›` when it was rendered from a secret
+/// (`secret`) or gives one of `secrets` away (contains one in any case, or is a beginning of one).
+fn shown(value: &str, secret: bool, secrets: &[String]) -> String {
+    let reveals = hilt_link::Transcript::reveals_secret(
+        value.as_bytes(),
+        secrets.iter().map(|s| s.as_bytes()),
+    );
+    if secret || reveals {
+        "‹secret›".to_string()
+    } else {
+        format!("{value:?}")
+    }
+}
+
+fn judge(
+    step: &hilt_report::model::StepRecord,
+    capture: &str,
+    want: &Value,
+    secrets: &[String],
+) -> Judgement {
+    let expected = want.text.as_str();
+    // Compared with a secret, a captured value that differs may still be most of it: neither is shown.
+    let show = |v: &str| shown(v, want.secret, secrets);
     // An attempt the bench could not complete shows nothing about the device.
     let answered: Vec<_> = step.attempts.iter().filter(|a| a.error.is_none()).collect();
     if answered.is_empty() {
@@ -109,8 +147,10 @@ fn judge(step: &hilt_report::model::StepRecord, capture: &str, expected: &str) -
                 return (
                     Verdict::Fail,
                     format!(
-                        "step {} attempt {n}: {capture} is {v:?}, declared {expected:?}",
-                        step.id
+                        "step {} attempt {n}: {capture} is {}, declared {}",
+                        step.id,
+                        show(v),
+                        show(expected)
                     ),
                 );
             }
@@ -127,7 +167,7 @@ fn judge(step: &hilt_report::model::StepRecord, capture: &str, expected: &str) -
     }
     (
         Verdict::Pass,
-        format!("{capture} is {expected:?} as declared"),
+        format!("{capture} is {} as declared", show(expected)),
     )
 }
 
@@ -142,12 +182,54 @@ mod tests {
         s.attempts[0]
             .captures
             .insert("model".into(), "VRB-1".into());
-        assert_eq!(judge(&s, "model", "VRB-1").0, Verdict::Pass);
-        assert_eq!(judge(&s, "model", "VRB-2").0, Verdict::Fail);
-        assert_eq!(judge(&s, "serial", "X").0, Verdict::Fail);
-        assert_eq!(judge(&step(&[]), "model", "VRB-1").0, Verdict::Inconclusive);
+        let plain = |v: &str| Value::plain(v);
+        assert_eq!(judge(&s, "model", &plain("VRB-1"), &[]).0, Verdict::Pass);
+        assert_eq!(judge(&s, "model", &plain("VRB-2"), &[]).0, Verdict::Fail);
+        assert_eq!(judge(&s, "serial", &plain("X"), &[]).0, Verdict::Fail);
+        assert_eq!(
+            judge(&step(&[]), "model", &plain("VRB-1"), &[]).0,
+            Verdict::Inconclusive
+        );
         let mut errored = step(&[("", 1.0)]);
         errored.attempts[0].error = Some("timed out".into());
-        assert_eq!(judge(&errored, "model", "VRB-1").0, Verdict::Inconclusive);
+        assert_eq!(
+            judge(&errored, "model", &plain("VRB-1"), &[]).0,
+            Verdict::Inconclusive
+        );
+        let (_, detail) = judge(&s, "model", &plain("VRB-2"), &[]);
+        assert_eq!(
+            detail,
+            "step guesses attempt 1: model is \"VRB-1\", declared \"VRB-2\""
+        );
+    }
+
+    #[test]
+    fn messages_never_show_a_secret() {
+        let mut s = step(&[("", 1.0)]);
+        s.attempts[0]
+            .captures
+            .insert("pin".into(), "hunter3".into());
+        // Expected from a secret: neither it nor what was captured against it is shown.
+        let (v, detail) = judge(&s, "pin", &Value::secret("hunter2"), &[]);
+        assert_eq!(v, Verdict::Fail);
+        assert!(!detail.contains("hunter"), "{detail}");
+        assert!(
+            detail.contains("pin is ‹secret›, declared ‹secret›"),
+            "{detail}"
+        );
+        let (v, detail) = judge(&s, "pin", &Value::secret("hunter3"), &[]);
+        assert_eq!(v, Verdict::Pass);
+        assert_eq!(detail, "pin is ‹secret› as declared");
+        // A plain expectation, and a captured value giving a unit password away (its upper-case
+        // form, or a beginning of it): that value is masked, the declared one is not.
+        let pw = ["2a7438eda0cd".to_string()];
+        for captured in ["2A7438EDA0CD", "2a7438ed", "x2a7438eda0cdx"] {
+            s.attempts[0].captures.insert("pin".into(), captured.into());
+            let (_, detail) = judge(&s, "pin", &Value::plain("0000"), &pw);
+            assert!(
+                detail.ends_with("pin is ‹secret›, declared \"0000\""),
+                "{detail}"
+            );
+        }
     }
 }

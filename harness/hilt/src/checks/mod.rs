@@ -8,6 +8,7 @@
 
 mod capture_equals;
 mod flows_declared;
+mod lockout_duration;
 mod orderly_reconnect;
 mod refuses_untrusted_cert;
 mod throttled;
@@ -27,6 +28,7 @@ use crate::exec::{Dut, FaultWindow, Scope};
 /// Every check kind, by the name scenarios use in `kind = "..."`.
 pub const KINDS: &[Kind] = &[
     throttled::KIND,
+    lockout_duration::KIND,
     capture_equals::KIND,
     tls_only::KIND,
     refuses_untrusted_cert::KIND,

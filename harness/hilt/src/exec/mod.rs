@@ -210,14 +210,15 @@ fn transcript_evidence(link: &str, c: &Console<Box<dyn Port>>) -> [EvidenceFile;
             bytes: t.render_text().into_bytes(),
             media_type: "text/plain; charset=utf-8".into(),
             description: format!(
-                "transcript of link {link:?}, both directions, timestamped, secrets masked"
+                "transcript of link {link:?}, both directions, timestamped, secrets masked (in \
+                 any case)"
             ),
         },
         EvidenceFile {
             name: format!("{link}.jsonl"),
             bytes: t.render_jsonl().into_bytes(),
             media_type: "application/jsonl".into(),
-            description: format!("transcript of link {link:?} as JSON lines"),
+            description: format!("transcript of link {link:?} as JSON lines, secrets masked"),
         },
     ]
 }
@@ -306,36 +307,61 @@ fn cloud_flows(c: &crate::cloud::CloudSession, from: u64) -> Vec<hilt_cloud::Flo
         .collect()
 }
 
-/// The case's slice of the flow log, and the payloads it refers to.
+/// The case's slice of the flow log, and the payloads it refers to, with the secrets the cloud session
+/// knows (its device passwords, and the unit secrets and revealing values the case registered with
+/// it) masked in every text field and in the payloads, in any ASCII case.
 fn cloud_evidence(c: &crate::cloud::CloudSession, flows: &[hilt_cloud::Flow]) -> Vec<EvidenceFile> {
+    let mask = |s: &mut Option<String>| {
+        if let Some(text) = s.as_mut() {
+            *text = c.mask_str(text);
+        }
+    };
     let mut out = Vec::new();
     let mut lines = String::new();
     for f in flows {
-        lines.push_str(&serde_json::to_string(f).unwrap_or_default());
+        let mut f = f.clone();
+        for field in [
+            &mut f.client_id,
+            &mut f.identity,
+            &mut f.topic,
+            &mut f.path,
+            &mut f.method,
+            &mut f.peer,
+            &mut f.detail,
+        ] {
+            mask(field);
+        }
+        lines.push_str(&serde_json::to_string(&f).unwrap_or_default());
         lines.push('\n');
     }
     out.push(EvidenceFile {
         name: "cloud-flows.jsonl".into(),
         bytes: lines.into_bytes(),
         media_type: "application/jsonl".into(),
-        description:
-            "the mock cloud's flow log during the case: every connection, publish and request"
-                .into(),
+        description: "the mock cloud's flow log during the case: every connection, publish and \
+                      request, secrets masked"
+            .into(),
     });
     let mut seen = std::collections::BTreeSet::new();
     for f in flows.iter().filter(|f| f.payload_len > 0) {
         if seen.insert(f.payload_sha256.clone())
-            && let Some(bytes) = c.log.payload(&f.payload_sha256)
+            && let Some(sent) = c.log.payload(&f.payload_sha256)
         {
+            let bytes = c.mask(&sent);
+            let about = c.mask_str(f.topic.as_deref().or(f.path.as_deref()).unwrap_or("-"));
+            let mut description = format!("payload of flow #{} ({about})", f.seq);
+            if bytes != sent {
+                description.push_str(
+                    ", secrets masked: the file's SHA-256 is no longer the flow log's \
+                     payload_sha256 (of the payload as sent); the report's digest covers the file \
+                     as stored",
+                );
+            }
             out.push(EvidenceFile {
                 name: format!("payloads/{}", f.payload_sha256),
                 bytes,
                 media_type: "application/octet-stream".into(),
-                description: format!(
-                    "payload of flow #{} ({})",
-                    f.seq,
-                    f.topic.as_deref().or(f.path.as_deref()).unwrap_or("-")
-                ),
+                description,
             });
         }
     }

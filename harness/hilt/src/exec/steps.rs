@@ -172,13 +172,19 @@ fn run_attempt(
             .map_err(|e| Stop::not_tested(format!("step {}: {e}", step.id)))?;
         args.insert(k.clone(), v);
     }
+    // A value rendered from a secret, or giving one away even though it came from elsewhere (a
+    // derived or default candidate that is the password, its upper-case form, its first 8
+    // characters), is shown as `‹secret›` and masked in every transcript, log and evidence file.
+    let secrets = known_secrets(ctx);
+    let masked: Vec<(String, String)> = args
+        .iter()
+        .filter(|(_, v)| v.secret || reveals(&v.text, &secrets))
+        .map(|(k, v)| (k.clone(), v.text.clone()))
+        .collect();
     let shown: BTreeMap<String, String> = args
         .iter()
         .map(|(k, v)| {
-            // A value holding one of the unit's secrets is masked even when it came from elsewhere
-            // (a derived or default candidate that turned out to be the password).
-            let secret = v.secret || ctx.secrets.iter().any(|s| v.text.contains(s.as_str()));
-            let text = if secret {
+            let text = if masked.iter().any(|(m, _)| m == k) {
                 "‹secret›".into()
             } else {
                 v.text.clone()
@@ -188,6 +194,7 @@ fn run_attempt(
         .collect();
     let binding = &ctx.bench.profile().bindings[action];
     open_link(ctx, &binding.link)?;
+    mask_everywhere(ctx, &binding.link, &masked);
     let n = scope.iteration + 1;
     let console = ctx.consoles.get_mut(&binding.link).expect("opened above");
     console.note(&format!("step {} #{n}: {action}", step.id));
@@ -270,6 +277,56 @@ fn run_attempt(
     Ok(())
 }
 
+/// Whether showing `candidate` would give away one of `secrets`: it contains one in any ASCII case
+/// (so also when it is a case variant of one), or it is a beginning of one at least 4 characters
+/// long (a truncated password leaves only the rest to guess).
+fn reveals(candidate: &str, secrets: &[String]) -> bool {
+    hilt_link::Transcript::reveals_secret(
+        candidate.as_bytes(),
+        secrets.iter().map(|s| s.as_bytes()),
+    )
+}
+
+/// The units' passwords and the case's secret variables, then the mock cloud's device passwords.
+fn known_secrets(ctx: &Ctx) -> Vec<String> {
+    let cloud = ctx.bench.cloud().into_iter();
+    let cloud = cloud.flat_map(|c| c.endpoints.clients.iter().map(|c| c.password.clone()));
+    ctx.secrets.iter().cloned().chain(cloud).collect()
+}
+
+/// Before anything is sent: mask the unit secrets, the cloud's passwords and the values `masked`
+/// (argument name, value) in the console's transcript, in the mock cloud's evidence and in the
+/// board's logged output. The console already masks the unit secrets (from [`open_link`]), and
+/// argument values that are secret themselves (from the binding): adding them again is a no-op.
+fn mask_everywhere(ctx: &mut Ctx, link: &str, masked: &[(String, String)]) {
+    let units = ctx
+        .secrets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.clone(), format!("unit-secret-{}", i + 1)));
+    let cloud = ctx.bench.cloud().into_iter().flat_map(|c| {
+        c.endpoints
+            .clients
+            .iter()
+            .map(|c| (c.password.clone(), format!("cloud-password-{}", c.username)))
+    });
+    let all: Vec<(String, String)> = units
+        .chain(cloud)
+        .chain(masked.iter().map(|(k, v)| (v.clone(), k.clone())))
+        .collect();
+    if let Some(console) = ctx.consoles.get_mut(link) {
+        for (secret, label) in &all {
+            console.add_secret(secret.as_bytes(), label);
+        }
+    }
+    for (secret, label) in &all {
+        if let Some(c) = ctx.bench.cloud() {
+            c.mask_secret(secret, label);
+        }
+        crate::board::VirtualProcess::mask_in_output(secret, label);
+    }
+}
+
 fn open_link(ctx: &mut Ctx, link: &str) -> Result<(), Stop> {
     if ctx.consoles.contains_key(link) {
         return Ok(());
@@ -323,4 +380,73 @@ fn is_cancelled(e: &ActionError) -> bool {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+#[cfg(test)]
+mod reveal_tests {
+    use super::reveals;
+
+    #[test]
+    fn a_value_reveals_a_secret_it_contains_in_any_case_or_begins() {
+        let secrets = ["2a7438eda0cd".to_string(), "Zq8hunter2Xy".to_string()];
+        for shown_masked in [
+            "2a7438eda0cd",
+            "2A7438EDA0CD",
+            "2a7438eda0cdb42a1f",
+            "2A7438EDA0CDB42A",
+            "2a7438ed",
+            "2A7438EDA0",
+            "2a74",
+            "zq8HUNTER2xy",
+            "user:Zq8hunter2Xy!",
+        ] {
+            assert!(reveals(shown_masked, &secrets), "{shown_masked}");
+        }
+        for shown_plain in ["2a7", "7438eda0", "admin", "VRB-00000001", "hunter2", ""] {
+            assert!(!reveals(shown_plain, &secrets), "{shown_plain}");
+        }
+        assert!(!reveals("anything", &[]));
+    }
+
+    #[test]
+    fn a_number_rendered_from_a_secret_is_not_shown_in_its_error() {
+        use crate::exec::{CaseVars, Scope};
+        use hilt_model::scenario::Number;
+        let profile = hilt_model::profile::BoardProfile::parse(
+            std::path::Path::new("fake.toml"),
+            r#"
+schema = 1
+[board]
+name = "fake"
+[identity]
+manufacturer = "Test"
+model = "FAKE-1"
+hardware_version = "1"
+firmware_version = "1"
+[[unit]]
+serial = "FAKE-0001"
+credentials.console = { username = "admin", password = { env = "HILT_TEST_UNUSED" } }
+[links.console]
+kind = "serial"
+path = "/dev/null"
+[ics.features]
+a = true
+[ics.provisions]
+"5.1-1" = { support = "Y", detail = "per-unit" }
+"#,
+        )
+        .expect("profile");
+        let bench = crate::fake::FakeBench::new(profile).password("console", "Zq8hunter2Xy");
+        let scope = Scope::new(&bench, std::sync::Arc::new(CaseVars::default()));
+        let number = |t: &str| Number::Ref(hilt_model::template::Template::parse(t).unwrap());
+        let err = scope
+            .number(&number("{cred.console.password}"))
+            .unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.starts_with("‹secret› is not a whole number"), "{err}");
+        let err = scope
+            .number(&number("{cred.console.username}"))
+            .unwrap_err();
+        assert!(err.starts_with("\"admin\" is not a whole number"), "{err}");
+    }
 }

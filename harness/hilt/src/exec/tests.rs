@@ -460,3 +460,35 @@ fn scenario_variables_are_checked_when_loaded() {
         .to_string();
     assert!(err.contains("TS 103 701"), "{err}");
 }
+
+#[test]
+fn a_capture_the_binding_never_defines_is_a_profile_gap_not_a_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_group = format!(
+        "{PROFILE}{}",
+        IDENTIFY.replace("model=(?P<model>\\S+)\\n", "model=\\S+\\n")
+    );
+    let profile = BoardProfile::parse(Path::new("fake.toml"), &no_group).expect("profile");
+    let bench = FakeBench::new(profile).device("console", || {
+        |line: &str| match line {
+            "info" => Reply::say("model=FAKE-1\n"),
+            _ => Reply::Silent,
+        }
+    });
+    let s = r#"
+[provisions]
+en303645 = ["5.1-1"]
+[[step]]
+id = "who"
+action = "identify"
+with = {}
+[[check]]
+kind = "capture-equals"
+step = "who"
+capture = "model"
+expected = "FAKE-1"
+"#;
+    let r = run(&bench, &scenario(dir.path(), s)).result;
+    assert_eq!(r.verdict, Verdict::NotTested, "{}", r.reason);
+    assert!(r.reason.contains("(?P<model>"), "{}", r.reason);
+}

@@ -116,13 +116,25 @@ impl<'a> Scope<'a> {
     pub fn number(&self, n: &Number) -> Result<u64, String> {
         match n {
             Number::Literal(v) => Ok(*v),
-            Number::Ref(t) => {
-                let v = self.render(t)?;
-                v.text.trim().parse().map_err(|_| {
-                    format!("{:?} is not a whole number (from {:?})", v.text, t.source())
-                })
-            }
+            Number::Ref(t) => self.whole(t),
+            Number::Scaled(t, factor) => self
+                .whole(t)?
+                .checked_mul(*factor)
+                .ok_or_else(|| format!("{} times {factor} is too large", t.source())),
         }
+    }
+
+    fn whole(&self, t: &VarTemplate) -> Result<u64, String> {
+        let v = self.render(t)?;
+        v.text.trim().parse().map_err(|_| {
+            // A value rendered from a secret is never shown, not even in an error.
+            let shown = if v.secret {
+                "‹secret›".to_string()
+            } else {
+                format!("{:?}", v.text)
+            };
+            format!("{shown} is not a whole number (from {:?})", t.source())
+        })
     }
 
     /// Whether `var` can be resolved before the case runs (everything but rows, captures, random

@@ -34,7 +34,6 @@ impl Dir {
     }
 }
 
-#[derive(Debug)]
 enum Payload {
     Bytes(Vec<u8>),
     /// Sent with `send_secret`: the bytes are never stored.
@@ -43,7 +42,6 @@ enum Payload {
     Truncated,
 }
 
-#[derive(Debug)]
 struct Entry {
     t_us: u64,
     dir: Dir,
@@ -51,8 +49,7 @@ struct Entry {
 }
 
 /// Timestamped record of a session's traffic. Secrets registered at any time are masked in
-/// every rendering, also when they arrived split across several chunks.
-#[derive(Debug)]
+/// every rendering, in any ASCII case, also when they arrived split across several chunks.
 pub struct Transcript {
     start: String,
     origin: Instant,
@@ -61,6 +58,21 @@ pub struct Transcript {
     dropped: [u64; 2],
     entries: Vec<Entry>,
     secrets: Secrets,
+}
+
+/// Counts and secret labels only: the traffic (which may hold a secret in clear until it is
+/// rendered) never reaches a log through `{:?}`.
+impl std::fmt::Debug for Transcript {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transcript")
+            .field("start", &self.start)
+            .field("limit", &self.limit)
+            .field("recorded", &self.recorded)
+            .field("entries", &self.entries.len())
+            .field("truncated_bytes", &self.truncated_bytes())
+            .field("secrets", &self.secrets)
+            .finish()
+    }
 }
 
 enum Seg<'a> {
@@ -129,9 +141,36 @@ impl Transcript {
         self.entries.is_empty()
     }
 
-    /// Mask `secret` wherever it appears, in either direction, in every rendering.
+    /// Mask `secret` wherever it appears, in either direction and in any ASCII case, in every
+    /// rendering.
     pub fn add_secret(&mut self, secret: &[u8], label: &str) {
         self.secrets.add(secret, label);
+    }
+
+    /// `data` masked by the rules of every transcript rendering, for evidence kept beside
+    /// transcripts (payloads, logs): each occurrence of any of `secrets` (bytes, label), in any
+    /// ASCII case, becomes `‹secret:LABEL›`, overlapping occurrences merged.
+    pub fn mask_secrets<'s>(
+        data: &[u8],
+        secrets: impl IntoIterator<Item = (&'s [u8], &'s str)>,
+    ) -> Vec<u8> {
+        let mut s = Secrets::default();
+        for (secret, label) in secrets {
+            s.add(secret, label);
+        }
+        s.mask_bytes(data)
+    }
+
+    /// Whether showing `candidate` would give away any of `secrets`, ASCII case-insensitively: it
+    /// contains one (so also when it is a case variant of one), or it is the beginning of one, at
+    /// least 4 bytes long. Such a value is to be masked wherever it is shown.
+    pub fn reveals_secret<'s>(
+        candidate: &[u8],
+        secrets: impl IntoIterator<Item = &'s [u8]>,
+    ) -> bool {
+        secrets
+            .into_iter()
+            .any(|s| super::mask::reveals(candidate, s))
     }
 
     pub(crate) fn secrets(&self) -> &Secrets {
@@ -373,6 +412,36 @@ mod tests {
             assert_eq!(r.matches("‹secret:pw›").count(), 2, "{r}");
             assert!(r.contains("ok\\"), "{r}");
         }
+    }
+
+    #[test]
+    fn masks_every_case_form_and_debug_shows_no_traffic() {
+        let mut tr = t();
+        tr.record(Dir::Tx, b"2A7438EDA0CD\r");
+        tr.record(Dir::Rx, b"echo 2a7438EDA0cd\r\n");
+        tr.add_secret(b"2a7438eda0cd", "pw");
+        for r in [tr.render_text(), tr.render_jsonl()] {
+            assert!(!r.to_ascii_lowercase().contains("2a7438eda0cd"), "{r}");
+            assert_eq!(r.matches("‹secret:pw›").count(), 2, "{r}");
+        }
+        let shown = format!("{tr:?}");
+        assert!(!shown.to_ascii_lowercase().contains("2a7438"), "{shown}");
+        assert!(shown.contains("pw"), "{shown}");
+    }
+
+    #[test]
+    fn masks_other_evidence_and_tells_what_reveals_a_secret() {
+        let secrets = [(&b"hunter2"[..], "pw"), (&b"s3cret"[..], "other")];
+        assert_eq!(
+            Transcript::mask_secrets(b"{\"p\":\"HUNTER2\",\"q\":\"S3cret\"}", secrets),
+            "{\"p\":\"‹secret:pw›\",\"q\":\"‹secret:other›\"}".as_bytes()
+        );
+        assert_eq!(Transcript::mask_secrets(b"plain", []), b"plain");
+        let pws = [&b"hunter2"[..]];
+        assert!(Transcript::reveals_secret(b"HUNTER2", pws));
+        assert!(Transcript::reveals_secret(b"hunt", pws));
+        assert!(!Transcript::reveals_secret(b"hun", pws));
+        assert!(!Transcript::reveals_secret(b"unter2", pws));
     }
 
     #[test]

@@ -1,0 +1,457 @@
+//! No secret of a run reaches anything the run leaves behind, in any form.
+//!
+//! The virtual reference board runs once as it is and once under each defect of `boards/vboard.toml`,
+//! every case, in parallel. Each run uses a copy of the profile that keeps the board's state directory
+//! (and so its printed label, with the unit password) and a copy of the mock cloud's device password
+//! where this test can read them afterwards; the board itself is unchanged. Then every file of the run
+//! is searched, recursively: `report.json`, `report.html`, `report.dsse.json` and its decoded payload,
+//! the JUnit file, every evidence file (transcripts, flow log, payloads), and hilt's own stdout and
+//! stderr with `HILT_LOG=hilt=debug` (which includes the board's output). Each secret is looked for
+//! as it is, in upper and in lower case (case-insensitively), as hex (either case), base64 (standard
+//! and URL-safe, at each alignment, of each case form) and percent-encoding, and every beginning of
+//! it from 8 characters on, as is and as hex.
+//!
+//! A secret shorter than 8 characters (the universal default `admin`) is a common word piece: as is it
+//! is looked for as a whole word only (`administrator` in the EN 303 645 text is no leak), and its
+//! encodings only where they are 8 characters or longer.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const MIN_PREFIX: usize = 8;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The defects `boards/vboard.toml` declares.
+fn defects(profile: &str) -> Vec<String> {
+    let v: toml::Value = toml::from_str(profile).unwrap();
+    let d = v["launch"]["defects"].as_table().unwrap();
+    assert!(d.len() >= 8, "the reference board declares its defects");
+    d.keys().cloned().collect()
+}
+
+/// `profile` with the board's state directory at `dir/board` (kept: its label holds the unit
+/// password), and a launch that first copies the mock cloud's device password to `dir/cloud.password`.
+fn knowing_profile(profile: &str, dir: &Path) -> String {
+    let d = dir.display();
+    let swaps = [
+        (
+            r#""{hilt}", "vboard", "run","#.to_string(),
+            format!(
+                r#""sh", "-c", 'cp "$0" {d}/cloud.password && exec "$@"', "{{cloud.password_file}}", "{{hilt}}", "vboard", "run","#
+            ),
+        ),
+        (
+            r#""--state", "{state}""#.to_string(),
+            format!(r#""--state", "{d}/board""#),
+        ),
+        (
+            r#"file = "{state}/label.txt""#.to_string(),
+            format!(r#"file = "{d}/board/label.txt""#),
+        ),
+    ];
+    let mut out = profile.to_string();
+    for (from, to) in swaps {
+        assert!(
+            out.contains(&from),
+            "boards/vboard.toml no longer has {from}"
+        );
+        out = out.replace(&from, &to);
+    }
+    out
+}
+
+struct Run {
+    name: String,
+    code: Option<i32>,
+    /// (what, bytes) of everything the run left behind.
+    outputs: Vec<(String, Vec<u8>)>,
+    /// (what, value).
+    secrets: Vec<(String, String)>,
+    report: serde_json::Value,
+}
+
+fn run(profile: &str, defect: Option<&str>, tmp: &Path) -> Run {
+    let name = defect.unwrap_or("reference").to_string();
+    let dir = tmp.join(&name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let board = dir.join("vboard.toml");
+    std::fs::write(&board, knowing_profile(profile, &dir)).unwrap();
+    let out = dir.join("run");
+    let junit = out.join("junit.xml");
+    let mut args: Vec<&str> = vec![
+        "run",
+        "--board",
+        board.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ];
+    if let Some(d) = defect {
+        args.extend(["--defect", d]);
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_hilt"))
+        .args(&args)
+        .env("HILT_DEV_KEY_DIR", dir.join("keys"))
+        .env("HILT_LOG", "hilt=debug")
+        .current_dir(root())
+        .output()
+        .expect("run hilt");
+    let mut outputs = vec![
+        (format!("{name}: stdout"), o.stdout.clone()),
+        (
+            format!("{name}: stderr (HILT_LOG=hilt=debug)"),
+            o.stderr.clone(),
+        ),
+    ];
+    let context = || {
+        format!(
+            "{name}: exit {:?}\n{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    };
+    assert!(out.join("report.json").is_file(), "{}", context());
+    assert!(junit.is_file(), "{}", context());
+    collect(&out, &out, &name, &mut outputs);
+    let envelope: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.dsse.json")).unwrap()).unwrap();
+    let payload = base64_decode(envelope["payload"].as_str().unwrap());
+    outputs.push((
+        format!("{name}: report.dsse.json payload, decoded"),
+        payload,
+    ));
+    let label = std::fs::read_to_string(dir.join("board/label.txt")).expect("the unit's label");
+    let unit = label
+        .lines()
+        .find_map(|l| l.strip_prefix("password="))
+        .expect("a password= line")
+        .trim()
+        .to_string();
+    let cloud = std::fs::read_to_string(dir.join("cloud.password"))
+        .expect("the mock cloud's device password")
+        .trim()
+        .to_string();
+    assert!(!unit.is_empty() && !cloud.is_empty());
+    let report = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    Run {
+        name,
+        code: o.status.code(),
+        outputs,
+        secrets: vec![
+            ("the unit password".into(), unit),
+            ("the mock cloud's device password".into(), cloud),
+        ],
+        report,
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn collect(base: &Path, dir: &Path, run: &str, into: &mut Vec<(String, Vec<u8>)>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            collect(base, &p, run, into);
+        } else {
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            into.push((format!("{run}: {rel}"), std::fs::read(&p).unwrap()));
+        }
+    }
+}
+
+fn verdict(report: &serde_json::Value, case: &str) -> String {
+    report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == case)
+        .map(|c| c["verdict"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(B64[(n >> (18 - 6 * i)) as usize & 63] as char);
+        }
+        for _ in chunk.len()..3 {
+            out.push('=');
+        }
+    }
+    out
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in text.bytes().filter(|&c| c != b'=') {
+        let v = B64
+            .iter()
+            .position(|&b| b == c)
+            .or_else(|| [b'-', b'_'].iter().position(|&b| b == c).map(|i| 62 + i))
+            .expect("base64") as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// The base64 characters that depend on `data` alone, wherever it sits in an encoded stream: at each
+/// of the three alignments, without the groups shared with what comes before or after it.
+fn base64_cores(data: &[u8]) -> Vec<String> {
+    (0..3)
+        .map(|lead| {
+            let mut padded = vec![0u8; lead];
+            padded.extend_from_slice(data);
+            let enc = base64_encode(&padded);
+            let from = if lead > 0 { 4 } else { 0 };
+            let to = 4 * (padded.len() / 3);
+            enc.get(from..to).unwrap_or("").to_string()
+        })
+        .filter(|c| c.len() >= MIN_PREFIX)
+        .collect()
+}
+
+/// A form of a secret to look for.
+struct Needle {
+    what: String,
+    text: String,
+    /// Compare ASCII case-insensitively.
+    any_case: bool,
+    /// Only where no ASCII letter or digit is next to it.
+    whole_word: bool,
+}
+
+fn needles(secret: &str) -> Vec<Needle> {
+    let short = secret.len() < MIN_PREFIX;
+    let mut out = Vec::new();
+    let mut push = |what: String, text: String, any_case: bool, whole_word: bool| {
+        if whole_word || text.len() >= MIN_PREFIX {
+            out.push(Needle {
+                what,
+                text,
+                any_case,
+                whole_word,
+            });
+        }
+    };
+    push(
+        "as is, upper or lower case".into(),
+        secret.into(),
+        true,
+        short,
+    );
+    for n in MIN_PREFIX..secret.len() {
+        push(
+            format!("its first {n} characters, in any case"),
+            secret[..n].into(),
+            true,
+            false,
+        );
+        push(
+            format!("its first {n} characters as hex"),
+            hex::encode(&secret[..n]),
+            true,
+            false,
+        );
+    }
+    push("as hex".into(), hex::encode(secret), true, false);
+    let percent: String = secret.bytes().map(|b| format!("%{b:02x}")).collect();
+    push("percent-encoded".into(), percent, true, false);
+    let forms = [
+        ("as is", secret.to_string()),
+        ("upper case", secret.to_ascii_uppercase()),
+        ("lower case", secret.to_ascii_lowercase()),
+    ];
+    for (form, text) in forms {
+        for core in base64_cores(text.as_bytes()) {
+            let url = core.replace('+', "-").replace('/', "_");
+            push(format!("{form}, base64"), core.clone(), false, false);
+            push(format!("{form}, URL-safe base64"), url, false, false);
+        }
+    }
+    out
+}
+
+/// Where `n` occurs in `hay`, if anywhere.
+fn find(hay: &[u8], n: &Needle) -> Option<usize> {
+    let needle = n.text.as_bytes();
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+    (0..=hay.len() - needle.len()).find(|&at| {
+        let w = &hay[at..at + needle.len()];
+        let same = if n.any_case {
+            w.eq_ignore_ascii_case(needle)
+        } else {
+            w == needle
+        };
+        same && !(n.whole_word
+            && (word(at.checked_sub(1).and_then(|i| hay.get(i)))
+                || word(hay.get(at + needle.len()))))
+    })
+}
+
+/// One line per leak: where, which secret in which form, and the text around it (the secret
+/// itself replaced).
+fn leaks(run: &Run) -> Vec<String> {
+    let mut found = Vec::new();
+    for (secret_name, secret) in &run.secrets {
+        for n in needles(secret) {
+            for (what, bytes) in &run.outputs {
+                if let Some(at) = find(bytes, &n) {
+                    let before = &bytes[at.saturating_sub(60)..at];
+                    let end = (at + n.text.len() + 60).min(bytes.len());
+                    let after = &bytes[at + n.text.len()..end];
+                    found.push(format!(
+                        "{what}: {secret_name} ({} characters), {}: …{}«HERE»{}…",
+                        secret.len(),
+                        n.what,
+                        String::from_utf8_lossy(before).escape_debug(),
+                        String::from_utf8_lossy(after).escape_debug()
+                    ));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_secret_reaches_any_output_in_any_form_under_any_defect() {
+    let profile = std::fs::read_to_string(root().join("boards/vboard.toml")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut variants: Vec<Option<String>> = vec![None];
+    variants.extend(defects(&profile).into_iter().map(Some));
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let handles: Vec<_> = variants
+            .iter()
+            .map(|d| {
+                let (profile, tmp) = (&profile, tmp.path());
+                s.spawn(move || run(profile, d.as_deref(), tmp))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all = Vec::new();
+    for r in &runs {
+        // Conformant, a FAIL, or undecided: whatever the verdicts, a signed report was written. (Under
+        // load a timing-judged case may not decide; the defects that matter here are checked below.)
+        assert!(
+            matches!(r.code, Some(0 | 1 | 3)),
+            "{}: exit {:?}",
+            r.name,
+            r.code
+        );
+        all.extend(leaks(r));
+    }
+    // The paths the leaks came through were taken: the derived password was found (its upper-case
+    // form and its prefixes were sent), and the universal default was tried.
+    let derived = runs
+        .iter()
+        .find(|r| r.name == "serial-derived-password")
+        .unwrap();
+    assert_eq!(
+        verdict(&derived.report, "pw.console.not-derived-from-serial"),
+        "FAIL"
+    );
+    let universal = runs
+        .iter()
+        .find(|r| r.name == "universal-default-password")
+        .unwrap();
+    assert_eq!(
+        verdict(&universal.report, "pw.console.no-universal-default"),
+        "FAIL"
+    );
+    // Masked, not absent: the attempts with the unit's own password show the marker.
+    for r in &runs {
+        let json = r.report.to_string();
+        assert!(json.contains("\"password\":\"‹secret›\""), "{}", r.name);
+    }
+    assert!(
+        all.is_empty(),
+        "{} leak(s) of a secret:\n{}",
+        all.len(),
+        all.join("\n")
+    );
+}
+
+#[test]
+fn the_search_finds_every_form_it_claims_to() {
+    let secret = "2a7438eda0cd";
+    let forms = [
+        "2a7438eda0cd".to_string(),
+        "2A7438EDA0CD".to_string(),
+        "2a7438ed".to_string(),
+        "2A7438EDA0".to_string(),
+        hex::encode(secret),
+        hex::encode(secret).to_uppercase(),
+        hex::encode("2a7438ed"),
+        secret.bytes().map(|b| format!("%{b:02X}")).collect(),
+        base64_encode(secret.as_bytes()),
+        format!("x{}", base64_encode(format!("u:{secret}").as_bytes())),
+        base64_encode(b"2A7438EDA0CD")
+            .replace('+', "-")
+            .replace('/', "_"),
+    ];
+    for form in &forms {
+        let hay = format!("{{\"data\":\"{form}\"}}");
+        let run = Run {
+            name: "t".into(),
+            code: Some(0),
+            outputs: vec![("f".into(), hay.into_bytes())],
+            secrets: vec![("pw".into(), secret.into())],
+            report: serde_json::Value::Null,
+        };
+        assert!(!leaks(&run).is_empty(), "{form} not found");
+    }
+    let clean = Run {
+        name: "t".into(),
+        code: Some(0),
+        outputs: vec![(
+            "f".into(),
+            b"password=\xe2\x80\xb9secret\xe2\x80\xba 2a7438e".to_vec(),
+        )],
+        secrets: vec![("pw".into(), secret.into()), ("pw".into(), "admin".into())],
+        report: serde_json::Value::Null,
+    };
+    assert_eq!(leaks(&clean), Vec::<String>::new());
+    let word = |hay: &str| Run {
+        name: "t".into(),
+        code: Some(0),
+        outputs: vec![("f".into(), hay.as_bytes().to_vec())],
+        secrets: vec![("pw".into(), "admin".into())],
+        report: serde_json::Value::Null,
+    };
+    assert!(leaks(&word("an administrator")).is_empty());
+    assert_eq!(leaks(&word("login succeeded for ADMIN\n")).len(), 1);
+    assert_eq!(
+        base64_decode(&base64_encode(b"any bytes\x00\xff")),
+        b"any bytes\x00\xff"
+    );
+}
