@@ -11,9 +11,10 @@
 //! and URL-safe, at each alignment, of each case form) and percent-encoding, and every beginning of
 //! it from 8 characters on, as is and as hex.
 //!
-//! A secret shorter than 8 characters (the universal default `admin`) is a common word piece: as is it
-//! is looked for as a whole word only (`administrator` in the EN 303 645 text is no leak), and its
-//! encodings only where they are 8 characters or longer.
+//! A secret shorter than 8 characters (the universal default `admin`) is a common word: as is it is
+//! looked for as a whole word only (`administrator` is no leak), outside the published texts the
+//! report quotes (the provision catalogue's "alerts the user or admin", the scenarios' own texts),
+//! and its encodings only where they are 8 characters or longer.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -236,6 +237,67 @@ fn base64_cores(data: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// Published sentences a report quotes, in which a short secret may occur as a plain word: every
+/// string of at least 24 characters in the provision catalogue and in the scenarios, as is and
+/// HTML-escaped.
+fn public_texts() -> Vec<String> {
+    fn strings(v: &toml::Value, into: &mut Vec<String>) {
+        match v {
+            toml::Value::String(s) if s.len() >= 24 => into.push(s.clone()),
+            toml::Value::Array(a) => a.iter().for_each(|v| strings(v, into)),
+            toml::Value::Table(t) => t.values().for_each(|v| strings(v, into)),
+            _ => {}
+        }
+    }
+    fn tomls(dir: &Path, into: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                tomls(&p, into);
+            } else if p.extension().is_some_and(|x| x == "toml") {
+                into.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    tomls(&root().join("harness/model/catalogue"), &mut files);
+    tomls(&root().join("test-cases"), &mut files);
+    let mut out = Vec::new();
+    for f in files {
+        let v: toml::Value = toml::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        strings(&v, &mut out);
+    }
+    let escaped: Vec<String> = out
+        .iter()
+        .map(|s| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+                .replace('\'', "&#39;")
+        })
+        .collect();
+    out.extend(escaped);
+    out
+}
+
+/// `hay` with every occurrence of `texts` blanked out.
+fn without(hay: &[u8], texts: &[String]) -> Vec<u8> {
+    let mut out = hay.to_vec();
+    for t in texts.iter().map(String::as_bytes) {
+        let mut at = 0;
+        while at + t.len() <= out.len() {
+            if &out[at..at + t.len()] == t {
+                out[at..at + t.len()].fill(b' ');
+                at += t.len();
+            } else {
+                at += 1;
+            }
+        }
+    }
+    out
+}
+
 /// A form of a secret to look for.
 struct Needle {
     what: String,
@@ -247,87 +309,110 @@ struct Needle {
 }
 
 fn needles(secret: &str) -> Vec<Needle> {
-    let short = secret.len() < MIN_PREFIX;
     let mut out = Vec::new();
-    let mut push = |what: String, text: String, any_case: bool, whole_word: bool| {
+    let mut push = |what: &str, text: String, any_case: bool, whole_word: bool| {
         if whole_word || text.len() >= MIN_PREFIX {
             out.push(Needle {
-                what,
+                what: what.to_string(),
                 text,
                 any_case,
                 whole_word,
             });
         }
     };
+    // Its first 8 characters in any case: also every longer beginning, and the whole secret as is,
+    // upper or lower case. A shorter secret: whole, as a word.
+    let short = secret.len() < MIN_PREFIX;
+    let head = &secret[..secret.len().min(MIN_PREFIX)];
+    let what = if short {
+        "as is, upper or lower case"
+    } else {
+        "its first 8 or more characters (or all), in any case"
+    };
+    push(what, head.into(), true, short);
     push(
-        "as is, upper or lower case".into(),
-        secret.into(),
+        "as hex (its first 8 or more characters, either case)",
+        hex::encode(head),
         true,
-        short,
+        false,
     );
-    for n in MIN_PREFIX..secret.len() {
-        push(
-            format!("its first {n} characters, in any case"),
-            secret[..n].into(),
-            true,
-            false,
-        );
-        push(
-            format!("its first {n} characters as hex"),
-            hex::encode(&secret[..n]),
-            true,
-            false,
-        );
-    }
-    push("as hex".into(), hex::encode(secret), true, false);
-    let percent: String = secret.bytes().map(|b| format!("%{b:02x}")).collect();
-    push("percent-encoded".into(), percent, true, false);
+    let percent: String = head.bytes().map(|b| format!("%{b:02x}")).collect();
+    push("percent-encoded", percent, true, false);
     let forms = [
-        ("as is", secret.to_string()),
-        ("upper case", secret.to_ascii_uppercase()),
-        ("lower case", secret.to_ascii_lowercase()),
+        ("as is, base64", secret.to_string()),
+        ("upper case, base64", secret.to_ascii_uppercase()),
+        ("lower case, base64", secret.to_ascii_lowercase()),
     ];
-    for (form, text) in forms {
+    for (what, text) in forms {
         for core in base64_cores(text.as_bytes()) {
             let url = core.replace('+', "-").replace('/', "_");
-            push(format!("{form}, base64"), core.clone(), false, false);
-            push(format!("{form}, URL-safe base64"), url, false, false);
+            push(what, core, false, false);
+            push(&format!("{what} (URL-safe)"), url, false, false);
         }
     }
     out
 }
 
-/// Where `n` occurs in `hay`, if anywhere.
-fn find(hay: &[u8], n: &Needle) -> Option<usize> {
-    let needle = n.text.as_bytes();
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
+/// An output as text, and as lower-case text, to search.
+struct Hay {
+    text: String,
+    lower: String,
+}
+
+impl Hay {
+    fn new(bytes: &[u8]) -> Hay {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let lower = text.to_ascii_lowercase();
+        Hay { text, lower }
     }
+}
+
+/// Where `n` occurs in `hay`, if anywhere.
+fn find(hay: &Hay, n: &Needle) -> Option<usize> {
+    let (text, needle) = if n.any_case {
+        (&hay.lower, n.text.to_ascii_lowercase())
+    } else {
+        (&hay.text, n.text.clone())
+    };
     let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
-    (0..=hay.len() - needle.len()).find(|&at| {
-        let w = &hay[at..at + needle.len()];
-        let same = if n.any_case {
-            w.eq_ignore_ascii_case(needle)
-        } else {
-            w == needle
-        };
-        same && !(n.whole_word
-            && (word(at.checked_sub(1).and_then(|i| hay.get(i)))
-                || word(hay.get(at + needle.len()))))
+    let bytes = text.as_bytes();
+    text.match_indices(&needle).map(|(at, _)| at).find(|&at| {
+        !(n.whole_word
+            && (word(at.checked_sub(1).and_then(|i| bytes.get(i)))
+                || word(bytes.get(at + needle.len()))))
     })
 }
 
 /// One line per leak: where, which secret in which form, and the text around it (the secret
 /// itself replaced).
-fn leaks(run: &Run) -> Vec<String> {
+fn leaks(run: &Run, public: &[String]) -> Vec<String> {
     let mut found = Vec::new();
     for (secret_name, secret) in &run.secrets {
-        for n in needles(secret) {
-            for (what, bytes) in &run.outputs {
-                if let Some(at) = find(bytes, &n) {
-                    let before = &bytes[at.saturating_sub(60)..at];
-                    let end = (at + n.text.len() + 60).min(bytes.len());
-                    let after = &bytes[at + n.text.len()..end];
+        let quoted: Vec<String> = public
+            .iter()
+            .filter(|p| {
+                p.to_ascii_lowercase()
+                    .contains(&secret.to_ascii_lowercase())
+            })
+            .cloned()
+            .collect();
+        let needles = needles(secret);
+        for (what, bytes) in &run.outputs {
+            let hay = Hay::new(bytes);
+            let unquoted = needles
+                .iter()
+                .any(|n| n.whole_word && !quoted.is_empty())
+                .then(|| Hay::new(&without(bytes, &quoted)));
+            for n in &needles {
+                let hay = match &unquoted {
+                    Some(u) if n.whole_word => u,
+                    _ => &hay,
+                };
+                if let Some(at) = find(hay, n) {
+                    let text = hay.text.as_bytes();
+                    let before = &text[at.saturating_sub(60)..at];
+                    let end = (at + n.text.len() + 60).min(text.len());
+                    let after = &text[at + n.text.len()..end];
                     found.push(format!(
                         "{what}: {secret_name} ({} characters), {}: …{}«HERE»{}…",
                         secret.len(),
@@ -346,6 +431,7 @@ fn leaks(run: &Run) -> Vec<String> {
 fn no_secret_reaches_any_output_in_any_form_under_any_defect() {
     let profile = std::fs::read_to_string(root().join("boards/vboard.toml")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
     let mut variants: Vec<Option<String>> = vec![None];
     variants.extend(defects(&profile).into_iter().map(Some));
     let runs: Vec<Run> = std::thread::scope(|s| {
@@ -358,6 +444,8 @@ fn no_secret_reaches_any_output_in_any_form_under_any_defect() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    eprintln!("{} runs took {:?}", runs.len(), started.elapsed());
+    let public = public_texts();
     let mut all = Vec::new();
     for r in &runs {
         // Conformant, a FAIL, or undecided: whatever the verdicts, a signed report was written. (Under
@@ -368,7 +456,7 @@ fn no_secret_reaches_any_output_in_any_form_under_any_defect() {
             r.name,
             r.code
         );
-        all.extend(leaks(r));
+        all.extend(leaks(r, &public));
     }
     // The paths the leaks came through were taken: the derived password was found (its upper-case
     // form and its prefixes were sent), and the universal default was tried.
@@ -393,6 +481,7 @@ fn no_secret_reaches_any_output_in_any_form_under_any_defect() {
         let json = r.report.to_string();
         assert!(json.contains("\"password\":\"‹secret›\""), "{}", r.name);
     }
+    eprintln!("searched them in {:?} in all", started.elapsed());
     assert!(
         all.is_empty(),
         "{} leak(s) of a secret:\n{}",
@@ -428,7 +517,7 @@ fn the_search_finds_every_form_it_claims_to() {
             secrets: vec![("pw".into(), secret.into())],
             report: serde_json::Value::Null,
         };
-        assert!(!leaks(&run).is_empty(), "{form} not found");
+        assert!(!leaks(&run, &[]).is_empty(), "{form} not found");
     }
     let clean = Run {
         name: "t".into(),
@@ -440,7 +529,7 @@ fn the_search_finds_every_form_it_claims_to() {
         secrets: vec![("pw".into(), secret.into()), ("pw".into(), "admin".into())],
         report: serde_json::Value::Null,
     };
-    assert_eq!(leaks(&clean), Vec::<String>::new());
+    assert_eq!(leaks(&clean, &[]), Vec::<String>::new());
     let word = |hay: &str| Run {
         name: "t".into(),
         code: Some(0),
@@ -448,8 +537,20 @@ fn the_search_finds_every_form_it_claims_to() {
         secrets: vec![("pw".into(), "admin".into())],
         report: serde_json::Value::Null,
     };
-    assert!(leaks(&word("an administrator")).is_empty());
-    assert_eq!(leaks(&word("login succeeded for ADMIN\n")).len(), 1);
+    let public = public_texts();
+    assert!(public.iter().any(|p| p.contains("the user or admin and")));
+    assert!(leaks(&word("an administrator"), &[]).is_empty());
+    assert_eq!(
+        leaks(&word("login succeeded for ADMIN\n"), &public).len(),
+        1
+    );
+    let quoted = "<td>On detecting an unauthorised software change, the device alerts the user or \
+                  admin and connects only as the alert needs</td> \"username\": \"admin\"";
+    assert_eq!(
+        leaks(&word(quoted), &public).len(),
+        1,
+        "the quote is no leak, the rest is"
+    );
     assert_eq!(
         base64_decode(&base64_encode(b"any bytes\x00\xff")),
         b"any bytes\x00\xff"

@@ -1,32 +1,41 @@
-//! Reconnection back-off: 200 ms doubling to 2 s, each delay jittered by ±20 %, so a fleet of
-//! devices that lost the cloud together does not come back in one synchronised storm.
+//! Reconnection back-off: 200 ms doubling to a ceiling (2 s by default, `--backoff-max-ms` on the bench),
+//! each delay jittered by ±20 %, so a fleet of devices that lost the cloud together does not come back
+//! in one synchronised storm.
 
 use std::time::{Duration, Instant};
 
 pub const FIRST: Duration = Duration::from_millis(200);
+/// The default ceiling. A connection that lasted as long as the ceiling starts the schedule afresh;
+/// one dropped sooner (a broker that accepts and then hangs up) keeps escalating, so it cannot cause
+/// a storm either.
 pub const CEILING: Duration = Duration::from_secs(2);
 /// Jitter as a fraction of the nominal delay, either way.
 pub const JITTER: f64 = 0.2;
-/// A connection that lasted this long starts the schedule afresh; one dropped sooner (a broker
-/// that accepts and then hangs up) keeps escalating, so it cannot cause a storm either.
-pub const STABLE: Duration = CEILING;
 
 #[derive(Debug, Clone)]
 pub struct Backoff {
     nominal: Duration,
+    ceiling: Duration,
     up_since: Option<Instant>,
 }
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self {
-            nominal: FIRST,
-            up_since: None,
-        }
+        Self::with_ceiling(CEILING)
     }
 }
 
 impl Backoff {
+    /// A schedule doubling from [`FIRST`] to `ceiling` (at least [`FIRST`]); a connection that lasted
+    /// `ceiling` counts as stable.
+    pub fn with_ceiling(ceiling: Duration) -> Self {
+        Self {
+            nominal: FIRST,
+            ceiling: ceiling.max(FIRST),
+            up_since: None,
+        }
+    }
+
     /// Notes that a connection was made at `now`.
     pub fn connected(&mut self, now: Instant) {
         self.up_since = Some(now);
@@ -35,7 +44,7 @@ impl Backoff {
     /// Notes that the connection was lost (or failed) at `now`: resets after a stable one.
     pub fn lost(&mut self, now: Instant) {
         if let Some(since) = self.up_since.take()
-            && now.saturating_duration_since(since) >= STABLE
+            && now.saturating_duration_since(since) >= self.ceiling
         {
             self.reset();
         }
@@ -52,7 +61,7 @@ impl Backoff {
         // Whole milliseconds: the bounds stay exact instead of drifting by float rounding.
         let nominal_ms = u64::try_from(self.nominal.as_millis()).unwrap_or(u64::MAX);
         let delay = Duration::from_millis((nominal_ms as f64 * factor).round() as u64);
-        self.nominal = (self.nominal * 2).min(CEILING);
+        self.nominal = (self.nominal * 2).min(self.ceiling);
         delay
     }
 
@@ -98,13 +107,24 @@ mod tests {
         b.connected(t0);
         b.lost(t0 + Duration::from_millis(100));
         assert_eq!(ms(b.next_delay(0.5)), 400);
-        // Up for longer than STABLE: starts again at 200 ms.
+        // Up for as long as the ceiling: starts again at 200 ms.
         b.connected(t0);
-        b.lost(t0 + STABLE);
+        b.lost(t0 + CEILING);
         assert_eq!(ms(b.next_delay(0.5)), 200);
         // A failure with no connection before it changes nothing.
-        b.lost(t0 + STABLE * 10);
+        b.lost(t0 + CEILING * 10);
         assert_eq!(ms(b.next_delay(0.5)), 400);
+    }
+
+    #[test]
+    fn the_ceiling_is_configurable() {
+        let mut b = Backoff::with_ceiling(Duration::from_millis(1000));
+        let seq: Vec<_> = (0..5).map(|_| ms(b.next_delay(0.5))).collect();
+        assert_eq!(seq, [200, 400, 800, 1000, 1000]);
+        assert_eq!(
+            ms(Backoff::with_ceiling(Duration::ZERO).next_delay(0.5)),
+            200
+        );
     }
 
     #[test]

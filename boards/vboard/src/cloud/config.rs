@@ -32,6 +32,10 @@ pub struct CloudSettings {
     #[arg(long, value_name = "N", default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(10..))]
     pub telemetry_ms: u64,
+    /// Longest reconnection back-off in milliseconds (the bench shortens it to keep runs fast).
+    #[arg(long, value_name = "N", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(200..))]
+    pub backoff_max_ms: u64,
 }
 
 /// A password: shown as `<redacted>` by `Debug`, so it cannot leak through a logged struct.
@@ -73,6 +77,8 @@ pub struct CloudOptions {
     pub undeclared_flow: bool,
     /// The `reconnect-storm` defect: retry at once, forever, without back-off.
     pub reconnect_storm: bool,
+    /// The back-off ceiling.
+    pub backoff_max: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +151,7 @@ impl CloudSettings {
             accept_any_cert,
             undeclared_flow: defects.has(Defect::UndeclaredFlow),
             reconnect_storm: defects.has(Defect::ReconnectStorm),
+            backoff_max: Duration::from_millis(self.backoff_max_ms),
         }))
     }
 
@@ -203,6 +210,7 @@ mod tests {
             mqtt_password_file: Some(f.pw.clone()),
             mqtt_plain_url: Some("mqtt://127.0.0.1:1883".into()),
             telemetry_ms: 100,
+            backoff_max_ms: 2_000,
         }
     }
 

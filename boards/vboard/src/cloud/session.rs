@@ -144,7 +144,7 @@ impl Session {
 
     /// Polls the connection forever: connects, handles incoming packets, backs off on failure.
     async fn serve(&self, client: &AsyncClient, events: &mut EventLoop) {
-        let mut backoff = Backoff::default();
+        let mut backoff = Backoff::with_ceiling(self.opts.backoff_max);
         loop {
             match events.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
