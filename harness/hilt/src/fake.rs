@@ -207,4 +207,6 @@ impl Bench for FakeBench {
     fn cloud(&self) -> Option<&CloudSession> {
         None
     }
+
+    fn mask(&self, _secret: &str, _label: &str) {}
 }

@@ -163,31 +163,6 @@ fn full_run_passes_signs_and_detects_tampering() {
 }
 
 #[test]
-fn no_secret_reaches_report_or_evidence() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("run");
-    let o = run_exact(&out, "bf.console.lockout", &[], tmp.path());
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let r = report(&out);
-    let attempts = r["cases"][0]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["attempts"].as_array().unwrap().clone());
-    let owner = attempts.filter(|a| a["outcome"] == "accepted").count();
-    assert_eq!(owner, 1);
-    let all = std::fs::read_to_string(out.join("report.json")).unwrap()
-        + &std::fs::read_to_string(out.join("evidence/bf.console.lockout/console.log")).unwrap();
-    assert!(
-        all.contains("‹secret"),
-        "the owner's password must appear masked"
-    );
-    // The board's label is gone with its state directory, so check the shape instead: every accepted
-    // login's password argument is masked.
-    assert!(r.to_string().contains("\"password\":\"‹secret›\""));
-}
-
-#[test]
 fn a_defect_fails_its_case_and_gates_with_exit_1() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
@@ -458,46 +433,5 @@ fn selftest_catches_every_defect_with_the_machine_busy() {
         Some(0),
         "{}",
         j["problems"]
-    );
-}
-
-#[test]
-fn a_guessable_password_fails_and_still_never_reaches_the_report() {
-    use sha2::Digest;
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("run");
-    let o = run_exact(
-        &out,
-        "pw.console.not-derived-from-serial",
-        &["--defect", "serial-derived-password"],
-        tmp.path(),
-    );
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert_eq!(
-        verdict(&report(&out), "pw.console.not-derived-from-serial"),
-        "FAIL"
-    );
-    // Under this defect the unit's password is the SHA-256 prefix of its serial: it was found, and it
-    // must still appear nowhere in the clear.
-    let password = &hex::encode(sha2::Sha256::digest(b"VRB-00000001"))[..12];
-    let mut files = vec![
-        out.join("report.json"),
-        out.join("report.html"),
-        out.join("report.dsse.json"),
-    ];
-    for e in std::fs::read_dir(out.join("evidence/pw.console.not-derived-from-serial")).unwrap() {
-        files.push(e.unwrap().path());
-    }
-    for f in files.iter().filter(|f| f.is_file()) {
-        let bytes = std::fs::read(f).unwrap();
-        assert!(
-            !String::from_utf8_lossy(&bytes).contains(password),
-            "{} holds the password",
-            f.display()
-        );
-    }
-    assert!(
-        !text(&o).contains(password),
-        "the console output holds the password"
     );
 }

@@ -476,12 +476,23 @@ fn no_secret_reaches_any_output_in_any_form_under_any_defect() {
         verdict(&universal.report, "pw.console.no-universal-default"),
         "FAIL"
     );
-    // Masked, not absent: the attempts with the unit's own password show the marker.
+    // Masked, not absent: the attempts with the unit's own password show the marker, and so does
+    // the transcript of the login with it.
     for r in &runs {
         let json = r.report.to_string();
         assert!(json.contains("\"password\":\"‹secret›\""), "{}", r.name);
+        let (_, log) = r
+            .outputs
+            .iter()
+            .find(|(what, _)| what.ends_with("evidence/bf.console.lockout/console.log"))
+            .unwrap_or_else(|| panic!("{}: no console transcript of bf.console.lockout", r.name));
+        assert!(
+            String::from_utf8_lossy(log).contains("‹secret:"),
+            "{}: the owner's password must appear masked",
+            r.name
+        );
     }
-    eprintln!("searched them in {:?} in all", started.elapsed());
+    eprintln!("searched in {:?} in all", started.elapsed());
     assert!(
         all.is_empty(),
         "{} leak(s) of a secret:\n{}",

@@ -294,3 +294,21 @@ fn usb_ids_are_parsed_at_load() {
     assert!(err.starts_with(&format!("boards/x.toml:{line}:")), "{err}");
     assert!(err.contains("not a 16-bit hex id"), "{err}");
 }
+
+#[test]
+fn a_scenario_without_a_pass_criterion_does_not_load() {
+    let path = root().join("test-cases/brute-force/console-lockout.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let fixtures = root().join("fixtures");
+    // No `expect` on any step and no [[check]]: nothing could make it fail.
+    let vacuous: String = text
+        .lines()
+        .take_while(|l| !l.starts_with("[[check]]"))
+        .filter(|l| !l.starts_with("expect ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let err = Scenario::parse(Path::new("s.toml"), &vacuous, &fixtures)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no pass criterion"), "{err}");
+}

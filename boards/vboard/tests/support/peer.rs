@@ -17,7 +17,7 @@ use tokio_rustls::rustls::ServerConfig;
 
 const MAX_PACKET: usize = 1 << 20;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Connect {
     pub client_id: String,
     pub username: Option<String>,
@@ -25,6 +25,19 @@ pub struct Connect {
     pub keep_alive: u16,
     pub clean_session: bool,
     pub at: Instant,
+}
+
+/// The password is shown as `‹secret›`: a failing assertion must not print it.
+impl std::fmt::Debug for Connect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connect")
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "‹secret›"))
+            .field("keep_alive", &self.keep_alive)
+            .field("clean_session", &self.clean_session)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]

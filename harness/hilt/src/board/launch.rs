@@ -11,19 +11,19 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use super::BoardError;
 
-/// Secrets masked in the board's stdout and stderr as hilt logs them (`HILT_LOG=hilt::board=debug`).
+/// Secrets masked in one board's stdout and stderr as hilt logs them (`HILT_LOG=hilt::board=debug`).
 ///
-/// Process-wide: the board is launched before any credential is read, and what learns them (the
-/// executor, which holds a `Bench`, not the launcher) registers them with
-/// [`VirtualProcess::mask_in_output`] before it sends them. Each line is masked with what is known
-/// when it is logged, in any ASCII case, as transcripts are; before that (and for a secret never
-/// registered) the value of a `password=`-style line, as a unit label writes it, is masked too.
-static OUTPUT_SECRETS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+/// The board is launched before its credentials can be read (it may write them, as the virtual board
+/// writes its label); the session registers them with [`VirtualProcess::mask`] as soon as they can be,
+/// and the executor adds values that give a secret away before it sends them. Each line is masked with
+/// what is known when it is logged, in any ASCII case, as transcripts are; before that (and for a secret
+/// never registered) the value of a `password=`-style line, as a unit label writes it, is masked too.
+type OutputSecrets = Arc<Mutex<Vec<(String, String)>>>;
 
 /// `password=V`, `passwd = V`, `secret=V`, `token=V` (a label line, a log field): `V` is masked.
 static SECRET_FIELD: LazyLock<Regex> = LazyLock::new(|| {
@@ -32,8 +32,8 @@ static SECRET_FIELD: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// A line of the board's output as it may be logged.
-fn masked_line(line: &str) -> String {
-    let known = OUTPUT_SECRETS.lock().unwrap_or_else(|p| p.into_inner());
+fn masked_line(secrets: &OutputSecrets, line: &str) -> String {
+    let known = secrets.lock().unwrap_or_else(|p| p.into_inner());
     let bytes = hilt_link::Transcript::mask_secrets(
         line.as_bytes(),
         known.iter().map(|(s, l)| (s.as_bytes(), l.as_str())),
@@ -50,6 +50,7 @@ pub struct VirtualProcess {
     /// Held open: the board exits when hilt dies and this pipe closes.
     stdin: Option<ChildStdin>,
     program: String,
+    secrets: OutputSecrets,
 }
 
 impl VirtualProcess {
@@ -86,22 +87,26 @@ impl VirtualProcess {
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, rx) = mpsc::channel::<String>();
+        let secrets = OutputSecrets::default();
         // Keep draining both pipes for the board's whole life so it never blocks on a full pipe.
+        let out_secrets = secrets.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                tracing::debug!(target: "hilt::board", "stdout: {}", masked_line(&line));
+                tracing::debug!(target: "hilt::board", "stdout: {}", masked_line(&out_secrets, &line));
                 let _ = tx.send(line);
             }
         });
+        let err_secrets = secrets.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                tracing::debug!(target: "hilt::board", "stderr: {}", masked_line(&line));
+                tracing::debug!(target: "hilt::board", "stderr: {}", masked_line(&err_secrets, &line));
             }
         });
         let mut proc = VirtualProcess {
             child,
             stdin,
             program: program.clone(),
+            secrets,
         };
         let deadline = Instant::now() + timeout;
         loop {
@@ -143,9 +148,9 @@ impl VirtualProcess {
     }
 
     /// Mask `secret` (a unit's password, a value giving it away) in the board's output that hilt
-    /// logs from now on, in any board this process launched or launches.
-    pub fn mask_in_output(secret: &str, label: &str) {
-        let mut known = OUTPUT_SECRETS.lock().unwrap_or_else(|p| p.into_inner());
+    /// logs from now on.
+    pub fn mask(&self, secret: &str, label: &str) {
+        let mut known = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
         if !secret.is_empty() && !known.iter().any(|(s, _)| s.eq_ignore_ascii_case(secret)) {
             known.push((secret.to_string(), label.to_string()));
         }
@@ -205,7 +210,12 @@ mod tests {
 
     #[test]
     fn logged_board_output_masks_registered_secrets_and_password_fields() {
-        VirtualProcess::mask_in_output("Qx7launchtest", "unit-secret-1");
+        let secrets = OutputSecrets::default();
+        secrets
+            .lock()
+            .unwrap()
+            .push(("Qx7launchtest".into(), "unit-secret-1".into()));
+        let masked_line = |l: &str| super::masked_line(&secrets, l);
         assert_eq!(
             masked_line("INFO login succeeded with QX7LAUNCHTEST and qx7launchtest!"),
             "INFO login succeeded with ‹secret:unit-secret-1› and ‹secret:unit-secret-1›!"

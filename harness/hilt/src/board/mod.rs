@@ -48,7 +48,7 @@ pub struct BoardSession {
     vars: BTreeMap<String, String>,
     // Field order matters: stop the board, then its cloud, before the state directory is removed.
     // Held for its Drop, which stops the board.
-    _process: Option<VirtualProcess>,
+    process: Option<VirtualProcess>,
     cloud: Option<CloudSession>,
     _state: tempfile::TempDir,
 }
@@ -136,7 +136,7 @@ impl BoardSession {
             unit,
             defects: opts.defects.clone(),
             vars,
-            _process: process,
+            process,
             cloud,
             _state: state,
         })
@@ -220,6 +220,15 @@ impl Bench for BoardSession {
 
     fn cloud(&self) -> Option<&CloudSession> {
         self.cloud.as_ref()
+    }
+
+    fn mask(&self, secret: &str, label: &str) {
+        if let Some(c) = &self.cloud {
+            c.mask_secret(secret, label);
+        }
+        if let Some(p) = &self.process {
+            p.mask(secret, label);
+        }
     }
 }
 

@@ -118,9 +118,11 @@ fn say_once(e: &anyhow::Error) -> String {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HILT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colour only on a terminal: logs redirected to a file carry no ANSI codes.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

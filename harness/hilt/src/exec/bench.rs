@@ -20,4 +20,7 @@ pub trait Bench {
     fn open_console(&self, link: &str, cancel: Cancel) -> Result<Console<Box<dyn Port>>, String>;
     /// The board's mock cloud, when its profile declares a cloud link.
     fn cloud(&self) -> Option<&CloudSession>;
+    /// Mask `secret` in everything the bench records from now on besides the case's own transcripts:
+    /// the mock cloud's evidence and the board's logged output.
+    fn mask(&self, secret: &str, label: &str);
 }

@@ -157,6 +157,11 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
     };
     let mut checks = Vec::new();
     let mut budget_ms = None;
+    // The unit and case secrets are masked in the bench's own records before the case touches it,
+    // so a case with no action step (only cloud steps and checks) masks them too.
+    for (i, secret) in ctx.secrets.iter().enumerate() {
+        bench.mask(secret, &format!("unit-secret-{}", i + 1));
+    }
     let ready = match vars_error {
         Some(stop) => Err(stop),
         None => applicability::check(bench, scenario, &ctx.scope()),

@@ -320,10 +320,7 @@ fn mask_everywhere(ctx: &mut Ctx, link: &str, masked: &[(String, String)]) {
         }
     }
     for (secret, label) in &all {
-        if let Some(c) = ctx.bench.cloud() {
-            c.mask_secret(secret, label);
-        }
-        crate::board::VirtualProcess::mask_in_output(secret, label);
+        ctx.bench.mask(secret, label);
     }
 }
 
