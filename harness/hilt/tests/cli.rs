@@ -2,24 +2,11 @@
 //! signatures, checking exit codes, verdicts, reports and tamper detection.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn hilt(args: &[&str], keys: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hilt"))
-        .args(args)
-        .env("HILT_DEV_KEY_DIR", keys)
-        .current_dir(root())
-        .output()
-        .expect("run hilt")
-}
+mod common;
+use common::{hilt, root, text, verdict};
 
 /// `hilt run --out OUT [EXTRA…] CASE --exact`.
 fn run_exact(out: &Path, case: &str, extra: &[&str], keys: &Path) -> Output {
@@ -34,26 +21,8 @@ fn run_case(board: &Path, out: &Path, case: &str, keys: &Path) -> Output {
     run_exact(out, case, &["--board", board.to_str().unwrap()], keys)
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn report(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
-}
-
-fn verdict(r: &serde_json::Value, case: &str) -> String {
-    r["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == case)
-        .map(|c| c["verdict"].as_str().unwrap().to_string())
-        .unwrap_or_default()
 }
 
 #[test]

@@ -6,35 +6,11 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
+
+mod common;
+use common::{hilt, hilt_cmd, root, text};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn hilt_cmd(args: &[&str], keys: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hilt"));
-    c.args(args)
-        .env("HILT_DEV_KEY_DIR", keys)
-        .current_dir(root());
-    c
-}
-
-fn hilt(args: &[&str], keys: &Path) -> Output {
-    hilt_cmd(args, keys).output().expect("run hilt")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[test]
 fn a_filter_that_selects_nothing_exits_2_and_signs_nothing() {

@@ -19,14 +19,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const MIN_PREFIX: usize = 8;
+mod common;
+use common::{root, verdict};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+const MIN_PREFIX: usize = 8;
 
 /// The defects `boards/vboard.toml` declares.
 fn defects(profile: &str) -> Vec<String> {
@@ -171,54 +167,20 @@ fn collect(base: &Path, dir: &Path, run: &str, into: &mut Vec<(String, Vec<u8>)>
     }
 }
 
-fn verdict(report: &serde_json::Value, case: &str) -> String {
-    report["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == case)
-        .map(|c| c["verdict"].as_str().unwrap().to_string())
-        .unwrap_or_default()
-}
-
-const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(B64[(n >> (18 - 6 * i)) as usize & 63] as char);
-        }
-        for _ in chunk.len()..3 {
-            out.push('=');
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
+/// Standard or URL-safe, padded or not.
 fn base64_decode(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in text.bytes().filter(|&c| c != b'=') {
-        let v = B64
-            .iter()
-            .position(|&b| b == c)
-            .or_else(|| [b'-', b'_'].iter().position(|&b| b == c).map(|i| 62 + i))
-            .expect("base64") as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let t = text.trim_end_matches('=');
+    STANDARD_NO_PAD
+        .decode(t)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(t))
+        .expect("base64")
 }
 
 /// The base64 characters that depend on `data` alone, wherever it sits in an encoded stream: at each

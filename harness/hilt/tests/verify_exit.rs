@@ -11,6 +11,9 @@ use hilt_report::keys::{KeyPair, write_key_files};
 use hilt_report::sign::{Envelope, Subject, envelope_bytes, write_signed_report};
 use serde_json::{Value, json};
 
+mod common;
+use common::text;
+
 fn hilt(args: &[&Path]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hilt"))
         .args(args)
@@ -25,14 +28,6 @@ fn verify(envelope: &Path, key: &Path) -> Output {
 
 fn render(envelope: &Path, key: &Path) -> Output {
     hilt(&[Path::new("render"), envelope, Path::new("--key"), key])
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn assert_exit(o: &Output, code: i32, what: &str) {

@@ -409,30 +409,7 @@ mod reveal_tests {
     fn a_number_rendered_from_a_secret_is_not_shown_in_its_error() {
         use crate::exec::{CaseVars, Scope};
         use hilt_model::scenario::Number;
-        let profile = hilt_model::profile::BoardProfile::parse(
-            std::path::Path::new("fake.toml"),
-            r#"
-schema = 1
-[board]
-name = "fake"
-[identity]
-manufacturer = "Test"
-model = "FAKE-1"
-hardware_version = "1"
-firmware_version = "1"
-[[unit]]
-serial = "FAKE-0001"
-credentials.console = { username = "admin", password = { env = "HILT_TEST_UNUSED" } }
-[links.console]
-kind = "serial"
-path = "/dev/null"
-[ics.features]
-a = true
-[ics.provisions]
-"5.1-1" = { support = "Y", detail = "per-unit" }
-"#,
-        )
-        .expect("profile");
+        let profile = crate::exec::tests::profile();
         let bench = crate::fake::FakeBench::new(profile).password("console", "Zq8hunter2Xy");
         let scope = Scope::new(&bench, std::sync::Arc::new(CaseVars::default()));
         let number = |t: &str| Number::Ref(hilt_model::template::Template::parse(t).unwrap());

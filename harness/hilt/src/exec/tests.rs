@@ -68,7 +68,23 @@ send = "info\r"
 expect = 'model=(?P<model>\S+)\n'
 "#;
 
-fn profile() -> BoardProfile {
+/// A case that reads the model designation and compares it with the declared one.
+const IDENTIFY_CASE: &str = r#"
+[provisions]
+en303645 = ["5.1-1"]
+[[step]]
+id = "who"
+action = "identify"
+with = {}
+[[check]]
+kind = "capture-equals"
+step = "who"
+capture = "model"
+expected = "FAKE-1"
+"#;
+
+/// A one-unit serial board with login and logout bindings, and no cloud.
+pub(super) fn profile() -> BoardProfile {
     BoardProfile::parse(Path::new("fake.toml"), PROFILE).expect("test profile")
 }
 
@@ -223,19 +239,7 @@ fn applicability_fails_closed() {
     let r = run(&bench, &scenario(dir.path(), &undeclared)).result;
     assert_eq!(r.verdict, Verdict::NotTested, "{}", r.reason);
     // An action the profile has no binding for.
-    let unbound = r#"
-[provisions]
-en303645 = ["5.1-1"]
-[[step]]
-id = "who"
-action = "identify"
-with = {}
-[[check]]
-kind = "capture-equals"
-step = "who"
-capture = "model"
-expected = "FAKE-1"
-"#;
+    let unbound = IDENTIFY_CASE;
     let r = run(&bench, &scenario(dir.path(), unbound)).result;
     assert_eq!(r.verdict, Verdict::NotTested, "{}", r.reason);
     assert!(r.reason.contains("identify"), "{}", r.reason);
@@ -475,19 +479,7 @@ fn a_capture_the_binding_never_defines_is_a_profile_gap_not_a_fail() {
             _ => Reply::Silent,
         }
     });
-    let s = r#"
-[provisions]
-en303645 = ["5.1-1"]
-[[step]]
-id = "who"
-action = "identify"
-with = {}
-[[check]]
-kind = "capture-equals"
-step = "who"
-capture = "model"
-expected = "FAKE-1"
-"#;
+    let s = IDENTIFY_CASE;
     let r = run(&bench, &scenario(dir.path(), s)).result;
     assert_eq!(r.verdict, Verdict::NotTested, "{}", r.reason);
     assert!(r.reason.contains("(?P<model>"), "{}", r.reason);
