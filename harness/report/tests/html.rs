@@ -95,10 +95,10 @@ fn long_steps_keep_first_and_non_conforming_attempts() {
 #[test]
 fn long_steps_keep_outcome_changes() {
     let out = html(&example());
-    // bf.console.lockout `guesses`: 25 rejected, then 3 locked; the first locked and the last stay.
-    assert!(out.contains("28 attempt(s); 16 omitted below"));
-    assert!(out.contains("… 15 attempt(s) omitted (iterations 10–24) …"));
-    assert!(out.contains("… 1 attempt(s) omitted (iteration 26) …"));
+    // bf.console.lockout `guesses`: 210 rejected, then 3 locked; the first locked and the last stay.
+    assert!(out.contains("213 attempt(s); 201 omitted below"));
+    assert!(out.contains("… 200 attempt(s) omitted (iterations 10–209) …"));
+    assert!(out.contains("… 1 attempt(s) omitted (iteration 211) …"));
 }
 
 #[test]
