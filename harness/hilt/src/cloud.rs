@@ -57,7 +57,7 @@ pub struct CloudSession {
     pub dut_username: String,
     pub dut_client_id: String,
     /// Secrets masked in the evidence taken from this cloud (see [`CloudSession::mask`]).
-    masked: Mutex<Vec<(String, String)>>,
+    masked: Mutex<hilt_link::Secrets>,
     broker: Option<Broker>,
     https: Option<Https>,
     rt: tokio::runtime::Runtime,
@@ -173,11 +173,13 @@ impl CloudSession {
         };
         tracing::info!(mqtts = %endpoints.mqtts, https = %endpoints.https, "mock cloud started");
         let dut = client_names.first().cloned().unwrap_or_default();
-        let masked = endpoints
-            .clients
-            .iter()
-            .map(|c| (c.password.clone(), format!("cloud-password-{}", c.username)))
-            .collect();
+        let mut masked = hilt_link::Secrets::default();
+        for c in &endpoints.clients {
+            masked.add(
+                c.password.as_bytes(),
+                &format!("cloud-password-{}", c.username),
+            );
+        }
         Ok(CloudSession {
             log,
             faults,
@@ -215,9 +217,7 @@ impl CloudSession {
     /// taken from this cloud from now on. Each client's password is masked from the start.
     pub fn mask_secret(&self, secret: &str, label: &str) {
         let mut masked = self.masked.lock().unwrap_or_else(|p| p.into_inner());
-        if !secret.is_empty() && !masked.iter().any(|(s, _)| s.eq_ignore_ascii_case(secret)) {
-            masked.push((secret.to_string(), label.to_string()));
-        }
+        masked.add(secret.as_bytes(), label);
     }
 
     /// `data` (a payload, a flow's topic or path) with every secret of [`CloudSession::mask_secret`]
@@ -225,10 +225,7 @@ impl CloudSession {
     /// mask them.
     pub fn mask(&self, data: &[u8]) -> Vec<u8> {
         let masked = self.masked.lock().unwrap_or_else(|p| p.into_inner());
-        hilt_link::Transcript::mask_secrets(
-            data,
-            masked.iter().map(|(s, l)| (s.as_bytes(), l.as_str())),
-        )
+        masked.mask_bytes(data)
     }
 
     /// [`CloudSession::mask`] for text.

@@ -8,7 +8,6 @@ use hilt_model::profile::{BoardProfile, Unit};
 use hilt_model::template::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::cloud::CloudSession;
@@ -43,13 +42,13 @@ impl<F: FnMut(&str) -> Reply + Send> DeviceScript for F {
     }
 }
 
-/// A [`Port`] backed by a [`DeviceScript`]; everything written is kept in `written` for assertions.
+/// A [`Port`] backed by a [`DeviceScript`] (a script that wants to be asserted on records the lines
+/// it is sent itself).
 pub struct FakeDevice {
     script: Box<dyn DeviceScript>,
     pending: Vec<u8>,
     out: VecDeque<u8>,
     closed: bool,
-    written: Arc<Mutex<Vec<u8>>>,
 }
 
 impl FakeDevice {
@@ -59,13 +58,13 @@ impl FakeDevice {
             pending: Vec::new(),
             out: VecDeque::new(),
             closed: false,
-            written: Arc::default(),
         }
     }
+}
 
-    /// Everything the harness wrote to the device so far.
-    pub fn written(&self) -> Arc<Mutex<Vec<u8>>> {
-        self.written.clone()
+impl DeviceScript for Box<dyn DeviceScript> {
+    fn line(&mut self, line: &str) -> Reply {
+        (**self).line(line)
     }
 }
 
@@ -89,10 +88,6 @@ impl Port for FakeDevice {
         if self.closed {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
-        self.written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(data);
         for &b in data {
             if b != b'\r' && b != b'\n' {
                 self.pending.push(b);
@@ -188,13 +183,7 @@ impl Bench for FakeBench {
             .devices
             .get(link)
             .ok_or_else(|| format!("no device on link {link:?}"))?;
-        let port: Box<dyn Port> = Box::new(FakeDevice {
-            script: make(),
-            pending: Vec::new(),
-            out: VecDeque::new(),
-            closed: false,
-            written: Arc::default(),
-        });
+        let port: Box<dyn Port> = Box::new(FakeDevice::new(make()));
         Ok(Console::new(
             port,
             ConsoleOptions {

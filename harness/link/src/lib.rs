@@ -16,6 +16,6 @@ pub fn cancel_poll() -> std::time::Duration {
 }
 pub use error::LinkError;
 pub use serial::{
-    Console, ConsoleOptions, Dir, ExpectError, Match, Pacing, Port, SerialPort, Transcript,
-    UsbMatch, find_usb_serial,
+    Console, ConsoleOptions, Dir, ExpectError, Match, Pacing, Port, Secrets, SerialPort,
+    Transcript, UsbMatch, find_usb_serial, reveals,
 };

@@ -163,8 +163,11 @@ impl<'de> Deserialize<'de> for Number {
 /// Where a step's rows come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rows {
-    /// A CSV fixture (`fixture:PATH`, relative to fixtures/).
-    Fixture(PathBuf),
+    /// A CSV fixture (`fixture:PATH`, relative to fixtures/), read once when the scenario is loaded.
+    Fixture {
+        path: PathBuf,
+        rows: std::sync::Arc<Vec<Row>>,
+    },
     /// Candidate passwords derived from the unit's serial number the way careless factories do
     /// (`derived:unit.serial`): columns `derivation` and `password`.
     DerivedFromSerial,
@@ -604,8 +607,11 @@ impl RawStep {
                 if rel.contains("..") || !p.exists() {
                     return Err(src.err(span, format!("{at}: fixture {} not found", p.display())));
                 }
-                check_fixture(src, span.clone(), &at, &p)?;
-                Some(Rows::Fixture(p))
+                let rows = fixture_rows(src, span.clone(), &at, &p)?;
+                Some(Rows::Fixture {
+                    path: p,
+                    rows: std::sync::Arc::new(rows),
+                })
             }
         };
         let has_rows = for_each.is_some();
@@ -684,12 +690,12 @@ fn csv_error(path: &Path, text: &str, e: csv::Error) -> LoadError {
 
 /// The rows of a step's `fixture:` at scenario load: readable, and at least one row, so that a
 /// `for_each` over it cannot pass having tried nothing.
-fn check_fixture(
+fn fixture_rows(
     src: &Source,
     span: std::ops::Range<usize>,
     at: &str,
     path: &Path,
-) -> Result<(), LoadError> {
+) -> Result<Vec<Row>, LoadError> {
     let rows =
         read_fixture(path).map_err(|e| src.err(span.clone(), format!("{at}: fixture: {e}")))?;
     if rows.is_empty() {
@@ -701,7 +707,7 @@ fn check_fixture(
             ),
         ));
     }
-    Ok(())
+    Ok(rows)
 }
 
 /// Load every scenario under `dir` (recursively), sorted by id; ids must be unique.

@@ -14,16 +14,18 @@ use std::sync::mpsc;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+use hilt_link::Secrets;
+
 use super::BoardError;
 
 /// Secrets masked in one board's stdout and stderr as hilt logs them (`HILT_LOG=hilt::board=debug`).
 ///
 /// The board is launched before its credentials can be read (it may write them, as the virtual board
-/// writes its label); the session registers them with [`VirtualProcess::mask`] as soon as they can be,
-/// and the executor adds values that give a secret away before it sends them. Each line is masked with
-/// what is known when it is logged, in any ASCII case, as transcripts are; before that (and for a secret
-/// never registered) the value of a `password=`-style line, as a unit label writes it, is masked too.
-type OutputSecrets = Arc<Mutex<Vec<(String, String)>>>;
+/// writes its label); the executor registers them with [`VirtualProcess::mask`] when a case starts,
+/// and values that give a secret away before it sends them. Each line is masked with what is known
+/// when it is logged, in any ASCII case, as transcripts are; before that (and for a secret never
+/// registered) the value of a `password=`-style line, as a unit label writes it, is masked too.
+type OutputSecrets = Arc<Mutex<Secrets>>;
 
 /// `password=V`, `passwd = V`, `secret=V`, `token=V` (a label line, a log field): `V` is masked.
 static SECRET_FIELD: LazyLock<Regex> = LazyLock::new(|| {
@@ -33,13 +35,10 @@ static SECRET_FIELD: LazyLock<Regex> = LazyLock::new(|| {
 
 /// A line of the board's output as it may be logged.
 fn masked_line(secrets: &OutputSecrets, line: &str) -> String {
-    let known = secrets.lock().unwrap_or_else(|p| p.into_inner());
-    let bytes = hilt_link::Transcript::mask_secrets(
-        line.as_bytes(),
-        known.iter().map(|(s, l)| (s.as_bytes(), l.as_str())),
-    );
-    drop(known);
-    let text = String::from_utf8_lossy(&bytes);
+    let text = secrets
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .mask_str(line);
     SECRET_FIELD
         .replace_all(&text, "${1}${2}‹secret›")
         .into_owned()
@@ -150,10 +149,10 @@ impl VirtualProcess {
     /// Mask `secret` (a unit's password, a value giving it away) in the board's output that hilt
     /// logs from now on.
     pub fn mask(&self, secret: &str, label: &str) {
-        let mut known = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
-        if !secret.is_empty() && !known.iter().any(|(s, _)| s.eq_ignore_ascii_case(secret)) {
-            known.push((secret.to_string(), label.to_string()));
-        }
+        self.secrets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(secret.as_bytes(), label);
     }
 
     /// The board's process id (also its process group id).
@@ -214,7 +213,7 @@ mod tests {
         secrets
             .lock()
             .unwrap()
-            .push(("Qx7launchtest".into(), "unit-secret-1".into()));
+            .add(b"Qx7launchtest", "unit-secret-1");
         let masked_line = |l: &str| super::masked_line(&secrets, l);
         assert_eq!(
             masked_line("INFO login succeeded with QX7LAUNCHTEST and qx7launchtest!"),

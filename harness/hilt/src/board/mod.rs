@@ -147,11 +147,6 @@ impl BoardSession {
         self.cloud.as_ref()
     }
 
-    /// A credential field of the unit under test: `username` (plain) or `password` (secret).
-    pub fn credential(&self, surface: &str, field: &str) -> Result<Value, BoardError> {
-        unit_credential(&self.unit, surface, field, &self.vars)
-    }
-
     /// Open a console on a serial link; its waits end when `cancel` is set.
     pub fn open_console(
         &self,

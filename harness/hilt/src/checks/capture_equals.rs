@@ -67,7 +67,7 @@ impl Check for CaptureEquals {
             );
         }
         match ev.scope.render(&self.expected) {
-            Ok(want) => judge(record, &self.capture, &want, &unit_passwords(ev)),
+            Ok(want) => judge(record, &self.capture, &want, ev.secrets),
             Err(e) => (Verdict::NotTested, e),
         }
     }
@@ -90,28 +90,12 @@ fn binding_captures(script: &Script) -> BTreeSet<String> {
     out
 }
 
-/// The passwords of every unit's credentials that can be read: a value revealing one is not shown.
-fn unit_passwords(ev: &Evidence) -> Vec<String> {
-    let bench = ev.scope.bench;
-    let units = bench.profile().units.iter().enumerate();
-    units
-        .flat_map(|(i, u)| {
-            u.credentials
-                .keys()
-                .filter_map(move |surface| bench.credential(i, surface, "password").ok())
-        })
-        .map(|v| v.text)
-        .filter(|t| !t.is_empty())
-        .collect()
-}
-
 /// How a value appears in a message: quoted, or `‹secret›` when it was rendered from a secret
 /// (`secret`) or gives one of `secrets` away (contains one in any case, or is a beginning of one).
-fn shown(value: &str, secret: bool, secrets: &[String]) -> String {
-    let reveals = hilt_link::Transcript::reveals_secret(
-        value.as_bytes(),
-        secrets.iter().map(|s| s.as_bytes()),
-    );
+fn shown(value: &str, secret: bool, secrets: &[(String, String)]) -> String {
+    let reveals = secrets
+        .iter()
+        .any(|(s, _)| hilt_link::reveals(value.as_bytes(), s.as_bytes()));
     if secret || reveals {
         "‹secret›".to_string()
     } else {
@@ -123,7 +107,7 @@ fn judge(
     step: &hilt_report::model::StepRecord,
     capture: &str,
     want: &Value,
-    secrets: &[String],
+    secrets: &[(String, String)],
 ) -> Judgement {
     let expected = want.text.as_str();
     // Compared with a secret, a captured value that differs may still be most of it: neither is shown.
@@ -222,7 +206,7 @@ mod tests {
         assert_eq!(detail, "pin is ‹secret› as declared");
         // A plain expectation, and a captured value giving a unit password away (its upper-case
         // form, or a beginning of it): that value is masked, the declared one is not.
-        let pw = ["2a7438eda0cd".to_string()];
+        let pw = [("2a7438eda0cd".to_string(), "unit-secret-1".to_string())];
         for captured in ["2A7438EDA0CD", "2a7438ed", "x2a7438eda0cdx"] {
             s.attempts[0].captures.insert("pin".into(), captured.into());
             let (_, detail) = judge(&s, "pin", &Value::plain("0000"), &pw);

@@ -101,6 +101,8 @@ impl Params<'_> {
 pub struct Evidence<'a> {
     pub scope: &'a Scope<'a>,
     pub steps: &'a [StepRecord],
+    /// The case's secrets (secret, mask label): a detail must not show a value giving one away.
+    pub secrets: &'a [(String, String)],
     pub cloud: Option<CloudEvidence<'a>>,
 }
 

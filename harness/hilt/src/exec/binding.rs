@@ -77,6 +77,11 @@ pub fn run_binding<P: Port>(
     Ok(run.obs)
 }
 
+/// The longest a `drain_ms` step may take: a babbling device must not hold the case forever.
+pub(super) fn drain_bound(quiet: Duration) -> Duration {
+    quiet * 20 + Duration::from_secs(1)
+}
+
 /// The state of one run of a binding script.
 struct Run<'a, P: Port> {
     console: &'a mut Console<P>,
@@ -167,11 +172,7 @@ impl<P: Port> Run<'_, P> {
     }
 
     fn drain(&mut self, quiet: Duration) -> Result<(), ActionError> {
-        // A babbling device must not hold the case forever: bound the settle time.
-        match self
-            .console
-            .drain(quiet, quiet * 20 + Duration::from_secs(1))
-        {
+        match self.console.drain(quiet, drain_bound(quiet)) {
             Ok(()) | Err(hilt_link::LinkError::Unsettled { .. }) => Ok(()),
             Err(e) => Err(self.link_err(e)),
         }
@@ -183,19 +184,11 @@ mod tests {
     //! The login binding against a scripted device that starts either at `login:` or in a shell.
 
     use super::*;
+    use crate::fake::{FakeDevice, Reply};
     use hilt_link::ConsoleOptions;
     use hilt_model::profile::BoardProfile;
-    use std::collections::VecDeque;
-    use std::io;
     use std::path::Path;
-
-    /// A console that answers each complete line written to it, like a getty and a shell.
-    struct FakeDevice {
-        state: DevState,
-        pending: Vec<u8>,
-        out: VecDeque<u8>,
-        lines: Vec<String>,
-    }
+    use std::sync::{Arc, Mutex};
 
     #[derive(Debug, Clone, Copy, PartialEq)]
     enum DevState {
@@ -204,19 +197,17 @@ mod tests {
         Shell,
     }
 
-    impl FakeDevice {
-        fn new(state: DevState) -> Self {
-            Self {
-                state,
-                pending: Vec::new(),
-                out: VecDeque::new(),
-                lines: Vec::new(),
-            }
-        }
+    /// What a getty-and-shell device is doing, and every line typed at it.
+    type Seen = Arc<Mutex<(DevState, Vec<String>)>>;
 
-        fn answer(&mut self, line: &str) {
-            self.lines.push(line.to_string());
-            let (next, reply) = match (self.state, line) {
+    /// A console that answers each complete line like a getty and a shell.
+    fn device(start: DevState) -> (FakeDevice, Seen) {
+        let seen: Seen = Arc::new(Mutex::new((start, Vec::new())));
+        let state = seen.clone();
+        let dev = FakeDevice::new(move |line: &str| {
+            let mut st = state.lock().unwrap();
+            st.1.push(line.to_string());
+            let (next, reply) = match (st.0, line) {
                 (DevState::Login, "") => (DevState::Login, "\r\nlogin: "),
                 (DevState::Login, _) => (DevState::Password, "\r\nPassword: "),
                 (DevState::Password, "s3cret") => (DevState::Shell, "\r\nWelcome, admin\r\n$ "),
@@ -224,36 +215,10 @@ mod tests {
                 (DevState::Shell, "exit") => (DevState::Login, "\r\nlogout\r\nlogin: "),
                 (DevState::Shell, _) => (DevState::Shell, "\r\n$ "),
             };
-            self.state = next;
-            self.out.extend(reply.as_bytes());
-        }
-    }
-
-    impl Port for FakeDevice {
-        fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-            if self.out.is_empty() {
-                std::thread::sleep(timeout.min(Duration::from_millis(2)));
-                return Ok(0);
-            }
-            let n = buf.len().min(self.out.len());
-            for (b, o) in buf.iter_mut().zip(self.out.drain(..n)) {
-                *b = o;
-            }
-            Ok(n)
-        }
-
-        fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-            for &b in data {
-                if b == b'\r' {
-                    let line =
-                        String::from_utf8_lossy(&std::mem::take(&mut self.pending)).into_owned();
-                    self.answer(&line);
-                } else {
-                    self.pending.push(b);
-                }
-            }
-            Ok(())
-        }
+            st.0 = next;
+            Reply::say(reply)
+        });
+        (dev, seen)
     }
 
     const LOGIN_BINDING: &str = r#"
@@ -294,56 +259,47 @@ outcome = true
         profile.bindings["login"].clone()
     }
 
-    fn login(start: DevState, password: &str) -> (Observation, FakeDevice) {
-        let mut console = Console::new(FakeDevice::new(start), ConsoleOptions::default());
+    /// Log in from `start`; the outcome, then the device's final state and the lines it was sent.
+    fn login(start: DevState, password: &str) -> (Observation, DevState, Vec<String>) {
+        let (dev, seen) = device(start);
+        let mut console = Console::new(dev, ConsoleOptions::default());
         let args = BTreeMap::from([
             ("username".to_string(), Value::plain("admin")),
             ("password".to_string(), Value::secret(password)),
         ]);
         let obs = run_binding(&mut console, &login_binding(), &args).unwrap();
-        (obs, console.into_parts().0)
+        let (state, lines) = seen.lock().unwrap().clone();
+        (obs, state, lines)
     }
 
     #[test]
     fn logs_in_from_the_login_prompt() {
-        let (obs, dev) = login(DevState::Login, "s3cret");
+        let (obs, state, lines) = login(DevState::Login, "s3cret");
         assert_eq!(obs.outcome.as_deref(), Some("accepted"));
-        assert_eq!(dev.lines, ["", "admin", "s3cret"]);
-        assert_eq!(dev.state, DevState::Shell);
+        assert_eq!(lines, ["", "admin", "s3cret"]);
+        assert_eq!(state, DevState::Shell);
     }
 
     #[test]
     fn logs_out_of_a_shell_then_logs_in() {
-        let (obs, dev) = login(DevState::Shell, "s3cret");
+        let (obs, state, lines) = login(DevState::Shell, "s3cret");
         assert_eq!(obs.outcome.as_deref(), Some("accepted"));
         // Every step of the block ran, not only the first send and expect.
-        assert_eq!(dev.lines, ["", "exit", "", "admin", "s3cret"]);
-        assert_eq!(dev.state, DevState::Shell);
+        assert_eq!(lines, ["", "exit", "", "admin", "s3cret"]);
+        assert_eq!(state, DevState::Shell);
     }
 
     #[test]
     fn a_wrong_password_from_a_shell_is_rejected() {
-        let (obs, dev) = login(DevState::Shell, "guess");
+        let (obs, state, _) = login(DevState::Shell, "guess");
         assert_eq!(obs.outcome.as_deref(), Some("rejected"));
-        assert_eq!(dev.state, DevState::Login);
-    }
-
-    /// A device that never says anything.
-    struct Silent;
-
-    impl Port for Silent {
-        fn read_timeout(&mut self, _: &mut [u8], timeout: Duration) -> io::Result<usize> {
-            std::thread::sleep(timeout.min(Duration::from_millis(2)));
-            Ok(0)
-        }
-        fn write_all(&mut self, _: &[u8]) -> io::Result<()> {
-            Ok(())
-        }
+        assert_eq!(state, DevState::Login);
     }
 
     #[test]
     fn a_missing_answer_says_why_once() {
-        let mut console = Console::new(Silent, ConsoleOptions::default());
+        let silent = FakeDevice::new(|_: &str| Reply::Silent);
+        let mut console = Console::new(silent, ConsoleOptions::default());
         let mut binding = login_binding();
         binding.timeout_ms = 20;
         let err = run_binding(&mut console, &binding, &BTreeMap::new()).unwrap_err();
@@ -360,7 +316,7 @@ outcome = true
 
     #[test]
     fn a_missing_argument_is_named() {
-        let mut console = Console::new(FakeDevice::new(DevState::Login), ConsoleOptions::default());
+        let mut console = Console::new(device(DevState::Login).0, ConsoleOptions::default());
         let err = run_binding(&mut console, &login_binding(), &BTreeMap::new()).unwrap_err();
         assert_eq!(err.to_string(), "action login: no argument \"username\"");
     }

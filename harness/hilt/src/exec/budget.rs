@@ -7,6 +7,7 @@ use hilt_model::profile::{Binding, Script, StepKind};
 use hilt_model::scenario::StepWhat;
 use std::time::Duration;
 
+use super::binding::drain_bound;
 use super::steps::Planned;
 use super::{Ctx, Stop};
 
@@ -54,8 +55,9 @@ fn script_ms(script: &Script, default_timeout_ms: u64) -> u64 {
         .map(|s| match &s.kind {
             StepKind::Expect(e) => e.timeout_ms.unwrap_or(default_timeout_ms),
             StepKind::SleepMs(ms) => *ms,
-            // The executor bounds a drain at 20 quiet periods plus a second.
-            StepKind::DrainMs(quiet) => quiet.saturating_mul(20).saturating_add(1_000),
+            StepKind::DrainMs(quiet) => {
+                drain_bound(Duration::from_millis(*quiet)).as_millis() as u64
+            }
             StepKind::Send(_) => 0,
             StepKind::Block(inner) => script_ms(inner, default_timeout_ms),
         })

@@ -74,8 +74,9 @@ pub(crate) struct Ctx<'a> {
     /// Failures observed with evidence: they decide the verdict whatever happens later.
     pub failures: Vec<String>,
     pub inconclusive: Vec<String>,
-    /// The units' passwords and the case's secret variables, masked wherever they show up.
-    pub secrets: Vec<String>,
+    /// (secret, label): the units' passwords, the case's secret variables and the mock cloud's device
+    /// passwords, masked wherever they show up.
+    pub secrets: Vec<(String, String)>,
     /// Case variables and captures so far; shared with the scopes that resolve variables.
     pub vars: Arc<CaseVars>,
     /// First flow-log sequence number of this case, when the board has a mock cloud.
@@ -157,10 +158,11 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
     };
     let mut checks = Vec::new();
     let mut budget_ms = None;
-    // The unit and case secrets are masked in the bench's own records before the case touches it,
-    // so a case with no action step (only cloud steps and checks) masks them too.
-    for (i, secret) in ctx.secrets.iter().enumerate() {
-        bench.mask(secret, &format!("unit-secret-{}", i + 1));
+    let mut flows = None;
+    // The secrets are masked in the bench's own records before the case touches it, so a case with no
+    // action step (only cloud steps and checks) masks them too.
+    for (secret, label) in &ctx.secrets {
+        bench.mask(secret, label);
     }
     let ready = match vars_error {
         Some(stop) => Err(stop),
@@ -173,7 +175,13 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
                 budget_ms = ctx.deadline.map(|(_, b)| b.as_millis() as u64);
                 steps::run(&mut ctx, &plan)
             });
-            checks = run_checks(&ctx, scenario);
+            // One slice of the flow log: what the checks judge is what the evidence shows.
+            flows = ctx
+                .bench
+                .cloud()
+                .zip(ctx.cloud_from)
+                .map(|(c, from)| cloud_flows(c, from));
+            checks = run_checks(&ctx, scenario, flows.as_deref());
             decide(&ctx, stop.err(), &checks)
         }
     };
@@ -184,7 +192,8 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
         .flat_map(|(link, c)| transcript_evidence(link, c))
         .collect();
     if let (Some(c), Some(from)) = (bench.cloud(), ctx.cloud_from) {
-        evidence.extend(cloud_evidence(c, &cloud_flows(c, from)));
+        let flows = flows.unwrap_or_else(|| cloud_flows(c, from));
+        evidence.extend(cloud_evidence(c, &flows));
     }
     CaseRun {
         result: CaseResult {
@@ -230,21 +239,22 @@ fn transcript_evidence(link: &str, c: &Console<Box<dyn Port>>) -> [EvidenceFile;
 
 /// Every check of the case over the evidence gathered, whatever ended the steps: a FAIL a check finds
 /// in partial evidence is still the device's FAIL; anything else yields to why the case stopped.
-fn run_checks(ctx: &Ctx, case: &Case) -> Vec<CheckRecord> {
+fn run_checks(ctx: &Ctx, case: &Case, flows: Option<&[hilt_cloud::Flow]>) -> Vec<CheckRecord> {
     let scope = ctx.scope();
-    let flows = match (ctx.bench.cloud(), ctx.cloud_from) {
-        (Some(c), Some(from)) => Some((c, cloud_flows(c, from))),
-        _ => None,
-    };
     let ev = Evidence {
         scope: &scope,
         steps: &ctx.steps,
-        cloud: flows.as_ref().map(|(c, flows)| CloudEvidence {
-            flows,
-            dut: Dut::of(c),
-            windows: &ctx.windows,
-            declared: &ctx.bench.profile().flows,
-        }),
+        secrets: &ctx.secrets,
+        cloud: ctx
+            .bench
+            .cloud()
+            .zip(flows)
+            .map(|(c, flows)| CloudEvidence {
+                flows,
+                dut: Dut::of(c),
+                windows: &ctx.windows,
+                declared: &ctx.bench.profile().flows,
+            }),
     };
     case.checks.iter().map(|c| c.evaluate(&ev)).collect()
 }
@@ -304,11 +314,12 @@ fn decide(ctx: &Ctx, stop: Option<Stop>, checks: &[CheckRecord]) -> (Verdict, St
     (Verdict::Pass, why.join("; "), Vec::new())
 }
 
+/// The flows recorded since sequence number `from` (the case's start).
 fn cloud_flows(c: &crate::cloud::CloudSession, from: u64) -> Vec<hilt_cloud::Flow> {
     c.log
         .snapshot()
         .into_iter()
-        .filter(|f| f.seq >= from)
+        .skip_while(|f| f.seq < from)
         .collect()
 }
 
@@ -373,19 +384,32 @@ fn cloud_evidence(c: &crate::cloud::CloudSession, flows: &[hilt_cloud::Flow]) ->
     out
 }
 
-/// The passwords of every unit's credentials that can be read now, and the case's secret variables
-/// (a missing password is simply not masked here: the case that needs it becomes NOT_TESTED).
-fn case_secrets(bench: &dyn Bench, vars: &CaseVars) -> Vec<String> {
+/// With their mask labels: the passwords of every unit's credentials that can be read now and the
+/// case's secret variables (`unit-secret-N`), then the mock cloud's device passwords
+/// (`cloud-password-USER`). A missing password is simply not masked here: the case that needs it
+/// becomes NOT_TESTED.
+fn case_secrets(bench: &dyn Bench, vars: &CaseVars) -> Vec<(String, String)> {
     let units = bench.profile().units.iter().enumerate();
     let passwords = units.flat_map(|(i, u)| {
         u.credentials
             .keys()
             .filter_map(move |surface| bench.credential(i, surface, "password").ok())
     });
-    passwords
+    let unit: Vec<String> = passwords
         .chain(vars.values.values().filter(|v| v.secret).cloned())
         .map(|v| v.text)
         .filter(|t| !t.is_empty())
+        .collect();
+    let cloud = bench.cloud().into_iter().flat_map(|c| {
+        c.endpoints
+            .clients
+            .iter()
+            .map(|c| (c.password.clone(), format!("cloud-password-{}", c.username)))
+    });
+    unit.into_iter()
+        .enumerate()
+        .map(|(i, s)| (s, format!("unit-secret-{}", i + 1)))
+        .chain(cloud)
         .collect()
 }
 

@@ -4,7 +4,7 @@
 
 use hilt_model::Verdict;
 use hilt_model::scenario::VarTemplate;
-use hilt_model::scenario::{Rows, Step, StepWhat, read_fixture};
+use hilt_model::scenario::{Row, Rows, Step, StepWhat};
 use hilt_report::model::{Attempt, StepRecord};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,25 +15,23 @@ use super::vars::Scope;
 use super::{Ctx, Stop, budget, cloud, derive};
 use crate::events::RunEvent;
 
-type Row = BTreeMap<String, String>;
-
-/// A step with its rows read and its iteration count resolved.
+/// A step with its rows and its iteration count resolved.
 pub(super) struct Planned {
-    rows: Option<Vec<Row>>,
+    rows: Option<Arc<Vec<Row>>>,
     pub count: usize,
 }
 
-/// Read every step's rows and counts up front (a bad fixture or an unresolvable count stops the case
-/// before the device is touched), then set the case's time budget from them.
+/// Resolve every step's rows and counts up front (an unresolvable count stops the case before the
+/// device is touched), then set the case's time budget from them.
 pub(super) fn prepare(ctx: &mut Ctx) -> Result<Vec<Planned>, Stop> {
     let scope = ctx.scope();
     let mut plan = Vec::new();
     for step in &ctx.scenario.steps {
         let rows = match &step.for_each {
-            Some(Rows::Fixture(path)) => {
-                Some(read_fixture(path).map_err(|e| Stop(Verdict::Error, e.to_string()))?)
+            Some(Rows::Fixture { rows, .. }) => Some(rows.clone()),
+            Some(Rows::DerivedFromSerial) => {
+                Some(Arc::new(derive::from_serial(&ctx.bench.unit().serial)))
             }
-            Some(Rows::DerivedFromSerial) => Some(derive::from_serial(&ctx.bench.unit().serial)),
             None => None,
         };
         let count = match (&rows, &step.repeat) {
@@ -175,10 +173,9 @@ fn run_attempt(
     // A value rendered from a secret, or giving one away even though it came from elsewhere (a
     // derived or default candidate that is the password, its upper-case form, its first 8
     // characters), is shown as `‹secret›` and masked in every transcript, log and evidence file.
-    let secrets = known_secrets(ctx);
     let masked: Vec<(String, String)> = args
         .iter()
-        .filter(|(_, v)| v.secret || reveals(&v.text, &secrets))
+        .filter(|(_, v)| v.secret || reveals(&v.text, &ctx.secrets))
         .map(|(k, v)| (k.clone(), v.text.clone()))
         .collect();
     let shown: BTreeMap<String, String> = args
@@ -280,46 +277,20 @@ fn run_attempt(
 /// Whether showing `candidate` would give away one of `secrets`: it contains one in any ASCII case
 /// (so also when it is a case variant of one), or it is a beginning of one at least 4 characters
 /// long (a truncated password leaves only the rest to guess).
-fn reveals(candidate: &str, secrets: &[String]) -> bool {
-    hilt_link::Transcript::reveals_secret(
-        candidate.as_bytes(),
-        secrets.iter().map(|s| s.as_bytes()),
-    )
-}
-
-/// The units' passwords and the case's secret variables, then the mock cloud's device passwords.
-fn known_secrets(ctx: &Ctx) -> Vec<String> {
-    let cloud = ctx.bench.cloud().into_iter();
-    let cloud = cloud.flat_map(|c| c.endpoints.clients.iter().map(|c| c.password.clone()));
-    ctx.secrets.iter().cloned().chain(cloud).collect()
-}
-
-/// Before anything is sent: mask the unit secrets, the cloud's passwords and the values `masked`
-/// (argument name, value) in the console's transcript, in the mock cloud's evidence and in the
-/// board's logged output. The console already masks the unit secrets (from [`open_link`]), and
-/// argument values that are secret themselves (from the binding): adding them again is a no-op.
-fn mask_everywhere(ctx: &mut Ctx, link: &str, masked: &[(String, String)]) {
-    let units = ctx
-        .secrets
+fn reveals(candidate: &str, secrets: &[(String, String)]) -> bool {
+    secrets
         .iter()
-        .enumerate()
-        .map(|(i, s)| (s.clone(), format!("unit-secret-{}", i + 1)));
-    let cloud = ctx.bench.cloud().into_iter().flat_map(|c| {
-        c.endpoints
-            .clients
-            .iter()
-            .map(|c| (c.password.clone(), format!("cloud-password-{}", c.username)))
-    });
-    let all: Vec<(String, String)> = units
-        .chain(cloud)
-        .chain(masked.iter().map(|(k, v)| (v.clone(), k.clone())))
-        .collect();
-    if let Some(console) = ctx.consoles.get_mut(link) {
-        for (secret, label) in &all {
+        .any(|(s, _)| hilt_link::reveals(candidate.as_bytes(), s.as_bytes()))
+}
+
+/// Before anything is sent: mask the values `masked` (argument name, value) in the console's
+/// transcript, in the mock cloud's evidence and in the board's logged output. The case's own secrets
+/// are registered once, when the case starts and when a link opens.
+fn mask_everywhere(ctx: &mut Ctx, link: &str, masked: &[(String, String)]) {
+    for (label, secret) in masked {
+        if let Some(console) = ctx.consoles.get_mut(link) {
             console.add_secret(secret.as_bytes(), label);
         }
-    }
-    for (secret, label) in &all {
         ctx.bench.mask(secret, label);
     }
 }
@@ -332,8 +303,8 @@ fn open_link(ctx: &mut Ctx, link: &str) -> Result<(), Stop> {
         .bench
         .open_console(link, ctx.ctl.cancel.clone())
         .map_err(|e| Stop(Verdict::Error, e))?;
-    for (i, secret) in ctx.secrets.iter().enumerate() {
-        c.add_secret(secret.as_bytes(), &format!("unit-secret-{}", i + 1));
+    for (secret, label) in &ctx.secrets {
+        c.add_secret(secret.as_bytes(), label);
     }
     ctx.consoles.insert(link.to_string(), c);
     Ok(())
@@ -385,7 +356,10 @@ mod reveal_tests {
 
     #[test]
     fn a_value_reveals_a_secret_it_contains_in_any_case_or_begins() {
-        let secrets = ["2a7438eda0cd".to_string(), "Zq8hunter2Xy".to_string()];
+        let secrets = [
+            ("2a7438eda0cd".to_string(), "unit-secret-1".to_string()),
+            ("Zq8hunter2Xy".to_string(), "unit-secret-2".to_string()),
+        ];
         for shown_masked in [
             "2a7438eda0cd",
             "2A7438EDA0CD",

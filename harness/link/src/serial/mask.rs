@@ -17,9 +17,10 @@ pub(crate) struct Hit {
     pub label: usize,
 }
 
-/// The secrets of a session: bytes that must never be rendered, with their labels.
+/// A set of secrets: bytes that must never be rendered, with their labels. Transcripts hold one; so
+/// does whatever else keeps evidence or logs beside them (the mock cloud's flows, a board's output).
 #[derive(Default, Clone)]
-pub(crate) struct Secrets {
+pub struct Secrets {
     items: Vec<(Vec<u8>, String)>,
     /// Every secret, ASCII case-insensitively; pattern `i` is `items[i]`. Rebuilt on `add`.
     matcher: Option<AhoCorasick>,
@@ -57,15 +58,20 @@ impl Secrets {
         self.items.is_empty()
     }
 
+    /// Whether showing `candidate` would give any of these secrets away (see [`reveals`]).
+    pub fn revealed_by(&self, candidate: &[u8]) -> bool {
+        self.items.iter().any(|(s, _)| reveals(candidate, s))
+    }
+
     /// The text shown in place of the secret with label index `label`.
-    pub fn marker(&self, label: usize) -> String {
+    pub(crate) fn marker(&self, label: usize) -> String {
         let name = self.items.get(label).map_or("?", |(_, l)| l.as_str());
         marker(name)
     }
 
     /// Every occurrence of any secret in `hay`, in any ASCII case, sorted; overlapping ones are
     /// merged so that no byte of any secret is left outside a hit.
-    pub fn hits(&self, hay: &[u8]) -> Vec<Hit> {
+    pub(crate) fn hits(&self, hay: &[u8]) -> Vec<Hit> {
         let mut found: Vec<Hit> = match &self.matcher {
             Some(m) => m
                 .find_overlapping_iter(hay)
@@ -135,7 +141,7 @@ impl Secrets {
 /// Whether showing `candidate` would give `secret` away, ASCII case-insensitively: it contains the
 /// secret (so also when it is a case variant of it), or it is the secret's beginning of at least
 /// [`MIN_REVEALING_PREFIX`] bytes (a truncated password narrows a guess to the rest).
-pub(crate) fn reveals(candidate: &[u8], secret: &[u8]) -> bool {
+pub fn reveals(candidate: &[u8], secret: &[u8]) -> bool {
     if secret.is_empty() || candidate.is_empty() {
         return false;
     }

@@ -14,6 +14,7 @@ mod usb_match;
 
 pub use console::{Console, ConsoleOptions, DEFAULT_MAX_BUFFER, Pacing};
 pub use expect::{ExpectError, Match};
+pub use mask::{Secrets, reveals};
 pub use port::{Port, SerialPort};
 pub use transcript::{DEFAULT_TRANSCRIPT_LIMIT, Dir, Transcript};
 pub use usb_match::{UsbMatch, find_usb_serial};

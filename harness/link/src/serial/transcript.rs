@@ -147,32 +147,6 @@ impl Transcript {
         self.secrets.add(secret, label);
     }
 
-    /// `data` masked by the rules of every transcript rendering, for evidence kept beside
-    /// transcripts (payloads, logs): each occurrence of any of `secrets` (bytes, label), in any
-    /// ASCII case, becomes `‹secret:LABEL›`, overlapping occurrences merged.
-    pub fn mask_secrets<'s>(
-        data: &[u8],
-        secrets: impl IntoIterator<Item = (&'s [u8], &'s str)>,
-    ) -> Vec<u8> {
-        let mut s = Secrets::default();
-        for (secret, label) in secrets {
-            s.add(secret, label);
-        }
-        s.mask_bytes(data)
-    }
-
-    /// Whether showing `candidate` would give away any of `secrets`, ASCII case-insensitively: it
-    /// contains one (so also when it is a case variant of one), or it is the beginning of one, at
-    /// least 4 bytes long. Such a value is to be masked wherever it is shown.
-    pub fn reveals_secret<'s>(
-        candidate: &[u8],
-        secrets: impl IntoIterator<Item = &'s [u8]>,
-    ) -> bool {
-        secrets
-            .into_iter()
-            .any(|s| super::mask::reveals(candidate, s))
-    }
-
     pub(crate) fn secrets(&self) -> &Secrets {
         &self.secrets
     }
@@ -431,17 +405,18 @@ mod tests {
 
     #[test]
     fn masks_other_evidence_and_tells_what_reveals_a_secret() {
-        let secrets = [(&b"hunter2"[..], "pw"), (&b"s3cret"[..], "other")];
+        let mut secrets = Secrets::default();
+        secrets.add(b"hunter2", "pw");
+        secrets.add(b"s3cret", "other");
         assert_eq!(
-            Transcript::mask_secrets(b"{\"p\":\"HUNTER2\",\"q\":\"S3cret\"}", secrets),
+            secrets.mask_bytes(b"{\"p\":\"HUNTER2\",\"q\":\"S3cret\"}"),
             "{\"p\":\"‹secret:pw›\",\"q\":\"‹secret:other›\"}".as_bytes()
         );
-        assert_eq!(Transcript::mask_secrets(b"plain", []), b"plain");
-        let pws = [&b"hunter2"[..]];
-        assert!(Transcript::reveals_secret(b"HUNTER2", pws));
-        assert!(Transcript::reveals_secret(b"hunt", pws));
-        assert!(!Transcript::reveals_secret(b"hun", pws));
-        assert!(!Transcript::reveals_secret(b"unter2", pws));
+        assert_eq!(Secrets::default().mask_bytes(b"plain"), b"plain");
+        assert!(secrets.revealed_by(b"HUNTER2"));
+        assert!(secrets.revealed_by(b"hunt"));
+        assert!(!secrets.revealed_by(b"hun"));
+        assert!(!secrets.revealed_by(b"unter2"));
     }
 
     #[test]
