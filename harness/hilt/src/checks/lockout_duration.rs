@@ -50,16 +50,8 @@ struct LockoutDuration {
 
 fn parse(p: &Params) -> Result<Box<dyn Check>, String> {
     let mut c: LockoutDuration = p.get()?;
-    let (_, guesses) = p.action_step(&c.guesses)?;
-    let (owner, spec) = p.action_step(&c.owner)?;
-    for (id, s) in [(&c.guesses, guesses), (&c.owner, spec)] {
-        if s.lockouts.is_empty() || s.refusals.is_empty() {
-            return Err(format!(
-                "step {id:?} runs action {}, which reports no refusal and lockout outcomes to time a lockout by",
-                s.name
-            ));
-        }
-    }
+    p.lockout_step(&c.guesses)?;
+    let (owner, spec) = p.lockout_step(&c.owner)?;
     let at = |id: &str| p.scenario.steps.iter().position(|s| s.id == id);
     if at(&c.owner) <= at(&c.guesses) {
         return Err(format!(

@@ -24,6 +24,7 @@ use hilt_report::model::{CheckRecord, StepRecord};
 use serde::de::DeserializeOwned;
 
 use crate::exec::{Dut, FaultWindow, Scope};
+use crate::faults::FaultKind;
 
 /// Every check kind, by the name scenarios use in `kind = "..."`.
 pub const KINDS: &[Kind] = &[
@@ -80,6 +81,35 @@ impl Params<'_> {
     pub fn get<T: DeserializeOwned>(&self) -> Result<T, String> {
         T::deserialize(toml::Value::Table(self.table.clone()))
             .map_err(|e| e.message().trim().to_string())
+    }
+
+    /// [`Params::action_step`] for a step whose action reports refusal and lockout outcomes (the
+    /// steps lockout checks judge).
+    pub fn lockout_step(&self, id: &str) -> Result<(&Step, &'static ActionSpec), String> {
+        let (step, spec) = self.action_step(id)?;
+        if spec.refusals.is_empty() || spec.lockouts.is_empty() {
+            return Err(format!(
+                "step {id:?} runs action {}, which reports no refusal and lockout outcomes to judge",
+                spec.name
+            ));
+        }
+        Ok((step, spec))
+    }
+
+    /// That the scenario injects `fault` in some step (a check that judges a fault window needs one).
+    pub fn require_fault(&self, fault: &FaultKind) -> Result<(), String> {
+        let applied =
+            self.scenario.steps.iter().any(
+                |s| matches!(&s.what, StepWhat::CloudFault { fault: f, .. } if f.0 == fault.name),
+            );
+        if applied {
+            Ok(())
+        } else {
+            Err(format!(
+                "the scenario applies no `cloud = \"{}\"` fault to judge",
+                fault.name
+            ))
+        }
     }
 
     /// The action step `id` of this scenario, with its action's vocabulary entry.

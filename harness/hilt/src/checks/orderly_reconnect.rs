@@ -24,15 +24,7 @@ struct OrderlyReconnect {
 
 fn parse(p: &Params) -> Result<Box<dyn Check>, String> {
     let c = p.get::<OrderlyReconnect>()?;
-    let applies_outage = p.scenario.steps.iter().any(|s| {
-        matches!(
-            &s.what,
-            hilt_model::scenario::StepWhat::CloudFault { fault, .. } if fault.0 == outage::KIND.name
-        )
-    });
-    if !applies_outage {
-        return Err("the scenario applies no `cloud = \"outage\"` fault to judge".into());
-    }
+    p.require_fault(&outage::KIND)?;
     Ok(Box::new(c))
 }
 

@@ -22,15 +22,7 @@ struct RefusesUntrustedCert {}
 
 fn parse(p: &Params) -> Result<Box<dyn Check>, String> {
     let c = p.get::<RefusesUntrustedCert>()?;
-    let applies_fault = p.scenario.steps.iter().any(|s| {
-        matches!(
-            &s.what,
-            hilt_model::scenario::StepWhat::CloudFault { fault, .. } if fault.0 == untrusted_cert::KIND.name
-        )
-    });
-    if !applies_fault {
-        return Err("the scenario applies no `cloud = \"untrusted-cert\"` fault to judge".into());
-    }
+    p.require_fault(&untrusted_cert::KIND)?;
     Ok(Box::new(c))
 }
 

@@ -37,13 +37,7 @@ struct Throttled {
 
 fn parse(p: &Params) -> Result<Box<dyn Check>, String> {
     let mut c: Throttled = p.get()?;
-    let (_, spec) = p.action_step(&c.step)?;
-    if spec.refusals.is_empty() || spec.lockouts.is_empty() {
-        return Err(format!(
-            "step {:?} runs action {}, which reports no refusal and lockout outcomes to judge",
-            c.step, spec.name
-        ));
-    }
+    let (_, spec) = p.lockout_step(&c.step)?;
     c.action = Some(spec);
     Ok(Box::new(c))
 }
