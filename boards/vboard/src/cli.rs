@@ -11,6 +11,7 @@ use crate::cloud::CloudSettings;
 use crate::defects::{DefectSet, listing};
 use crate::provision::valid_serial;
 use crate::run::{RunOptions, run};
+use crate::update::UpdateSettings;
 
 /// Exit code for bad arguments or a state the board refuses to boot from.
 const USAGE: u8 = 2;
@@ -63,6 +64,8 @@ struct RunArgs {
     exit_on_stdin_eof: bool,
     #[command(flatten)]
     cloud: CloudSettings,
+    #[command(flatten)]
+    update: UpdateSettings,
 }
 
 impl RunArgs {
@@ -76,7 +79,14 @@ impl RunArgs {
                 sn.escape_default()
             ));
         }
-        let cloud = self.cloud.resolve(&defects).map_err(|e| e.to_string())?;
+        let cloud = self
+            .cloud
+            .resolve(&defects, self.update.update_url.is_some())
+            .map_err(|e| e.to_string())?;
+        let update = self
+            .update
+            .resolve(self.cloud.ca_cert.as_deref(), &defects)
+            .map_err(|e| e.to_string())?;
         Ok(RunOptions {
             state_dir: self.state,
             serial: self.serial,
@@ -89,6 +99,7 @@ impl RunArgs {
             ready_file: self.ready_file,
             exit_on_stdin_eof: self.exit_on_stdin_eof,
             cloud,
+            update,
         })
     }
 }
@@ -224,5 +235,62 @@ mod tests {
         // The password has no command-line option: only a file.
         assert!(parse(&["run", "--state", "d", "--mqtt-password", "x"]).is_err());
         assert!(parse(&["run", "--state", "d", "--telemetry-ms", "5"]).is_err());
+    }
+
+    #[test]
+    fn update_options() {
+        let o = parse(&["run", "--state", "d"]).unwrap();
+        assert!(o.update.is_none());
+        let err = parse(&["run", "--state", "d", "--update-url", "https://h/u"]).unwrap_err();
+        assert!(err.contains("--update-key"), "{err}");
+        let err = parse(&["run", "--state", "d", "--client-cert", "c.pem"]).unwrap_err();
+        assert!(err.contains("--update-url"), "{err}");
+        let short = ["run", "--state", "d", "--update-check-ms", "99"];
+        assert!(parse(&short).is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let pki = hilt_cloud::Pki::generate(&["127.0.0.1".into()]).unwrap();
+        let client = pki.issue_client("SN1").unwrap();
+        let vendor = hilt_report::keys::KeyPair::from_seed(&[5; 32]);
+        let file = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p.to_str().unwrap().to_string()
+        };
+        let ca = file("ca.pem", pki.ca_pem());
+        let key = file(
+            "k.pub",
+            &hilt_report::keys::public_pem(&vendor.verifying_key()),
+        );
+        let cert = file("c.pem", &client.cert_pem);
+        let ckey = file("c.key", &client.key_pem);
+        let args = [
+            "run",
+            "--state",
+            "d",
+            "--update-url",
+            "https://127.0.0.1:1/update/VRB-1",
+            "--update-key",
+            &key,
+            "--client-cert",
+            &cert,
+            "--client-key",
+            &ckey,
+            "--ca-cert",
+            &ca,
+        ];
+        let o = parse(&args).unwrap();
+        assert!(o.cloud.is_none(), "--ca-cert serves the update agent alone");
+        let u = o.update.expect("an update agent");
+        assert_eq!(
+            u.check_interval,
+            std::time::Duration::from_millis(86_400_000)
+        );
+        assert_eq!(u.warn, std::time::Duration::from_millis(10_000));
+        let mut more = args.to_vec();
+        more.extend(["--update-check-ms", "100", "--update-warn-ms", "0"]);
+        let u = parse(&more).unwrap().update.unwrap();
+        assert_eq!(u.check_interval, std::time::Duration::from_millis(100));
+        assert!(u.warn.is_zero());
     }
 }

@@ -12,6 +12,8 @@ mod url;
 pub use backoff::Backoff;
 pub use config::{CloudOptions, CloudSettings, ConfigError, Credentials, Secret};
 pub use session::{CloudError, CloudHandle, start};
-pub use state::{CloudView, Link, MAX_NOTICES};
-pub use tls::{TlsError, accepting_any, load_ca, server_name, trusting};
+pub use state::{CloudView, Link, MAX_NOTICES, printable};
+pub use tls::{
+    Identity, TlsError, accepting_any, load_ca, load_identity, server_name, trusting, trusting_as,
+};
 pub use url::{BrokerUrl, UrlError};

@@ -1,8 +1,10 @@
 //! The serial console state machine: bytes in, bytes out, no I/O of its own.
 //!
 //! The event loop feeds it host bytes, calls [`Console::tick`] when
-//! [`Console::next_deadline_ms`] passes, writes [`Console::take_output`] to
-//! the UART and persists the state whenever [`Console::take_dirty`] says so.
+//! [`Console::next_deadline_ms`] passes or the update agent queues an event,
+//! writes [`Console::take_output`] to the UART, persists the state whenever
+//! [`Console::take_dirty`] says so, and restarts it from flash when
+//! [`Console::take_reboot`] says so.
 
 use std::collections::VecDeque;
 
@@ -11,7 +13,8 @@ use crate::clock::Clock;
 use crate::cloud::CloudView;
 use crate::flash::FlashState;
 use crate::line::{Edit, LineEditor};
-use crate::{ADMIN_USER, FW_VERSION, MODEL};
+use crate::update::{Request, Snapshot, UpdateLink};
+use crate::{ADMIN_USER, MODEL, SUPPORT_END};
 
 pub(crate) const LOGIN_PROMPT: &str = "login: ";
 pub(crate) const SHELL_PROMPT: &str = "vrb$ ";
@@ -23,11 +26,31 @@ const MAX_QUEUED: usize = 4096;
 #[derive(Debug)]
 pub(crate) enum Mode {
     Login,
-    Password { user: Vec<u8> },
+    Password {
+        user: Vec<u8>,
+    },
     Shell,
     PasswdCurrent,
-    PasswdNew { current: Vec<u8> },
-    PasswdRetype { current: Vec<u8>, new: Vec<u8> },
+    PasswdNew {
+        current: Vec<u8>,
+    },
+    PasswdRetype {
+        current: Vec<u8>,
+        new: Vec<u8>,
+    },
+    /// Waiting (at most until `until_ms`) for the update agent's answer to request `id`.
+    UpdateWait {
+        id: u64,
+        until_ms: u64,
+        what: Wait,
+    },
+}
+
+/// What an [`Mode::UpdateWait`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    Check,
+    Install,
 }
 
 impl Mode {
@@ -43,6 +66,7 @@ impl Mode {
             Mode::PasswdCurrent => "Current password: ",
             Mode::PasswdNew { .. } => "New password: ",
             Mode::PasswdRetype { .. } => "Retype new password: ",
+            Mode::UpdateWait { .. } => "",
         }
     }
 
@@ -69,6 +93,14 @@ pub struct Console<C: Clock> {
     pub(crate) model: &'static str,
     /// The `lockout-bypass` defect: the lockout refuses only wrong passwords.
     lockout_bypass: bool,
+    /// The update agent's end, when the board has one.
+    pub(crate) update: Option<UpdateLink>,
+    /// The issue banner states the support period (not under `no-support-period`).
+    support_period: bool,
+    /// Set by `reboot` and by an install: the loop restarts the console from flash.
+    pub(crate) reboot: bool,
+    /// The id of the next request to the update agent.
+    pub(crate) next_request: u64,
     line: LineEditor,
     deferred: Option<Deferred>,
     queued: VecDeque<u8>,
@@ -86,6 +118,10 @@ impl<C: Clock> Console<C> {
             cloud: CloudView::off(),
             model: MODEL,
             lockout_bypass: false,
+            update: None,
+            support_period: true,
+            reboot: false,
+            next_request: 1,
             line: LineEditor::default(),
             deferred: None,
             queued: VecDeque::new(),
@@ -109,19 +145,55 @@ impl<C: Clock> Console<C> {
         self.lockout_bypass = true;
     }
 
+    /// Lets the `update` commands reach the update agent (none until attached).
+    pub fn attach_update(&mut self, link: UpdateLink) {
+        self.update = Some(link);
+        self.publish_update();
+    }
+
+    /// The `no-support-period` defect: the issue banner does not say until when updates come.
+    pub fn hide_support_period(&mut self) {
+        self.support_period = false;
+    }
+
     /// Prints the boot banner and the first login prompt.
     pub fn boot(&mut self) {
-        self.emit(&format!(
-            "\r\n{} virtual reference board, firmware {FW_VERSION}\r\n\r\n{LOGIN_PROMPT}",
-            self.model
-        ));
+        let banner = format!(
+            "\r\n{} virtual reference board, firmware {}\r\n\r\n",
+            self.model, self.state.update.running.version
+        );
+        self.emit(&banner);
+        self.login_prompt();
+    }
+
+    /// Starts again as after power-on, from `state` as read back from flash.
+    pub fn restart(&mut self, state: FlashState) {
+        self.state = state;
+        self.mode = Mode::Login;
+        self.line = LineEditor::default();
+        self.deferred = None;
+        self.queued.clear();
+        self.reboot = false;
+        self.dirty = false;
+        if let Some(link) = &self.update
+            && !link.request(Request::Booted)
+        {
+            tracing::warn!("the update agent did not take the boot notification");
+        }
+        self.boot();
+        self.publish_update();
+    }
+
+    /// Whether a restart was asked for (by `reboot` or an install) since the last call.
+    pub fn take_reboot(&mut self) -> bool {
+        std::mem::take(&mut self.reboot)
     }
 
     /// Handles bytes received from the host.
     pub fn feed(&mut self, bytes: &[u8]) {
         self.tick();
         for &b in bytes {
-            if self.deferred.is_some() {
+            if self.holding_input() {
                 if self.queued.len() < MAX_QUEUED {
                     self.queued.push_back(b);
                 }
@@ -129,26 +201,68 @@ impl<C: Clock> Console<C> {
                 self.byte(b);
             }
         }
+        self.publish_update();
     }
 
-    /// Releases a delayed answer once due, then processes input typed meanwhile.
+    /// Applies the update agent's events, releases a delayed answer or an update answer once due,
+    /// then processes input typed meanwhile.
     pub fn tick(&mut self) {
+        self.take_update_events();
         let now = self.clock.now_ms();
         if self.deferred.as_ref().is_some_and(|d| now >= d.until_ms)
             && let Some(d) = self.deferred.take()
         {
             self.emit(&d.output);
-            while self.deferred.is_none()
-                && let Some(b) = self.queued.pop_front()
-            {
-                self.byte(b);
-            }
+        }
+        self.expire_update_wait(now);
+        self.drain_queued();
+        self.publish_update();
+    }
+
+    /// When [`Console::tick`] next needs calling, if ever (besides when the update agent wakes it).
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        let wait = match self.mode {
+            Mode::UpdateWait { until_ms, .. } => Some(until_ms),
+            _ => None,
+        };
+        let deferred = self.deferred.as_ref().map(|d| d.until_ms);
+        match (deferred, wait) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
-    /// When [`Console::tick`] next needs calling, if ever.
-    pub fn next_deadline_ms(&self) -> Option<u64> {
-        self.deferred.as_ref().map(|d| d.until_ms)
+    /// Input waits while an answer is held back, the update agent is being waited for, or a
+    /// restart is due (a rebooting device drops what was typed).
+    fn holding_input(&self) -> bool {
+        self.deferred.is_some() || matches!(self.mode, Mode::UpdateWait { .. }) || self.reboot
+    }
+
+    fn drain_queued(&mut self) {
+        while !self.holding_input()
+            && let Some(b) = self.queued.pop_front()
+        {
+            self.byte(b);
+        }
+    }
+
+    /// Tells the update agent what it must know: the update state and whether a user is logged in.
+    fn publish_update(&self) {
+        if let Some(link) = &self.update {
+            link.publish(Snapshot {
+                update: self.state.update.clone(),
+                session: self.mode.logged_in(),
+            });
+        }
+    }
+
+    /// The issue banner (unless the `no-support-period` defect hides it) and the login prompt.
+    pub(crate) fn login_prompt(&mut self) {
+        if self.support_period {
+            let line = format!("{} security updates until {SUPPORT_END}\r\n", self.model);
+            self.emit(&line);
+        }
+        self.set_mode(Mode::Login);
     }
 
     /// Bytes to send to the host.
@@ -219,7 +333,7 @@ impl<C: Clock> Console<C> {
 
     fn enter(&mut self, line: Vec<u8>) {
         match std::mem::replace(&mut self.mode, Mode::Login) {
-            Mode::Login if line.is_empty() => self.set_mode(Mode::Login),
+            Mode::Login if line.is_empty() => self.login_prompt(),
             Mode::Login => self.set_mode(Mode::Password { user: line }),
             Mode::Password { user } => self.attempt_login(&user, &line),
             Mode::Shell => self.run_command(&line),
@@ -235,6 +349,8 @@ impl<C: Clock> Console<C> {
                 self.emit("\r\n");
                 self.finish_passwd(&current, &new, &line);
             }
+            // Input is queued while waiting; restore the mode if a line slips through.
+            wait @ Mode::UpdateWait { .. } => self.mode = wait,
         }
     }
 

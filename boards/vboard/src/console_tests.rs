@@ -4,8 +4,10 @@ use crate::auth::{LoginCounters, PasswordHash, RateLimitPolicy};
 use crate::clock::ManualClock;
 use crate::console::Console;
 use crate::flash::FlashState;
+use crate::update::{AgentEnd, Event, Request, SlotInfo, UpdateState, channel};
 
 const PW: &str = "GoodPass2345";
+const ISSUE: &str = "VRB-1 security updates until 2030-12-31\r\n";
 const T0: u64 = 1_700_000_000_000;
 const FAST: RateLimitPolicy = RateLimitPolicy {
     max_failures: 3,
@@ -18,6 +20,7 @@ fn state() -> FlashState {
         serial: "VRB-TEST0001".into(),
         admin_password: PasswordHash::new(PW.as_bytes()).unwrap(),
         login: LoginCounters::default(),
+        update: UpdateState::default(),
     }
 }
 
@@ -61,14 +64,15 @@ fn boot_banner_and_prompt() {
     c.boot();
     assert_eq!(
         c.take_output(),
-        b"\r\nVRB-1 virtual reference board, firmware 1.0.0\r\n\r\nlogin: "
+        b"\r\nVRB-1 virtual reference board, firmware 1.0.0\r\n\r\n\
+          VRB-1 security updates until 2030-12-31\r\nlogin: "
     );
 }
 
 #[test]
 fn login_success_never_echoes_the_password() {
     let (mut c, _) = board();
-    assert_eq!(send(&mut c, "\r"), "\r\nlogin: ");
+    assert_eq!(send(&mut c, "\r"), format!("\r\n{ISSUE}login: "));
     assert_eq!(send(&mut c, "admin\r\n"), "admin\r\nPassword: ");
     let out = send(&mut c, &format!("{PW}\r\n"));
     assert_eq!(out, "\r\nWelcome, admin\r\nvrb$ ");
@@ -268,7 +272,20 @@ fn shell_commands() {
     assert_eq!(send(&mut c, "whoami\r"), "whoami\r\nadmin\r\nvrb$ ");
     let help = send(&mut c, "help\r");
     for cmd in [
-        "help", "info", "whoami", "passwd", "cloud", "notices", "exit", "logout",
+        "help",
+        "info",
+        "whoami",
+        "passwd",
+        "cloud",
+        "notices",
+        "exit",
+        "logout",
+        "update check",
+        "install",
+        "status",
+        "autoupdate",
+        "postpone",
+        "reboot",
     ] {
         assert!(help.contains(cmd), "{help}");
     }
@@ -357,7 +374,10 @@ fn cloud_and_notices_commands_show_the_link() {
         send(&mut c, "cloud\r"),
         "cloud\r\ncloud=off url=- last_error=-\r\nvrb$ "
     );
-    assert_eq!(send(&mut c, "notices\r"), "notices\r\nno notices\r\nvrb$ ");
+    assert_eq!(
+        send(&mut c, "notices\r"),
+        "notices\r\nend of notices\r\nvrb$ "
+    );
 
     let view = crate::cloud::CloudView::new("mqtts://127.0.0.1:8883");
     c.attach_cloud(view.clone());
@@ -373,7 +393,249 @@ fn cloud_and_notices_commands_show_the_link() {
     assert!(send(&mut c, "cloud\r").contains("cloud=connected url=mqtts://127.0.0.1:8883 "));
     assert_eq!(
         send(&mut c, "notices\r"),
-        "notices\r\nnotice 1: firmware 1.0.1 available\r\n\
-         notice 2:  ]0;evil maintenance\r\nvrb$ "
+        "notices\r\nnotice 1:  ]0;evil maintenance\r\n\
+         notice 2: firmware 1.0.1 available\r\nend of notices\r\nvrb$ "
     );
+}
+
+/// A logged-in console attached to an update link whose agent end the test plays.
+fn board_with_agent() -> (Console<ManualClock>, ManualClock, AgentEnd) {
+    let (mut c, clock) = board();
+    let (link, agent) = channel(crate::update::Snapshot {
+        update: UpdateState::default(),
+        session: false,
+    })
+    .unwrap();
+    c.attach_update(link);
+    login(&mut c);
+    (c, clock, agent)
+}
+
+/// Lets the console apply what the agent queued; returns what it printed.
+fn after_events(c: &mut Console<ManualClock>) -> String {
+    c.tick();
+    String::from_utf8_lossy(&c.take_output()).into_owned()
+}
+
+#[test]
+fn issue_banner_is_shown_at_boot_and_on_an_empty_login_line_only() {
+    let (mut c, clock) = board();
+    assert_eq!(send(&mut c, "\r"), format!("\r\n{ISSUE}login: "));
+    send(&mut c, "admin\rbad\r");
+    assert_eq!(
+        after_delay(&mut c, &clock),
+        "\r\nLogin incorrect\r\n\r\nlogin: "
+    );
+    login(&mut c);
+    assert_eq!(send(&mut c, "exit\r"), "exit\r\n\r\nlogin: ");
+
+    let mut c = Console::new(state(), FAST, ManualClock::new(T0));
+    c.hide_support_period();
+    c.boot();
+    let out = String::from_utf8(c.take_output()).unwrap();
+    assert_eq!(
+        out,
+        "\r\nVRB-1 virtual reference board, firmware 1.0.0\r\n\r\nlogin: "
+    );
+    assert_eq!(send(&mut c, "\r"), "\r\nlogin: ");
+}
+
+#[test]
+fn without_an_update_service_update_commands_say_so() {
+    let (mut c, _) = board();
+    login(&mut c);
+    for cmd in ["update check", "update install", "update status", "update"] {
+        assert_eq!(
+            send(&mut c, &format!("{cmd}\r")),
+            format!("{cmd}\r\nupdate: no update service configured\r\nvrb$ ")
+        );
+    }
+    assert_eq!(
+        send(&mut c, "autoupdate\r"),
+        "autoupdate\r\nautoupdate: on\r\nvrb$ "
+    );
+}
+
+#[test]
+fn update_check_waits_for_the_agent_and_queues_typing() {
+    let (mut c, _, mut agent) = board_with_agent();
+    assert!(agent.snapshot().session, "the agent must see the session");
+    assert_eq!(send(&mut c, "update check\r"), "update check\r\n");
+    let Some(Request::Check { id }) = agent.try_recv() else {
+        panic!("no check request")
+    };
+    assert_eq!(c.next_deadline_ms(), Some(T0 + 15_000));
+    // Typed while waiting: held until the answer is printed.
+    assert_eq!(send(&mut c, "whoami\r"), "");
+    agent.push(Event::Reply {
+        id,
+        line: "update: available 1.1.0 (security update): fixes RCE".into(),
+    });
+    assert_eq!(
+        after_events(&mut c),
+        "update: available 1.1.0 (security update): fixes RCE\r\nvrb$ whoami\r\nadmin\r\nvrb$ "
+    );
+    assert_eq!(c.next_deadline_ms(), None);
+    send(&mut c, "exit\r");
+    assert!(!agent.snapshot().session, "logged out");
+}
+
+#[test]
+fn an_agent_that_does_not_answer_times_out_and_its_late_answer_is_dropped() {
+    let (mut c, clock, mut agent) = board_with_agent();
+    send(&mut c, "update check\r");
+    let Some(Request::Check { id }) = agent.try_recv() else {
+        panic!("no check request")
+    };
+    clock.advance(14_999);
+    assert_eq!(after_events(&mut c), "");
+    clock.advance(1);
+    assert_eq!(
+        after_events(&mut c),
+        "update: check failed: timed out\r\nvrb$ "
+    );
+    agent.push(Event::Reply {
+        id,
+        line: "update: none available (running 1.0.0)".into(),
+    });
+    assert_eq!(after_events(&mut c), "");
+    assert_eq!(send(&mut c, "update install\r"), "update install\r\n");
+    let Some(Request::Install { id: next }) = agent.try_recv() else {
+        panic!("no install request")
+    };
+    assert_ne!(next, id);
+    agent.push(Event::Reply {
+        id: next,
+        line: "update: nothing to install".into(),
+    });
+    assert_eq!(after_events(&mut c), "update: nothing to install\r\nvrb$ ");
+}
+
+#[test]
+fn an_install_switches_slots_keeps_the_notice_and_reboots() {
+    let (mut c, clock, mut agent) = board_with_agent();
+    assert_eq!(
+        send(&mut c, "update status\r"),
+        "update status\r\nupdate: running=1.0.0 security_version=1 slot=A auto=on\r\nvrb$ "
+    );
+    agent.push(Event::Notice(
+        "security update 1.1.0 available: fixes RCE".into(),
+    ));
+    clock.advance(5);
+    agent.push(Event::Print(
+        "\r\n*** update: the device restarts in 1 s to install 1.1.0 ***\r\n".into(),
+    ));
+    agent.push(Event::Installed {
+        info: SlotInfo {
+            version: "1.1.0".into(),
+            security_version: 2,
+            sha256: "ab".into(),
+        },
+        notice: Some("security update 1.1.0 installed: fixes RCE".into()),
+    });
+    c.take_dirty();
+    assert_eq!(
+        after_events(&mut c),
+        "\r\n*** update: the device restarts in 1 s to install 1.1.0 ***\r\n\r\nrebooting...\r\n"
+    );
+    assert!(c.take_dirty(), "the switch must be persisted");
+    assert_eq!(
+        send(&mut c, "info\r"),
+        "",
+        "a rebooting device drops typing"
+    );
+    assert!(c.take_reboot());
+    let saved = c.state().clone();
+    c.restart(saved);
+    assert_eq!(agent.try_recv(), Some(Request::Booted));
+    let out = String::from_utf8(c.take_output()).unwrap();
+    assert_eq!(
+        out,
+        format!("\r\nVRB-1 virtual reference board, firmware 1.1.0\r\n\r\n{ISSUE}login: ")
+    );
+    login(&mut c);
+    assert_eq!(
+        send(&mut c, "info\r"),
+        "info\r\nmodel=VRB-1 serial=VRB-TEST0001 hw=1.0 fw=1.1.0\r\nvrb$ "
+    );
+    assert_eq!(
+        send(&mut c, "update status\r"),
+        "update status\r\nupdate: running=1.1.0 security_version=2 slot=B auto=on\r\nvrb$ "
+    );
+    assert_eq!(
+        send(&mut c, "notices\r"),
+        "notices\r\nnotice 1: security update 1.1.0 installed: fixes RCE\r\n\
+         notice 2: security update 1.1.0 available: fixes RCE\r\nend of notices\r\nvrb$ "
+    );
+}
+
+#[test]
+fn notices_from_the_cloud_and_the_device_are_merged_newest_first() {
+    let (mut c, clock, agent) = board_with_agent();
+    let view = crate::cloud::CloudView::new("mqtts://127.0.0.1:8883");
+    c.attach_cloud(view.clone());
+    // The cloud notice is stamped with the real time, far after the manual clock's T0.
+    agent.push(Event::Notice("device notice".into()));
+    c.tick();
+    view.push_notice(b"cloud notice");
+    clock.set(u64::MAX / 2);
+    agent.push(Event::Notice("newest device notice".into()));
+    c.tick();
+    assert_eq!(
+        send(&mut c, "notices\r"),
+        "notices\r\nnotice 1: newest device notice\r\nnotice 2: cloud notice\r\n\
+         notice 3: device notice\r\nend of notices\r\nvrb$ "
+    );
+}
+
+#[test]
+fn autoupdate_settings_are_persisted() {
+    let (mut c, clock, _agent) = board_with_agent();
+    c.take_dirty();
+    assert_eq!(
+        send(&mut c, "autoupdate\r"),
+        "autoupdate\r\nautoupdate: on\r\nvrb$ "
+    );
+    assert!(!c.take_dirty());
+    assert_eq!(
+        send(&mut c, "autoupdate postpone\r"),
+        "autoupdate postpone\r\nautoupdate: postponed\r\nvrb$ "
+    );
+    assert!(c.take_dirty());
+    assert_eq!(
+        c.state().update.postponed_until_unix_ms,
+        Some(T0 + 24 * 3600 * 1000)
+    );
+    assert!(send(&mut c, "update status\r").contains(" auto=postponed\r\n"));
+    clock.advance(24 * 3600 * 1000);
+    assert!(send(&mut c, "autoupdate\r").contains("autoupdate: on\r\n"));
+    assert_eq!(
+        send(&mut c, "autoupdate off\r"),
+        "autoupdate off\r\nautoupdate: off\r\nvrb$ "
+    );
+    assert!(c.take_dirty() && !c.state().update.auto);
+    send(&mut c, "autoupdate postpone\r");
+    assert_eq!(
+        send(&mut c, "autoupdate on\r"),
+        "autoupdate on\r\nautoupdate: on\r\nvrb$ "
+    );
+    assert_eq!(c.state().update.postponed_until_unix_ms, None);
+    assert!(send(&mut c, "autoupdate sometimes\r").contains("usage: autoupdate [on|off|postpone]"));
+}
+
+#[test]
+fn reboot_restarts_at_the_login_prompt() {
+    let (mut c, _) = board();
+    login(&mut c);
+    assert_eq!(send(&mut c, "reboot\r"), "reboot\r\nrebooting...\r\n");
+    assert!(c.take_reboot());
+    assert!(!c.take_reboot());
+    let saved = c.state().clone();
+    c.restart(saved);
+    let out = String::from_utf8(c.take_output()).unwrap();
+    assert!(
+        out.ends_with(&format!("firmware 1.0.0\r\n\r\n{ISSUE}login: ")),
+        "{out}"
+    );
+    login(&mut c);
 }

@@ -60,6 +60,24 @@ defects! {
         "retries the cloud every 10 ms without back-off when the connection fails";
     LockoutBypass => "lockout-bypass",
         "while locked out after failed logins, the console still accepts the right password (wrong ones are answered locked)";
+    SkipsImageDigest => "skips-image-digest",
+        "the update agent does not check the image against the manifest's SHA-256 and size";
+    TrustsAnyKey => "trusts-any-key",
+        "the update agent accepts a manifest signed by a key it was not provisioned with";
+    AcceptsUnsigned => "accepts-unsigned",
+        "the update agent accepts a manifest without any signature";
+    AllowsDowngrade => "allows-downgrade",
+        "the update agent installs releases with a lower security version (no anti-rollback)";
+    FollowsPlainHttp => "follows-plain-http",
+        "the update agent downloads images over plain HTTP";
+    SilentUpdate => "silent-update",
+        "no notices that a security update is available or was installed, neither on the console nor to the cloud";
+    AutoUpdateOff => "auto-update-off",
+        "automatic updates are off by default (factory provisioning sets autoupdate off)";
+    NoSupportPeriod => "no-support-period",
+        "the console does not show until when the device receives security updates";
+    NoPeriodicCheck => "no-periodic-check",
+        "the update agent checks for updates once after boot and never again";
 }
 
 /// Why a list of defect names was refused.

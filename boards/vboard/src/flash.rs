@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{LoginCounters, PasswordHash};
+use crate::update::UpdateState;
 
 pub const MAGIC: &[u8; 8] = b"VRBFLASH";
 pub const VERSION: u32 = 1;
@@ -40,6 +41,9 @@ pub struct FlashState {
     pub admin_password: PasswordHash,
     #[serde(default)]
     pub login: LoginCounters,
+    /// Firmware slots and update settings; images written before updates existed get the factory state.
+    #[serde(default)]
+    pub update: UpdateState,
 }
 
 /// Serialises a state into image bytes.
@@ -176,6 +180,7 @@ mod tests {
                 failures: 2,
                 locked_until_ms: 1234,
             },
+            update: UpdateState::factory(false),
         }
     }
 
@@ -223,6 +228,24 @@ mod tests {
         let mut long = bytes.clone();
         long.extend_from_slice(b"extra");
         assert!(decode(&long).is_err());
+    }
+
+    #[test]
+    fn an_image_from_before_updates_boots_the_factory_firmware() {
+        let mut body = serde_json::to_value(sample()).unwrap();
+        body.as_object_mut().unwrap().remove("update");
+        let body = serde_json::to_vec(&body).unwrap();
+        let len = body.len() as u32;
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&VERSION.to_le_bytes());
+        bytes.extend_from_slice(&len.to_le_bytes());
+        bytes.extend_from_slice(&checksum(VERSION, len, &body).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        let state = decode(&bytes).unwrap();
+        assert_eq!(state.update, UpdateState::default());
+        assert_eq!(state.update.running.version, crate::FW_VERSION);
+        assert!(state.update.auto);
+        assert_eq!(state.login, sample().login);
     }
 
     #[test]

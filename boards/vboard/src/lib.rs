@@ -1,9 +1,10 @@
 //! hilt-vboard: the VRB-1 virtual reference board.
 //!
 //! A simulated consumer IoT device that runs as its own process and is reached
-//! only through its links: a raw pseudo-terminal console, a flash image file
-//! and, when given a broker, an MQTT link to the mock [`cloud`]. Conformant by
-//! default; named [`defects`] each add one non-conformance.
+//! only through its links: a raw pseudo-terminal console, a flash image file,
+//! when given a broker, an MQTT link to the mock [`cloud`] and, when given an
+//! update service, an [`update`] agent. Conformant by default; named
+//! [`defects`] each add one non-conformance.
 
 pub mod auth;
 pub mod cli;
@@ -18,7 +19,9 @@ pub mod pty;
 pub mod run;
 pub mod serve;
 mod shell;
+mod shell_update;
 pub mod telemetry;
+pub mod update;
 
 #[cfg(test)]
 mod console_tests;
@@ -28,7 +31,10 @@ pub use console::Console;
 pub use defects::{Defect, DefectSet};
 
 pub const MODEL: &str = "VRB-1";
+/// The factory firmware, in slot A as provisioned; what runs is the active slot's (flash).
 pub const FW_VERSION: &str = "1.0.0";
 pub const HW_VERSION: &str = "1.0";
+/// The last day the model receives security updates, as the console's issue banner states.
+pub const SUPPORT_END: &str = "2030-12-31";
 /// The only account on the unit.
 pub const ADMIN_USER: &str = "admin";

@@ -5,6 +5,7 @@ use std::path::Path;
 use crate::auth::{AuthError, LoginCounters, PasswordHash};
 use crate::defects::{Defect, DefectSet};
 use crate::flash::{FlashState, write_atomic};
+use crate::update::UpdateState;
 use crate::{ADMIN_USER, MODEL};
 
 /// No 0/O/1/l/I, so a technician cannot misread the label: 57 symbols.
@@ -82,6 +83,7 @@ pub fn provision(serial: Option<&str>, defects: &DefectSet) -> Result<Provisione
         serial: serial.clone(),
         admin_password: PasswordHash::new(password.as_bytes())?,
         login: LoginCounters::default(),
+        update: UpdateState::factory(!defects.has(Defect::AutoUpdateOff)),
     };
     let label =
         format!("model={MODEL}\nserial={serial}\nusername={ADMIN_USER}\npassword={password}\n");
@@ -160,6 +162,15 @@ mod tests {
         let p = provision(None, &defects).unwrap();
         assert!(p.label.ends_with("password=admin\n"));
         assert!(p.state.admin_password.verify(b"admin"));
+        assert!(p.state.update.auto, "automatic updates are on by default");
+    }
+
+    #[test]
+    fn auto_update_off_defect_ships_with_automatic_updates_off() {
+        let defects = DefectSet::parse(&["auto-update-off"]).unwrap();
+        let p = provision(None, &defects).unwrap();
+        assert!(!p.state.update.auto);
+        assert_eq!(p.state.update.running.version, crate::FW_VERSION);
     }
 
     #[test]

@@ -14,11 +14,14 @@ use crate::flash::{Flash, FlashError, FlashState, write_atomic};
 use crate::provision::{ProvisionError, provision, write_label};
 use crate::pty::{PtyError, open_raw};
 use crate::serve::{Loop, ServeError, Stop, signal_fd};
+use crate::update::{Snapshot, StartError, UpdateHandle, UpdateLink, UpdateOptions};
 
 pub const FLASH_FILE: &str = "flash.img";
 pub const LABEL_FILE: &str = "label.txt";
 /// How long a stopping board waits for its MQTT goodbye.
 const CLOUD_STOP_WAIT: Duration = Duration::from_secs(1);
+/// How long a stopping board waits for its update agent.
+const UPDATE_STOP_WAIT: Duration = Duration::from_millis(500);
 
 /// Everything `run` needs, already validated.
 #[derive(Debug, Clone)]
@@ -32,6 +35,8 @@ pub struct RunOptions {
     pub exit_on_stdin_eof: bool,
     /// The cloud link; `None` runs the board without one.
     pub cloud: Option<CloudOptions>,
+    /// The update agent; `None` runs the board without one.
+    pub update: Option<UpdateOptions>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +56,8 @@ pub enum RunError {
     Serve(#[from] ServeError),
     #[error(transparent)]
     Cloud(#[from] CloudError),
+    #[error(transparent)]
+    Update(#[from] StartError),
     #[error("cannot write ready file {path}: {source}")]
     ReadyFile {
         path: PathBuf,
@@ -96,6 +103,10 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
         Some(c) => Some(crate::cloud::start(c.clone(), &state.serial)?),
         None => None,
     };
+    let update = match &opts.update {
+        Some(u) => Some(start_update(u, &state, &opts.state_dir)?),
+        None => None,
+    };
     let pty = open_raw()?;
     announce(&pty.slave_path, opts.ready_file.as_deref())?;
 
@@ -106,8 +117,14 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
     if opts.defects.has(Defect::LockoutBypass) {
         console.bypass_lockout_for_the_right_password();
     }
+    if opts.defects.has(Defect::NoSupportPeriod) {
+        console.hide_support_period();
+    }
     if let Some(handle) = &cloud {
         console.attach_cloud(handle.view());
+    }
+    if let Some((link, _)) = &update {
+        console.attach_update(link.clone());
     }
     console.boot();
     let stop = Loop {
@@ -115,14 +132,33 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
         pty: &pty,
         flash: &flash,
         signals: &signals,
+        update: update.as_ref().map(|(link, _)| link),
         watch_stdin: opts.exit_on_stdin_eof,
     }
     .run()?;
+    if let Some((_, handle)) = update {
+        handle.shutdown(UPDATE_STOP_WAIT);
+    }
     if let Some(handle) = cloud {
         handle.shutdown(CLOUD_STOP_WAIT);
     }
     tracing::info!(?stop, "board stopped");
     Ok(stop)
+}
+
+/// Starts the update agent, which sees `state` until the console publishes.
+fn start_update(
+    opts: &UpdateOptions,
+    state: &FlashState,
+    state_dir: &Path,
+) -> Result<(UpdateLink, UpdateHandle), StartError> {
+    let snapshot = Snapshot {
+        update: state.update.clone(),
+        session: false,
+    };
+    let (link, agent) = crate::update::channel(snapshot)?;
+    let handle = crate::update::start(opts.clone(), state_dir.to_path_buf(), agent)?;
+    Ok((link, handle))
 }
 
 fn boot_state(flash: &Flash, opts: &RunOptions) -> Result<FlashState, RunError> {

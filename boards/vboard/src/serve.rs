@@ -1,5 +1,7 @@
 //! The event loop: moves bytes between the pty master and the console,
-//! persists state, and stops on SIGTERM/SIGINT or (optionally) stdin EOF.
+//! persists state, wakes the console when the update agent has news, restarts
+//! it from flash when it reboots, and stops on SIGTERM/SIGINT or (optionally)
+//! stdin EOF.
 
 use std::os::fd::{AsFd, BorrowedFd};
 
@@ -10,8 +12,9 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::clock::Clock;
 use crate::console::Console;
-use crate::flash::Flash;
+use crate::flash::{Flash, FlashState};
 use crate::pty::Pty;
+use crate::update::UpdateLink;
 
 /// Output kept for a host that does not read; beyond this it is dropped,
 /// as a UART without flow control would.
@@ -52,6 +55,8 @@ pub struct Loop<'a, C: Clock> {
     pub pty: &'a Pty,
     pub flash: &'a Flash,
     pub signals: &'a SignalFd,
+    /// The update agent's link, whose descriptor wakes the loop.
+    pub update: Option<&'a UpdateLink>,
     pub watch_stdin: bool,
 }
 
@@ -61,6 +66,9 @@ impl<C: Clock> Loop<'_, C> {
         let mut pending: Vec<u8> = Vec::new();
         let mut unsaved = false;
         let stop = loop {
+            if self.console.take_reboot() {
+                unsaved = !self.reboot();
+            }
             unsaved |= self.console.take_dirty();
             if unsaved {
                 unsaved = !self.persist();
@@ -77,6 +85,36 @@ impl<C: Clock> Loop<'_, C> {
         self.console.take_dirty();
         self.persist();
         Ok(stop)
+    }
+
+    /// Restarts the console as after power-on: its state saved, then read back from flash. False
+    /// when the state could not be saved (the console then restarts from memory, still unsaved).
+    fn reboot(&mut self) -> bool {
+        self.console.take_dirty();
+        let saved = self.persist();
+        let state = if saved {
+            self.read_back()
+        } else {
+            self.console.state().clone()
+        };
+        tracing::info!(firmware = %state.update.running.version, "console restarting");
+        self.console.restart(state);
+        saved
+    }
+
+    /// The state as flash holds it; the one in memory if flash cannot be read.
+    fn read_back(&self) -> FlashState {
+        match self.flash.load() {
+            Ok(Some(state)) => state,
+            Ok(None) => {
+                tracing::error!("flash image missing at reboot: restarting from memory");
+                self.console.state().clone()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read flash at reboot: restarting from memory");
+                self.console.state().clone()
+            }
+        }
     }
 
     fn persist(&self) -> bool {
@@ -110,6 +148,9 @@ impl<C: Clock> Loop<'_, C> {
             PollFd::new(self.pty.master.as_fd(), master_events),
             PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
         ];
+        if let Some(link) = self.update {
+            fds.push(PollFd::new(link.wake_fd(), PollFlags::POLLIN));
+        }
         if self.watch_stdin {
             fds.push(PollFd::new(stdin_fd, PollFlags::POLLIN));
         }
@@ -126,7 +167,13 @@ impl<C: Clock> Loop<'_, C> {
             tracing::info!(signal = info.ssi_signo, "stopping on signal");
             return Ok(Some(Stop::Signal(info.ssi_signo as i32)));
         }
-        if self.watch_stdin && !ready(&fds[2]).is_empty() && stdin_closed(stdin_fd) {
+        let stdin_at = if self.update.is_some() { 3 } else { 2 };
+        if let Some(link) = self.update
+            && !ready(&fds[2]).is_empty()
+        {
+            link.drain_wake();
+        }
+        if self.watch_stdin && !ready(&fds[stdin_at]).is_empty() && stdin_closed(stdin_fd) {
             tracing::info!("stdin closed, stopping");
             return Ok(Some(Stop::StdinClosed));
         }

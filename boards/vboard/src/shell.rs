@@ -3,7 +3,7 @@
 use crate::auth::PasswordHash;
 use crate::clock::Clock;
 use crate::console::{Console, Mode, SHELL_PROMPT};
-use crate::{ADMIN_USER, FW_VERSION, HW_VERSION};
+use crate::{ADMIN_USER, HW_VERSION};
 
 /// Shortest password `passwd` accepts, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -16,7 +16,12 @@ const HELP: &str = "commands:\r\n\
     \x20 whoami   show the logged-in user\r\n\
     \x20 passwd   change the password\r\n\
     \x20 cloud    show the cloud connection\r\n\
-    \x20 notices  show notices received from the cloud\r\n\
+    \x20 notices  show notices from the cloud and about updates, newest first\r\n\
+    \x20 update check|install|status\r\n\
+    \x20          check for, install or show firmware updates\r\n\
+    \x20 autoupdate [on|off|postpone]\r\n\
+    \x20          show or set automatic updates (postpone: 24 h)\r\n\
+    \x20 reboot   restart the device\r\n\
     \x20 exit     log out (also: logout)\r\n";
 
 impl<C: Clock> Console<C> {
@@ -28,8 +33,8 @@ impl<C: Clock> Console<C> {
             "help" => self.emit(HELP),
             "info" => {
                 let info = format!(
-                    "model={} serial={} hw={HW_VERSION} fw={FW_VERSION}\r\n",
-                    self.model, self.state.serial
+                    "model={} serial={} hw={HW_VERSION} fw={}\r\n",
+                    self.model, self.state.serial, self.state.update.running.version
                 );
                 self.emit(&info);
             }
@@ -38,14 +43,18 @@ impl<C: Clock> Console<C> {
                 let line = self.cloud.status_line();
                 self.emit(&format!("{line}\r\n"));
             }
-            "notices" => {
-                let notices = self.cloud.notices();
-                if notices.is_empty() {
-                    self.emit("no notices\r\n");
+            "notices" => self.show_notices(),
+            "update" => {
+                if self.update_command(text.split_ascii_whitespace().nth(1)) {
+                    return;
                 }
-                for (i, text) in notices.iter().enumerate() {
-                    self.emit(&format!("notice {}: {text}\r\n", i + 1));
-                }
+            }
+            "autoupdate" => self.autoupdate_command(text.split_ascii_whitespace().nth(1)),
+            "reboot" => {
+                tracing::info!("reboot requested on the console");
+                self.emit("rebooting...\r\n");
+                self.reboot = true;
+                return;
             }
             "passwd" => {
                 self.set_mode(Mode::PasswdCurrent);

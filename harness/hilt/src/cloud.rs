@@ -1,9 +1,11 @@
 //! The mock cloud as a running service: a per-run PKI, the MQTT broker and the HTTPS services on
-//! loopback ports, one flow log and one fault switch, and credentials for each device.
+//! loopback ports (TLS and plain HTTP), one flow log and one fault switch, credentials for each device, a
+//! client certificate for the device under test, and the run's update-signing keys.
 
 use hilt_broker::{Acl, Broker, BrokerConfig, User};
 use hilt_cloud::{Faults, FlowLog, Pki};
 use hilt_https::{CloudState, Https, HttpsConfig};
+use hilt_report::keys::KeyPair;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -12,6 +14,12 @@ use std::sync::{Arc, Mutex};
 pub enum CloudError {
     #[error("mock cloud: {0}")]
     Start(String),
+    #[error("mock cloud: needs at least one client name (the first is the device under test)")]
+    NoDevice,
+    #[error("mock cloud: cannot issue the device's client certificate: {0}")]
+    ClientCert(#[from] hilt_cloud::PkiError),
+    #[error("mock cloud: cannot make an update-signing key: {0}")]
+    Keys(#[from] hilt_report::keys::KeyError),
     #[error("mock cloud: cannot write {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -44,6 +52,8 @@ pub struct Endpoints {
     pub mqtt: String,
     pub mqtts: String,
     pub https: String,
+    /// The same HTTP services without TLS, for the insecure-channel variants.
+    pub http: String,
     pub ca_cert: String,
     pub clients: Vec<Client>,
 }
@@ -58,6 +68,12 @@ pub struct CloudSession {
     pub dut_client_id: String,
     /// Secrets masked in the evidence taken from this cloud (see [`CloudSession::mask`]).
     masked: Mutex<hilt_link::Secrets>,
+    /// The device under test's client certificate and key files (the key file is 0600).
+    client_cert: PathBuf,
+    client_key: PathBuf,
+    /// Where the vendor's update-verification public key was written.
+    update_key: PathBuf,
+    update_keys: UpdateKeys,
     broker: Option<Broker>,
     https: Option<Https>,
     rt: tokio::runtime::Runtime,
@@ -90,10 +106,59 @@ fn write_private(path: &Path, text: &str) -> Result<(), CloudError> {
     f.write_all(text.as_bytes()).map_err(io)
 }
 
+/// The run's update-signing keys: the manufacturer's, which the device is given the public half of,
+/// and a foreign one it must not trust. Held in memory only; `KeyPair`'s `Debug` shows key ids only.
+#[derive(Debug)]
+struct UpdateKeys {
+    vendor: KeyPair,
+    foreign: KeyPair,
+}
+
+impl UpdateKeys {
+    /// Fresh per run, so no device can have learnt either key before.
+    fn generate() -> Result<UpdateKeys, CloudError> {
+        let keys = UpdateKeys {
+            vendor: hilt_report::keys::generate()?,
+            foreign: hilt_report::keys::generate()?,
+        };
+        tracing::info!(
+            vendor = %keys.vendor.key_id(),
+            foreign = %keys.foreign.key_id(),
+            "update-signing keys generated"
+        );
+        Ok(keys)
+    }
+
+    /// Write the vendor's public key (all a device needs to verify updates) as `update-vendor.pub.pem`.
+    fn write_vendor_public(&self, state: &Path) -> Result<PathBuf, CloudError> {
+        let path = state.join("update-vendor.pub.pem");
+        let pem = hilt_report::keys::public_pem(&self.vendor.verifying_key());
+        write_private(&path, &pem)?;
+        Ok(path)
+    }
+}
+
+/// Issue the device's client certificate (CN = `name`) and write `client-{name}.crt.pem` and
+/// `client-{name}.key.pem` into `state`; returns (cert path, key path).
+fn write_client_cert(
+    pki: &Pki,
+    name: &str,
+    state: &Path,
+) -> Result<(PathBuf, PathBuf), CloudError> {
+    let cert = pki.issue_client(name)?;
+    let cert_path = state.join(format!("client-{name}.crt.pem"));
+    let key_path = state.join(format!("client-{name}.key.pem"));
+    write_private(&cert_path, &cert.cert_pem)?;
+    write_private(&key_path, &cert.key_pem)?;
+    tracing::debug!(device = name, cert = %cert_path.display(), "device client certificate issued");
+    Ok((cert_path, key_path))
+}
+
 impl CloudSession {
     /// Start the cloud on `bind` with one account per client name (the first is the device under test),
-    /// recording into `log`, and write the CA certificate and each client's password file into `state`
-    /// (which must exist).
+    /// recording into `log`, and write into `state` (which must exist) the CA certificate, each client's
+    /// password file, the device under test's client certificate and key, and the vendor's
+    /// update-verification public key.
     pub fn start(
         bind: IpAddr,
         client_names: &[String],
@@ -101,6 +166,7 @@ impl CloudSession {
         log: FlowLog,
     ) -> Result<CloudSession, CloudError> {
         let start = |e: &dyn std::fmt::Display| CloudError::Start(e.to_string());
+        let dut = client_names.first().cloned().ok_or(CloudError::NoDevice)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("hilt-cloud")
@@ -147,7 +213,8 @@ impl CloudSession {
                 HttpsConfig {
                     bind,
                     port: 0,
-                    plain_port: None,
+                    // The insecure-channel variants point the device at plain HTTP.
+                    plain_port: Some(0),
                 },
                 pki.clone(),
                 log.clone(),
@@ -163,16 +230,19 @@ impl CloudSession {
                 &c.password,
             )?;
         }
+        let (client_cert, client_key) = write_client_cert(&pki, &dut, state)?;
+        let update_keys = UpdateKeys::generate()?;
+        let update_key = update_keys.write_vendor_public(state)?;
         let port = |a: Option<std::net::SocketAddr>| a.map(|a| a.port()).unwrap_or(0);
         let endpoints = Endpoints {
             mqtt: format!("mqtt://{host}:{}", port(broker.plain_addr())),
             mqtts: format!("mqtts://{host}:{}", port(broker.tls_addr())),
             https: format!("https://{host}:{}", https.addr().port()),
+            http: format!("http://{host}:{}", port(https.plain_addr())),
             ca_cert: ca_path.display().to_string(),
             clients,
         };
-        tracing::info!(mqtts = %endpoints.mqtts, https = %endpoints.https, "mock cloud started");
-        let dut = client_names.first().cloned().unwrap_or_default();
+        tracing::info!(mqtts = %endpoints.mqtts, https = %endpoints.https, http = %endpoints.http, "mock cloud started");
         let mut masked = hilt_link::Secrets::default();
         for c in &endpoints.clients {
             masked.add(
@@ -188,19 +258,27 @@ impl CloudSession {
             dut_username: dut.clone(),
             dut_client_id: dut,
             masked: Mutex::new(masked),
+            client_cert,
+            client_key,
+            update_key,
+            update_keys,
             broker: Some(broker),
             https: Some(https),
             rt,
         })
     }
 
-    /// Variables for profiles: `cloud.mqtt`, `cloud.mqtts`, `cloud.https`, `cloud.ca_cert`,
-    /// `cloud.username` and `cloud.password_file` (of the device under test).
+    /// Variables for profiles: `cloud.mqtt`, `cloud.mqtts`, `cloud.https`, `cloud.http` (plain base
+    /// URL), `cloud.ca_cert`; of the device under test `cloud.username`, `cloud.password_file`,
+    /// `cloud.client_cert` and `cloud.client_key` (paths); and `cloud.update_key` (the path of the
+    /// vendor's update-verification public key).
     pub fn vars(&self, state: &Path) -> Vec<(String, String)> {
+        let path = |p: &Path| p.display().to_string();
         vec![
             ("cloud.mqtt".into(), self.endpoints.mqtt.clone()),
             ("cloud.mqtts".into(), self.endpoints.mqtts.clone()),
             ("cloud.https".into(), self.endpoints.https.clone()),
+            ("cloud.http".into(), self.endpoints.http.clone()),
             ("cloud.ca_cert".into(), self.endpoints.ca_cert.clone()),
             ("cloud.username".into(), self.dut_username.clone()),
             (
@@ -210,7 +288,16 @@ impl CloudSession {
                     .display()
                     .to_string(),
             ),
+            ("cloud.client_cert".into(), path(&self.client_cert)),
+            ("cloud.client_key".into(), path(&self.client_key)),
+            ("cloud.update_key".into(), path(&self.update_key)),
         ]
+    }
+
+    /// The run's update-signing keys: (vendor, foreign). The device trusts the vendor's public key
+    /// (`cloud.update_key`); the foreign key signs updates it must refuse. Neither private key is on disk.
+    pub fn update_keys(&self) -> (&KeyPair, &KeyPair) {
+        (&self.update_keys.vendor, &self.update_keys.foreign)
     }
 
     /// Also mask `secret` (e.g. a unit's password, or a value that gives it away) in the evidence
@@ -268,6 +355,7 @@ mod tests {
             mqtt: "mqtt://127.0.0.1:1".into(),
             mqtts: "mqtts://127.0.0.1:2".into(),
             https: "https://127.0.0.1:3".into(),
+            http: "http://127.0.0.1:4".into(),
             ca_cert: "ca.pem".into(),
             clients: vec![client.clone()],
         };
@@ -281,6 +369,66 @@ mod tests {
         // endpoints.json still carries it: that file is how a lab hands the password to a device.
         let json = serde_json::to_string(&endpoints).unwrap();
         assert!(json.contains("Zq8hunter2Xy"));
+    }
+
+    #[test]
+    fn device_credentials_and_update_key_are_written_and_offered_as_vars() {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        use std::os::unix::fs::PermissionsExt;
+        let state = tempfile::tempdir().unwrap();
+        let names = ["VRB-9".to_string(), "other".to_string()];
+        let c = CloudSession::start(
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            &names,
+            state.path(),
+            FlowLog::new(),
+        )
+        .unwrap();
+        let vars: std::collections::BTreeMap<_, _> = c.vars(state.path()).into_iter().collect();
+        let port = c
+            .https
+            .as_ref()
+            .and_then(|h| h.plain_addr())
+            .unwrap()
+            .port();
+        assert_eq!(vars["cloud.http"], format!("http://127.0.0.1:{port}"));
+        assert_eq!(c.endpoints.http, vars["cloud.http"]);
+
+        let cert = state.path().join("client-VRB-9.crt.pem");
+        let key = state.path().join("client-VRB-9.key.pem");
+        assert_eq!(vars["cloud.client_cert"], cert.display().to_string());
+        assert_eq!(vars["cloud.client_key"], key.display().to_string());
+        let der = CertificateDer::from_pem_file(&cert).unwrap();
+        assert_eq!(
+            hilt_cloud::pki::peer_identity(Some(&[der])).as_deref(),
+            Some("VRB-9")
+        );
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!state.path().join("client-other.crt.pem").exists());
+
+        let public = state.path().join("update-vendor.pub.pem");
+        assert_eq!(vars["cloud.update_key"], public.display().to_string());
+        let loaded = hilt_report::keys::load_public(&public).unwrap();
+        let (vendor, foreign) = c.update_keys();
+        assert_eq!(loaded, vendor.verifying_key());
+        assert_ne!(vendor.key_id(), foreign.key_id());
+
+        // No update-signing private key reaches the disk: the only private key is the device's TLS key.
+        let vendor_pem = vendor.private_pem().unwrap();
+        for entry in std::fs::read_dir(state.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(!text.contains(vendor_pem.as_str()), "{}", path.display());
+            if text.contains("PRIVATE KEY") {
+                assert_eq!(path, key);
+            }
+        }
+        let shown = format!("{:?}", c.update_keys);
+        let secret_line = vendor_pem.lines().nth(1).unwrap();
+        assert!(shown.contains(&vendor.key_id()) && !shown.contains(secret_line));
+        c.shutdown();
     }
 
     #[test]

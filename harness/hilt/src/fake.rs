@@ -112,6 +112,7 @@ pub struct FakeBench {
     unit: Unit,
     passwords: BTreeMap<String, String>,
     devices: BTreeMap<String, Factory>,
+    cloud: Option<CloudSession>,
 }
 
 impl FakeBench {
@@ -122,12 +123,20 @@ impl FakeBench {
             unit,
             passwords: BTreeMap::new(),
             devices: BTreeMap::new(),
+            cloud: None,
         }
     }
 
     /// The unit's password for credential surface `surface` (e.g. `console`).
     pub fn password(mut self, surface: &str, password: &str) -> Self {
         self.passwords.insert(surface.into(), password.into());
+        self
+    }
+
+    /// A real mock cloud for the bench (started for the unit's serial), so cloud steps and checks run
+    /// against a scripted device.
+    pub fn with_cloud(mut self, cloud: CloudSession) -> Self {
+        self.cloud = Some(cloud);
         self
     }
 
@@ -194,8 +203,12 @@ impl Bench for FakeBench {
     }
 
     fn cloud(&self) -> Option<&CloudSession> {
-        None
+        self.cloud.as_ref()
     }
 
-    fn mask(&self, _secret: &str, _label: &str) {}
+    fn mask(&self, secret: &str, label: &str) {
+        if let Some(c) = &self.cloud {
+            c.mask_secret(secret, label);
+        }
+    }
 }

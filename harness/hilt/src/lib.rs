@@ -18,3 +18,4 @@ pub mod report;
 pub mod runner;
 pub mod selftest;
 pub mod suite;
+pub mod updates;

@@ -9,7 +9,11 @@ use std::sync::Arc;
 use crate::checks::{TypedCheck, type_checks};
 use crate::faults::FaultKind;
 use hilt_model::scenario::StepWhat;
+use hilt_update::variant::Variant;
 use std::collections::BTreeMap;
+
+/// `offer_update = "nothing"`: withdraw whatever is offered.
+pub const WITHDRAW: &str = "nothing";
 
 /// A scenario ready to run: its checks typed once, at load.
 #[derive(Debug)]
@@ -18,16 +22,37 @@ pub struct Case {
     pub checks: Vec<TypedCheck>,
     /// Step id → the fault kind a `cloud = "..."` step injects.
     pub faults: BTreeMap<String, &'static FaultKind>,
+    /// Step id → the update variant an `offer_update = "..."` step offers; `None` for
+    /// `offer_update = "nothing"`, which withdraws the offer.
+    pub offers: BTreeMap<String, Option<Variant>>,
 }
 
 impl Case {
     pub fn new(scenario: Scenario) -> Result<Case, LoadError> {
         let mut faults = BTreeMap::new();
+        let mut offers = BTreeMap::new();
         for step in &scenario.steps {
-            if let StepWhat::CloudFault { fault, .. } = &step.what {
-                let kind = crate::faults::lookup(&fault.0)
-                    .map_err(|e| step.error(&scenario, format!("step {:?}: {e}", step.id)))?;
-                faults.insert(step.id.clone(), kind);
+            let located = |e: String| step.error(&scenario, format!("step {:?}: {e}", step.id));
+            match &step.what {
+                StepWhat::CloudFault { fault, .. } | StepWhat::CloudFaultUntil { fault, .. } => {
+                    let kind = crate::faults::lookup(&fault.0).map_err(located)?;
+                    faults.insert(step.id.clone(), kind);
+                }
+                StepWhat::OfferUpdate(offer) if offer.0 == WITHDRAW => {
+                    offers.insert(step.id.clone(), None);
+                }
+                StepWhat::OfferUpdate(offer) => {
+                    let variant = Variant::parse(&offer.0).ok_or_else(|| {
+                        let names: Vec<&str> = Variant::ALL.iter().map(|v| v.name()).collect();
+                        located(format!(
+                            "unknown update variant {:?} (known: {}, or {WITHDRAW:?} to withdraw the offer)",
+                            offer.0,
+                            names.join(", ")
+                        ))
+                    })?;
+                    offers.insert(step.id.clone(), Some(variant));
+                }
+                _ => {}
             }
         }
         let checks = type_checks(&scenario)?;
@@ -35,6 +60,7 @@ impl Case {
             scenario,
             checks,
             faults,
+            offers,
         })
     }
 
@@ -135,5 +161,25 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("untrusted-cert"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelt_update_variant_is_a_located_load_error() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let path = root.join("test-cases/software-updates/rejects-tampered.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let fixtures = root.join("fixtures");
+        let load = |t: &str| Case::new(Scenario::parse(Path::new("s.toml"), t, &fixtures).unwrap());
+        let case = load(&text).unwrap();
+        assert_eq!(case.offers["offer"], Some(Variant::Tampered));
+        assert_eq!(case.offers["withdraw"], None);
+        let err = load(&text.replace("\"tampered\"", "\"tamperd\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("s.toml:") && err.contains("unknown update variant \"tamperd\""),
+            "{err}"
+        );
+        assert!(err.contains("foreign-signed"), "{err}");
     }
 }

@@ -1,4 +1,5 @@
-//! Pieces every route uses: the per-connection facts, the shared context, JSON errors and bearer auth.
+//! Pieces every route uses: the per-connection facts, the shared context, JSON errors, bearer auth for
+//! companion-app users and client-certificate auth for devices.
 
 use crate::state::{CloudState, StateError};
 use axum::Json;
@@ -32,6 +33,8 @@ pub(crate) struct Ctx {
 #[derive(Debug)]
 pub(crate) enum ApiError {
     Unauthorized,
+    /// A device route reached without a client certificate from the run CA.
+    NoClientCert,
     Forbidden,
     NotFound(String),
     BadRequest(String),
@@ -47,16 +50,23 @@ impl From<StateError> for ApiError {
             }
             StateError::Erased(_) => ApiError::Gone(e.to_string()),
             StateError::Random(_) => ApiError::Internal(e.to_string()),
+            StateError::BadPath(_) => ApiError::BadRequest(e.to_string()),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // Only the bearer-token failure invites a token; a device needs a certificate instead.
+        let challenge = matches!(self, ApiError::Unauthorized);
         let (status, msg) = match self {
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "missing, invalid or revoked bearer token".to_string(),
+            ),
+            ApiError::NoClientCert => (
+                StatusCode::UNAUTHORIZED,
+                "a client certificate issued by the run CA is required".to_string(),
             ),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "not your resource".to_string()),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
@@ -65,7 +75,7 @@ impl IntoResponse for ApiError {
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
         };
         let mut resp = (status, Json(json!({ "error": msg }))).into_response();
-        if status == StatusCode::UNAUTHORIZED {
+        if challenge {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
@@ -112,5 +122,21 @@ impl FromRequestParts<Ctx> for User {
             .authenticate(token)
             .map(User)
             .ok_or(ApiError::Unauthorized)
+    }
+}
+
+/// The authenticated device: its client certificate's CN (the TLS layer already checked the chain).
+pub(crate) struct Device(pub String);
+
+impl FromRequestParts<Ctx> for Device {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &Ctx) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<ConnInfo>()
+            .and_then(|c| c.cert_identity.clone())
+            .map(Device)
+            .ok_or(ApiError::NoClientCert)
     }
 }

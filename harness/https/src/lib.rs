@@ -1,9 +1,11 @@
-//! The mock cloud's HTTPS services: the update server, the companion-app API and third-party recipients,
-//! served over real TLS from the run's PKI, obeying injected faults and recording every request in the
-//! flow log. Scenarios drive the state through [`CloudState`]'s synchronous accessors.
+//! The mock cloud's HTTPS services: the update server (files the harness offers), device notices, the
+//! companion-app API and third-party recipients, served over real TLS from the run's PKI (and optionally
+//! plain HTTP), obeying injected faults and recording every request in the flow log. Scenarios drive the
+//! state through [`CloudState`]'s synchronous accessors.
 
 mod api;
 mod app;
+mod device;
 mod record;
 mod server;
 mod state;
@@ -12,13 +14,17 @@ mod update;
 
 pub use server::{Https, HttpsConfig};
 pub use state::{
-    Account, CloudState, ConsentEvent, NewAccount, Notice, Received, Release, StateError,
+    Account, CloudState, ConsentEvent, DEVICE_NOTICES_KEPT, NewAccount, Notice, Received,
+    StateError,
 };
 
 use std::net::SocketAddr;
 
 /// Largest request body accepted; larger ones are answered 413.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// Longest device notice text, in characters; longer ones are answered 400.
+pub const MAX_NOTICE_CHARS: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpsError {

@@ -1,10 +1,12 @@
-//! The services over real HTTPS on loopback: update server, companion-app API, third parties, bad input.
+//! The services over real HTTPS on loopback: update server, device notices, companion-app API, third
+//! parties, bad input.
 
 mod common;
 
+use bytes::Bytes;
 use common::{Client, start};
 use hilt_cloud::FlowKind;
-use hilt_https::MAX_BODY;
+use hilt_https::{MAX_BODY, MAX_NOTICE_CHARS, StateError};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -12,70 +14,200 @@ fn sha(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
-/// The path part of an absolute URL from a manifest.
-fn url_path(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.find('/').map_or("/", |i| &rest[i..])
+/// A manifest and an image the way the harness would publish them.
+fn offer(image: &[u8]) -> Vec<(String, Bytes)> {
+    let manifest =
+        json!({"version": "1.1.0", "url": "/update/vb1/fw-1.1.0.bin", "sha256": sha(image)});
+    vec![
+        (
+            "/update/vb1/manifest.json".into(),
+            Bytes::from(manifest.to_string()),
+        ),
+        (
+            "/update/vb1/fw-1.1.0.bin".into(),
+            Bytes::copy_from_slice(image),
+        ),
+    ]
 }
 
 #[tokio::test]
-async fn update_manifest_and_image_over_tls() {
-    let cloud = start(false).await;
-    let c = Client::new(&cloud);
+async fn published_update_files_are_served_over_tls_and_plain_until_withdrawn() {
+    let cloud = start(true).await;
+    let (tls, plain) = (Client::new(&cloud), Client::plain(&cloud));
     assert_eq!(
-        c.get("/update/vb1/manifest.json").await.unwrap().status,
+        tls.get("/update/vb1/manifest.json").await.unwrap().status,
         404
     );
 
     let image: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-    cloud.state.publish_release("vb1", "1.1.0", &image, None);
-    let m = c.get("/update/vb1/manifest.json").await.unwrap();
-    assert_eq!(m.status, 200);
-    let m = m.json();
-    assert_eq!(m["version"], "1.1.0");
-    assert_eq!(m["size"], image.len() as u64);
-    assert_eq!(m["sha256"], sha(&image));
-    assert!(m.get("signature").is_some());
-    let url = m["url"].as_str().unwrap();
-    assert!(
-        url.starts_with(&format!("https://localhost:{}/", cloud.https.addr().port())),
-        "{url}"
-    );
-    let got = c.get(url_path(url)).await.unwrap();
-    assert_eq!(got.status, 200);
-    assert_eq!(sha(&got.body), m["sha256"].as_str().unwrap());
-
-    // A tampered manifest, then a downgrade: the newest publication wins, older images stay served.
-    cloud.state.publish_release(
-        "vb1",
-        "1.2.0",
-        b"new image",
-        Some(json!({"sha256": "00".repeat(32)})),
-    );
-    let m = c.get("/update/vb1/manifest.json").await.unwrap().json();
-    assert_eq!(m["version"], "1.2.0");
-    let got = c.get(url_path(m["url"].as_str().unwrap())).await.unwrap();
-    assert_ne!(sha(&got.body), m["sha256"].as_str().unwrap());
-    cloud
-        .state
-        .publish_release("vb1", "0.9.0", b"old image", None);
+    cloud.state.publish_update(offer(&image)).unwrap();
     assert_eq!(
-        c.get("/update/vb1/manifest.json").await.unwrap().json()["version"],
-        "0.9.0"
+        cloud.state.update_files(),
+        vec!["/update/vb1/fw-1.1.0.bin", "/update/vb1/manifest.json"]
     );
+    for c in [&tls, &plain] {
+        let m = c.get("/update/vb1/manifest.json").await.unwrap();
+        assert_eq!(m.status, 200);
+        assert_eq!(m.content_type.as_deref(), Some("application/json"));
+        assert_eq!(m.json()["sha256"], sha(&image));
+        let got = c.get("/update/vb1/fw-1.1.0.bin").await.unwrap();
+        assert_eq!(got.status, 200);
+        assert_eq!(
+            got.content_type.as_deref(),
+            Some("application/octet-stream")
+        );
+        assert_eq!(sha(&got.body), sha(&image));
+        // Exactly the published paths: no prefix, suffix or normalisation games.
+        for miss in [
+            "/update/vb1",
+            "/update/vb1/",
+            "/update/vb1/fw-1.1.0.bin/x",
+            "/update/vb1/./fw-1.1.0.bin",
+        ] {
+            let r = c.get(miss).await.unwrap();
+            assert_eq!(r.status, 404, "{miss}");
+            assert!(r.json()["error"].is_string(), "{miss}");
+        }
+    }
+    // The query is not part of the path: a device may say which version it runs.
     assert_eq!(
-        c.get("/update/vb1/images/vb1-1.1.0.bin")
+        tls.get("/update/vb1/manifest.json?current=1.0.0")
             .await
             .unwrap()
-            .body
-            .len(),
-        image.len()
+            .status,
+        200
     );
+
+    // Paths outside /update/ are refused and leave the offer as it was.
+    for bad in ["/app/v1/accounts", "manifest.json", "/update/../x"] {
+        let err = cloud
+            .state
+            .publish_update(vec![(bad.into(), Bytes::from_static(b"{}"))])
+            .unwrap_err();
+        assert_eq!(err, StateError::BadPath(bad.into()));
+    }
+    assert_eq!(cloud.state.update_files().len(), 2);
+
+    // A new offer replaces the old one entirely.
+    cloud
+        .state
+        .publish_update(vec![(
+            "/update/vb1/manifest.json".into(),
+            Bytes::from_static(b"{}"),
+        )])
+        .unwrap();
     assert_eq!(
-        c.get("/update/vb1/images/nope.bin").await.unwrap().status,
+        tls.get("/update/vb1/fw-1.1.0.bin").await.unwrap().status,
         404
     );
-    assert_eq!(cloud.state.releases("vb1").len(), 3);
+
+    cloud.state.withdraw_update();
+    assert!(cloud.state.update_files().is_empty());
+    for c in [&tls, &plain] {
+        let r = c.get("/update/vb1/manifest.json").await.unwrap();
+        assert_eq!(r.status, 404);
+        assert!(r.json()["error"].is_string());
+    }
+    cloud.https.shutdown().await;
+}
+
+#[tokio::test]
+async fn device_notices_need_a_client_cert_and_reach_linked_users() {
+    let cloud = start(true).await;
+    let app = Client::new(&cloud);
+    let (alice, a) = new_account(&app, "Alice").await;
+    assert_eq!(
+        a.send("POST", "/app/v1/devices/VRB-7/users", b"")
+            .await
+            .unwrap()
+            .status,
+        201
+    );
+    let device = Client::with_cert(&cloud, "VRB-7");
+    let post = |c: &Client, text: &str| {
+        let c = c.clone();
+        let body = json!({ "text": text }).to_string();
+        async move {
+            c.send("POST", "/device/notices", body.as_bytes())
+                .await
+                .unwrap()
+        }
+    };
+
+    // No certificate: refused, over TLS and over plain HTTP, even with a user's bearer token.
+    for c in [&app, &Client::plain(&cloud), &a] {
+        let r = post(c, "sneaky").await;
+        assert_eq!(r.status, 401);
+        assert!(r.json()["error"].as_str().unwrap().contains("certificate"));
+    }
+    assert!(cloud.state.device_notices("VRB-7").is_empty());
+
+    let r = post(&device, "Update 1.1.0 installed").await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert!(r.body.is_empty());
+    assert_eq!(
+        post(&device, "Update 1.2.0 refused: bad signature")
+            .await
+            .status,
+        204
+    );
+    let texts: Vec<String> = cloud
+        .state
+        .device_notices("VRB-7")
+        .into_iter()
+        .map(|n| n.text)
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            "Update 1.1.0 installed",
+            "Update 1.2.0 refused: bad signature"
+        ]
+    );
+    let inbox = a
+        .get(&format!("/app/v1/users/{alice}/notices"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(inbox["notices"][0]["device"], "VRB-7");
+    assert_eq!(
+        inbox["notices"][1]["text"],
+        "Update 1.2.0 refused: bad signature"
+    );
+
+    // Bad bodies: too long, empty, not JSON, no text.
+    let long = "x".repeat(MAX_NOTICE_CHARS + 1);
+    assert_eq!(post(&device, &long).await.status, 400);
+    assert_eq!(post(&device, "").await.status, 400);
+    assert_eq!(
+        post(&device, &"x".repeat(MAX_NOTICE_CHARS)).await.status,
+        204
+    );
+    for body in [&b"{not json"[..], br#"{"txt":"x"}"#] {
+        assert_eq!(
+            device
+                .send("POST", "/device/notices", body)
+                .await
+                .unwrap()
+                .status,
+            400
+        );
+    }
+    assert_eq!(cloud.state.device_notices("VRB-7").len(), 3);
+
+    // Each accepted notice is in the flow log as the device's request.
+    let flows: Vec<_> = cloud
+        .log
+        .snapshot()
+        .into_iter()
+        .filter(|f| f.path.as_deref() == Some("/device/notices") && f.status == Some(204))
+        .collect();
+    assert_eq!(flows.len(), 3);
+    assert!(
+        flows
+            .iter()
+            .all(|f| f.identity.as_deref() == Some("VRB-7") && f.tls)
+    );
     cloud.https.shutdown().await;
 }
 

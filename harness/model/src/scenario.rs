@@ -62,9 +62,15 @@ pub struct CaseVar {
 impl Scenario {
     /// Whether a step acts on the mock cloud (a fault or a flow wait).
     pub fn steps_need_cloud(&self) -> bool {
-        self.steps
-            .iter()
-            .any(|s| matches!(s.what, StepWhat::CloudFault { .. } | StepWhat::WaitFlow(_)))
+        self.steps.iter().any(|s| {
+            matches!(
+                s.what,
+                StepWhat::CloudFault { .. }
+                    | StepWhat::CloudFaultUntil { .. }
+                    | StepWhat::WaitFlow(_)
+                    | StepWhat::OfferUpdate(_)
+            )
+        })
     }
 
     /// The step with this id.
@@ -207,9 +213,35 @@ pub enum StepWhat {
         fault: CloudFault,
         for_ms: Number,
     },
+    /// Put a fault in force on the mock cloud and go on: it stays until step `until` (a later step) has
+    /// run, or the case ends; so a fault can surround what the device is asked to do.
+    CloudFaultUntil {
+        fault: CloudFault,
+        until: String,
+    },
     /// Wait until the device makes a flow of this kind in the mock cloud's log.
     WaitFlow(WaitFlow),
+    /// Put an update on the mock cloud's update server (`offer_update = "tampered"`), replacing any
+    /// earlier offer; what was offered is the step's captures ([`OFFER_CAPTURES`]).
+    OfferUpdate(UpdateOffer),
 }
+
+/// The name of an update variant (`genuine`, `tampered`, `foreign-signed`, `unsigned`, `downgrade`,
+/// `insecure-channel`). The harness types it when the suite is loaded, as it does fault names.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(transparent)]
+pub struct UpdateOffer(pub String);
+
+/// What an `offer_update` step captures, for later steps and checks (`{step.ID.version}`).
+pub const OFFER_CAPTURES: &[&str] = &[
+    "variant",
+    "version",
+    "security_version",
+    "advisory",
+    "manifest_sha256",
+    "image_sha256",
+    "url",
+];
 
 /// The name of a mock-cloud fault (`cloud = "outage"`). The harness's fault registry knows what each
 /// name does and types it when the suite is loaded (a fault kind is one file there).
@@ -287,7 +319,9 @@ struct RawStep {
     sleep_ms: Option<Number>,
     cloud: Option<CloudFault>,
     for_ms: Option<Number>,
+    until: Option<String>,
     wait_flow: Option<WaitFlow>,
+    offer_update: Option<UpdateOffer>,
     for_each: Option<String>,
     repeat: Option<Number>,
     #[serde(default)]
@@ -358,6 +392,7 @@ impl Scenario {
             }
             steps.push(step);
         }
+        check_until(&src, &steps)?;
         if steps.is_empty() {
             return Err(LoadError::File {
                 path: path.into(),
@@ -404,6 +439,24 @@ impl Scenario {
             checks,
         })
     }
+}
+
+/// A fault held `until` a step must name a step after it: otherwise it would never be cleared by one.
+fn check_until(src: &Source, steps: &[Step]) -> Result<(), LoadError> {
+    for (i, step) in steps.iter().enumerate() {
+        if let StepWhat::CloudFaultUntil { until, .. } = &step.what
+            && !steps[i + 1..].iter().any(|s| &s.id == until)
+        {
+            return Err(src.err(
+                step.span.clone(),
+                format!(
+                    "step {:?}: `until` must name a later step of this scenario (got {until:?})",
+                    step.id
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_provisions(src: &Source, p: &Spanned<Provisions>) -> Result<(), LoadError> {
@@ -471,20 +524,26 @@ impl Known<'_> {
                 "{v}: no case variable {name:?} is declared under [vars]"
             )),
             Var::Capture { step, name } => {
-                let action =
+                // (what the step is, what it captures)
+                let captures =
                     self.earlier
                         .iter()
                         .find(|s| &s.id == step)
                         .and_then(|s| match &s.what {
-                            StepWhat::Action { name, .. } => vocabulary::action(name),
+                            StepWhat::Action { name, .. } => vocabulary::action(name)
+                                .map(|a| (format!("action {}", a.name), a.captures)),
+                            StepWhat::OfferUpdate(_) => {
+                                Some(("an offer_update step".to_string(), OFFER_CAPTURES))
+                            }
                             _ => None,
                         });
-                match action {
-                    None => Some(format!("{v}: {step:?} is no earlier action step")),
-                    Some(a) if !a.captures.contains(&name.as_str()) => Some(format!(
-                        "{v}: action {} captures no {name:?} (it captures: {})",
-                        a.name,
-                        a.captures.join(", ")
+                match captures {
+                    None => Some(format!(
+                        "{v}: {step:?} is no earlier action or offer_update step"
+                    )),
+                    Some((what, caps)) if !caps.contains(&name.as_str()) => Some(format!(
+                        "{v}: {what} captures no {name:?} (it captures: {})",
+                        caps.join(", ")
                     )),
                     Some(_) => None,
                 }
@@ -525,23 +584,30 @@ impl RawStep {
             self.sleep_ms.is_some(),
             self.cloud.is_some(),
             self.wait_flow.is_some(),
+            self.offer_update.is_some(),
         ];
         if given.iter().filter(|g| **g).count() != 1 {
             return Err(src.err(
                 span,
-                format!("{at}: give exactly one of `action`, `sleep_ms`, `cloud` or `wait_flow`"),
+                format!("{at}: give exactly one of `action`, `sleep_ms`, `cloud`, `wait_flow` or `offer_update`"),
             ));
         }
-        if self.cloud.is_some() != self.for_ms.is_some() {
+        let lengths = usize::from(self.for_ms.is_some()) + usize::from(self.until.is_some());
+        if self.cloud.is_some() != (lengths == 1) || lengths > 1 {
             return Err(src.err(
                 span,
-                format!("{at}: a `cloud` fault step needs `for_ms`, and only it takes one"),
+                format!("{at}: a `cloud` fault step needs either `for_ms` or `until` (a later step's id), and only it takes one"),
             ));
         }
         let what = match (self.action, self.sleep_ms) {
-            (None, None) => match (self.cloud, self.for_ms, self.wait_flow) {
-                (Some(fault), Some(for_ms), None) => StepWhat::CloudFault { fault, for_ms },
-                (None, None, Some(w)) => StepWhat::WaitFlow(w),
+            (None, None) => match (self.cloud, self.for_ms, self.wait_flow, self.offer_update) {
+                (Some(fault), None, None, None) => StepWhat::CloudFaultUntil {
+                    fault,
+                    until: self.until.unwrap_or_default(),
+                },
+                (Some(fault), Some(for_ms), None, None) => StepWhat::CloudFault { fault, for_ms },
+                (None, None, Some(w), None) => StepWhat::WaitFlow(w),
+                (None, None, None, Some(offer)) => StepWhat::OfferUpdate(offer),
                 _ => unreachable!("checked above"),
             },
             (Some(name), None) => {
@@ -622,6 +688,7 @@ impl RawStep {
                 number_ref(n).into_iter().collect()
             }
             StepWhat::WaitFlow(w) => number_ref(&w.timeout_ms).into_iter().collect(),
+            StepWhat::OfferUpdate(_) | StepWhat::CloudFaultUntil { .. } => Vec::new(),
         };
         templates.extend(self.repeat.as_ref().and_then(number_ref));
         templates.extend(self.retry.as_ref().and_then(|r| number_ref(&r.wait_ms)));

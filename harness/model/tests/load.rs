@@ -92,8 +92,11 @@ fn not_applicable_needs_a_rationale_and_a_condition() {
 #[test]
 fn bindings_are_checked_against_the_vocabulary() {
     let text = vboard_text()
-        .replace("[bindings.identify]", "[bindings.reboot]")
-        .replace("[[bindings.identify.steps]]", "[[bindings.reboot.steps]]");
+        .replace("[bindings.identify]", "[bindings.self-destruct]")
+        .replace(
+            "[[bindings.identify.steps]]",
+            "[[bindings.self-destruct.steps]]",
+        );
     assert!(profile_err(&text).contains("unknown action"));
     let text = vboard_text().replace("locked = 'Too many", "frozen = 'Too many");
     assert!(profile_err(&text).contains("\"frozen\" is not an outcome of action login"));

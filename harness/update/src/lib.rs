@@ -13,4 +13,4 @@ pub mod variant;
 mod verify;
 
 pub use manifest::{ImageRef, Manifest, PAYLOAD_TYPE};
-pub use verify::{Trust, UpdateError, verify};
+pub use verify::{Checks, Trust, UpdateError, verify, verify_image, verify_manifest};

@@ -21,6 +21,10 @@ pub struct Manifest {
     /// it runs (EN 303 645 5.3-2 anti-rollback).
     pub security_version: u64,
     pub image: ImageRef,
+    /// For a security update: the risk it addresses, as the device must tell its user (EN 303 645
+    /// 5.3-11). `None` for a release that fixes no vulnerability.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advisory: Option<String>,
 }
 
 /// Where the image is and what it must hash to.
@@ -51,6 +55,7 @@ impl Manifest {
                 sha256: hex::encode(Sha256::digest(image)),
                 size: image.len() as u64,
             },
+            advisory: None,
         }
     }
 

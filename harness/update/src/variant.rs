@@ -54,6 +54,8 @@ impl Variant {
 pub struct Build {
     pub version: String,
     pub security_version: u64,
+    /// The risk the release addresses, for a security update.
+    pub advisory: Option<String>,
     pub image: Vec<u8>,
 }
 
@@ -92,13 +94,16 @@ impl Publisher<'_> {
             _ => self.https_base,
         };
         let url = format!("{base}/{}-{}.bin", self.model, build.version);
-        let manifest = Manifest::for_image(
-            self.model,
-            &build.version,
-            build.security_version,
-            &url,
-            &build.image,
-        );
+        let manifest = Manifest {
+            advisory: build.advisory.clone(),
+            ..Manifest::for_image(
+                self.model,
+                &build.version,
+                build.security_version,
+                &url,
+                &build.image,
+            )
+        };
         let envelope = match variant {
             Variant::ForeignSigned => manifest.sign(self.foreign),
             Variant::Unsigned => manifest.unsigned(),

@@ -3,7 +3,7 @@
 
 use hilt_report::keys::KeyPair;
 use hilt_update::variant::{Build, Publisher, Variant};
-use hilt_update::{Manifest, Trust, UpdateError, verify};
+use hilt_update::{Checks, Manifest, Trust, UpdateError, verify, verify_image, verify_manifest};
 use proptest::prelude::*;
 
 fn keys() -> (KeyPair, KeyPair) {
@@ -14,17 +14,24 @@ fn builds() -> (Build, Build) {
     let newer = Build {
         version: "1.1.0".into(),
         security_version: 3,
+        advisory: Some("fixes a remote code execution".into()),
         image: (0..4096u32).map(|i| (i * 31 % 251) as u8).collect(),
     };
     let older = Build {
         version: "1.0.0".into(),
         security_version: 1,
+        advisory: None,
         image: vec![0x5a; 2048],
     };
     (newer, older)
 }
 
 fn check(variant: Variant) -> Result<Manifest, UpdateError> {
+    check_with(variant, Checks::ALL)
+}
+
+/// The variant as a device making only `checks` judges it: manifest first, then the image.
+fn check_with(variant: Variant, checks: Checks) -> Result<Manifest, UpdateError> {
     let (vendor, foreign) = keys();
     let (newer, older) = builds();
     let p = Publisher {
@@ -43,7 +50,59 @@ fn check(variant: Variant) -> Result<Manifest, UpdateError> {
         model: "VRB-1",
         running_security_version: 2,
     };
-    verify(&offer.envelope, &offer.image, &trust)
+    let m = verify_manifest(&offer.envelope, &trust, checks)?;
+    verify_image(&m, &offer.image, checks)?;
+    Ok(m)
+}
+
+#[test]
+fn leaving_out_one_check_lets_exactly_its_variant_through() {
+    let off: [(Checks, Variant); 5] = [
+        (
+            Checks {
+                image_digest: false,
+                ..Checks::ALL
+            },
+            Variant::Tampered,
+        ),
+        (
+            Checks {
+                trusted_key: false,
+                ..Checks::ALL
+            },
+            Variant::ForeignSigned,
+        ),
+        (
+            Checks {
+                require_signature: false,
+                ..Checks::ALL
+            },
+            Variant::Unsigned,
+        ),
+        (
+            Checks {
+                anti_rollback: false,
+                ..Checks::ALL
+            },
+            Variant::Downgrade,
+        ),
+        (
+            Checks {
+                https_only: false,
+                ..Checks::ALL
+            },
+            Variant::InsecureChannel,
+        ),
+    ];
+    for (checks, let_through) in off {
+        for v in Variant::ALL {
+            let accepted = check_with(v, checks).is_ok();
+            let expected = v == Variant::Genuine || v == let_through;
+            assert_eq!(accepted, expected, "{checks:?} on {}", v.name());
+        }
+    }
+    let m = check(Variant::Genuine).unwrap();
+    assert_eq!(m.advisory.as_deref(), Some("fixes a remote code execution"));
 }
 
 #[test]

@@ -109,8 +109,13 @@ pub enum ConfigError {
 }
 
 impl CloudSettings {
-    /// `None` when the board runs without a cloud.
-    pub fn resolve(&self, defects: &DefectSet) -> Result<Option<CloudOptions>, ConfigError> {
+    /// `None` when the board runs without a cloud. `ca_shared`: the update agent uses `--ca-cert`
+    /// too, so it is no stray option without a cloud.
+    pub fn resolve(
+        &self,
+        defects: &DefectSet,
+        ca_shared: bool,
+    ) -> Result<Option<CloudOptions>, ConfigError> {
         let url = if defects.has(Defect::PlaintextMqtt) {
             let text = self
                 .mqtt_plain_url
@@ -124,7 +129,7 @@ impl CloudSettings {
         } else if let Some(text) = &self.mqtt_url {
             BrokerUrl::parse(text).map_err(ConfigError::Url)?
         } else {
-            return self.check_unused().map(|()| None);
+            return self.check_unused(ca_shared).map(|()| None);
         };
         if let Some(text) = &self.mqtt_url {
             BrokerUrl::parse(text).map_err(ConfigError::Url)?;
@@ -156,9 +161,9 @@ impl CloudSettings {
     }
 
     /// Cloud options without a cloud are a mistake worth refusing, not ignoring.
-    fn check_unused(&self) -> Result<(), ConfigError> {
+    fn check_unused(&self, ca_shared: bool) -> Result<(), ConfigError> {
         let given = [
-            (self.ca_cert.is_some(), "--ca-cert"),
+            (self.ca_cert.is_some() && !ca_shared, "--ca-cert"),
             (self.mqtt_username.is_some(), "--mqtt-username"),
             (self.mqtt_password_file.is_some(), "--mqtt-password-file"),
         ];
@@ -221,7 +226,7 @@ mod tests {
     #[test]
     fn resolves_a_tls_cloud_without_leaking_the_password() {
         let f = files();
-        let o = settings(&f).resolve(&defects(&[])).unwrap().unwrap();
+        let o = settings(&f).resolve(&defects(&[]), false).unwrap().unwrap();
         assert!(o.url.tls && o.url.port == 8883);
         assert_eq!(o.ca.len(), 1);
         let c = o.credentials.as_ref().unwrap();
@@ -238,7 +243,7 @@ mod tests {
     fn no_url_means_no_cloud_but_stray_options_are_refused() {
         assert!(
             CloudSettings::default()
-                .resolve(&defects(&[]))
+                .resolve(&defects(&[]), false)
                 .unwrap()
                 .is_none()
         );
@@ -246,36 +251,39 @@ mod tests {
         let mut s = settings(&f);
         s.mqtt_url = None;
         assert!(matches!(
-            s.resolve(&defects(&[])),
+            s.resolve(&defects(&[]), false),
             Err(ConfigError::NoUrl("--ca-cert"))
         ));
+        s.mqtt_username = None;
+        s.mqtt_password_file = None;
+        assert!(s.resolve(&defects(&[]), true).unwrap().is_none());
     }
 
     #[test]
     fn defects_pick_url_and_trust() {
         let f = files();
         let o = settings(&f)
-            .resolve(&defects(&["plaintext-mqtt", "undeclared-flow"]))
+            .resolve(&defects(&["plaintext-mqtt", "undeclared-flow"]), false)
             .unwrap()
             .unwrap();
         assert!(!o.url.tls && o.url.port == 1883 && o.undeclared_flow);
         let mut s = settings(&f);
         s.mqtt_plain_url = None;
-        let err = s.resolve(&defects(&["plaintext-mqtt"])).unwrap_err();
+        let err = s.resolve(&defects(&["plaintext-mqtt"]), false).unwrap_err();
         assert!(matches!(err, ConfigError::PlainUrlMissing));
         assert!(err.to_string().contains("--mqtt-plain-url"));
         s.mqtt_plain_url = Some("mqtts://127.0.0.1:1".into());
         assert!(matches!(
-            s.resolve(&defects(&["plaintext-mqtt"])),
+            s.resolve(&defects(&["plaintext-mqtt"]), false),
             Err(ConfigError::PlainUrlIsTls)
         ));
         s.ca_cert = None;
         assert!(matches!(
-            s.resolve(&defects(&[])),
+            s.resolve(&defects(&[]), false),
             Err(ConfigError::CaMissing)
         ));
         let o = s
-            .resolve(&defects(&["accepts-untrusted-cert"]))
+            .resolve(&defects(&["accepts-untrusted-cert"]), false)
             .unwrap()
             .unwrap();
         assert!(o.accept_any_cert && o.ca.is_empty());
@@ -287,21 +295,24 @@ mod tests {
         let mut s = settings(&f);
         s.mqtt_password_file = None;
         assert!(matches!(
-            s.resolve(&defects(&[])),
+            s.resolve(&defects(&[]), false),
             Err(ConfigError::CredentialsPair)
         ));
         s.mqtt_password_file = Some(f.pw.with_extension("missing"));
         assert!(matches!(
-            s.resolve(&defects(&[])),
+            s.resolve(&defects(&[]), false),
             Err(ConfigError::PasswordFile { .. })
         ));
         std::fs::write(&f.pw, "\n").unwrap();
         s.mqtt_password_file = Some(f.pw.clone());
         assert!(matches!(
-            s.resolve(&defects(&[])),
+            s.resolve(&defects(&[]), false),
             Err(ConfigError::EmptyPassword(_))
         ));
         s.mqtt_url = Some("mqtts://u:p@h".into());
-        assert!(matches!(s.resolve(&defects(&[])), Err(ConfigError::Url(_))));
+        assert!(matches!(
+            s.resolve(&defects(&[]), false),
+            Err(ConfigError::Url(_))
+        ));
     }
 }

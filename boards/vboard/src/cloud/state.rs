@@ -2,11 +2,12 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Notices kept for the `notices` command; older ones are dropped.
 pub const MAX_NOTICES: usize = 16;
 /// Longest notice or error text kept, in characters.
-const MAX_TEXT: usize = 200;
+pub const MAX_TEXT: usize = 200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Link {
@@ -21,7 +22,8 @@ struct Inner {
     link: Link,
     url: Option<String>,
     last_error: Option<String>,
-    notices: VecDeque<String>,
+    /// (received at, Unix ms; text), oldest first.
+    notices: VecDeque<(u64, String)>,
 }
 
 /// A cheap, cloneable handle on the shared state.
@@ -80,6 +82,11 @@ impl CloudView {
 
     /// Stored notices, oldest first.
     pub fn notices(&self) -> Vec<String> {
+        self.lock().notices.iter().map(|(_, t)| t.clone()).collect()
+    }
+
+    /// Stored notices with the Unix ms they arrived at, oldest first.
+    pub fn timed_notices(&self) -> Vec<(u64, String)> {
         self.lock().notices.iter().cloned().collect()
     }
 
@@ -91,7 +98,7 @@ impl CloudView {
     pub fn set_disconnected(&self, error: &str) {
         let mut s = self.lock();
         s.link = Link::Disconnected;
-        s.last_error = Some(printable(error.as_bytes()));
+        s.last_error = Some(printable(error.as_bytes(), MAX_TEXT));
     }
 
     /// Stores a notice payload as printable text.
@@ -100,16 +107,25 @@ impl CloudView {
         if s.notices.len() == MAX_NOTICES {
             s.notices.pop_front();
         }
-        s.notices.push_back(printable(payload));
+        s.notices
+            .push_back((unix_now_ms(), printable(payload, MAX_TEXT)));
     }
 }
 
-/// One console-safe line: no control characters (a notice must not drive the host's terminal).
-fn printable(bytes: &[u8]) -> String {
+fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// One console-safe line of at most `max_chars`: no control characters (text from the network must
+/// not drive the host's terminal).
+pub fn printable(bytes: &[u8], max_chars: usize) -> String {
     String::from_utf8_lossy(bytes)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_TEXT)
+        .take(max_chars)
         .collect()
 }
 

@@ -1,5 +1,6 @@
 //! The board's TLS client configuration: ring only, trusting the run's CA and nothing else
-//! (no system roots), or, under the `accepts-untrusted-cert` defect, any certificate at all.
+//! (no system roots), or, under the `accepts-untrusted-cert` defect, any certificate at all (MQTT
+//! only). The update agent also presents the device's client certificate.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -19,8 +20,56 @@ pub enum TlsError {
     },
     #[error("CA certificate {path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    #[error("client certificate {path}: {reason}")]
+    Certificate { path: PathBuf, reason: String },
+    #[error("client key {path}: {reason}")]
+    Key { path: PathBuf, reason: String },
     #[error("TLS configuration failed: {0}")]
     Config(#[from] rustls::Error),
+}
+
+/// The device's identity: its certificate chain and private key.
+pub struct Identity {
+    pub chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+// The key never reaches a log through a formatted struct.
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("chain", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Clone for Identity {
+    fn clone(&self) -> Self {
+        Self {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+        }
+    }
+}
+
+/// Loads a PEM certificate chain and its PKCS#8 PEM key. Errors name the file, never its contents.
+pub fn load_identity(cert: &Path, key: &Path) -> Result<Identity, TlsError> {
+    let bad_cert = |reason: String| TlsError::Certificate {
+        path: cert.to_path_buf(),
+        reason,
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad_cert(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad_cert(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(bad_cert("no PEM certificate in the file".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+        path: key.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(Identity { chain, key })
 }
 
 /// The certificates of a PEM file (at least one).
@@ -56,6 +105,24 @@ pub fn trusting(ca: &[CertificateDer<'static>]) -> Result<Arc<ClientConfig>, Tls
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Verifies servers against `ca` only, presents `identity` and offers `alpn`.
+pub fn trusting_as(
+    ca: &[CertificateDer<'static>],
+    identity: &Identity,
+    alpn: &[&[u8]],
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in ca {
+        roots.add(cert.clone())?;
+    }
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
 
@@ -195,6 +262,26 @@ mod tests {
         assert!(load_ca(junk.path()).is_err());
         let garbage_der = vec![CertificateDer::from(vec![1u8, 2, 3])];
         assert!(trusting(&garbage_der).is_err());
+    }
+
+    #[test]
+    fn loads_a_client_identity_and_refuses_bad_files() {
+        let pki = Pki::generate(&["127.0.0.1".into()]).unwrap();
+        let client = pki.issue_client("VRB-1").unwrap();
+        let cert = write_temp(client.cert_pem.as_bytes());
+        let key = write_temp(client.key_pem.as_bytes());
+        let ca = write_temp(pki.ca_pem().as_bytes());
+        let id = load_identity(cert.path(), key.path()).unwrap();
+        assert_eq!(id.chain.len(), 1);
+        assert!(!format!("{id:?}").contains("PRIVATE"));
+        let config = trusting_as(&load_ca(ca.path()).unwrap(), &id, &[b"http/1.1"]).unwrap();
+        assert!(config.client_auth_cert_resolver.has_certs());
+        handshake(config, pki.server_config(false, &[]).unwrap()).unwrap();
+        let err = load_identity(key.path(), key.path()).unwrap_err();
+        assert!(matches!(err, TlsError::Certificate { .. }), "{err}");
+        let err = load_identity(cert.path(), cert.path()).unwrap_err();
+        assert!(matches!(err, TlsError::Key { .. }), "{err}");
+        assert!(!err.to_string().contains("BEGIN"), "{err}");
     }
 
     #[test]

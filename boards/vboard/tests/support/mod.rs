@@ -4,6 +4,7 @@
 
 pub mod peer;
 pub mod serial;
+pub mod update_server;
 
 pub use serial::{expect, send};
 

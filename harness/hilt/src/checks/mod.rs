@@ -6,11 +6,14 @@
 //! scenario" says how). A check whose evidence is absent says which evidence is missing and is
 //! INCONCLUSIVE, never PASS.
 
+mod app_notice;
 mod capture_equals;
 mod flows_declared;
 mod lockout_duration;
 mod orderly_reconnect;
+mod periodic_update_check;
 mod refuses_untrusted_cert;
+mod support_period;
 mod throttled;
 mod tls_only;
 
@@ -35,6 +38,9 @@ pub const KINDS: &[Kind] = &[
     refuses_untrusted_cert::KIND,
     flows_declared::KIND,
     orderly_reconnect::KIND,
+    support_period::KIND,
+    app_notice::KIND,
+    periodic_update_check::KIND,
 ];
 
 /// A registered check kind: its name and how its parameters become a typed check.
@@ -100,7 +106,7 @@ impl Params<'_> {
     pub fn require_fault(&self, fault: &FaultKind) -> Result<(), String> {
         let applied =
             self.scenario.steps.iter().any(
-                |s| matches!(&s.what, StepWhat::CloudFault { fault: f, .. } if f.0 == fault.name),
+                |s| matches!(&s.what, StepWhat::CloudFault { fault: f, .. } | StepWhat::CloudFaultUntil { fault: f, .. } if f.0 == fault.name),
             );
         if applied {
             Ok(())

@@ -1,8 +1,9 @@
 //! `refuses-untrusted-cert`: while the cloud presented a certificate from a CA the device must not
 //! trust (a man in the middle), the device tried to connect and refused it: no session over it, no
-//! plaintext fallback (EN 303 645 5.5-1).
+//! plaintext fallback (EN 303 645 5.5-1). `protocol = "http"` judges one channel only (the update
+//! channel, say, whatever the device's MQTT link does meanwhile).
 
-use hilt_cloud::{Flow, FlowKind, ServerCert};
+use hilt_cloud::{Flow, FlowKind, Protocol, ServerCert};
 use hilt_model::Verdict;
 use serde::Deserialize;
 
@@ -18,7 +19,10 @@ pub const KIND: Kind = Kind {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RefusesUntrustedCert {}
+struct RefusesUntrustedCert {
+    /// Only connections over this protocol are judged (all when absent).
+    protocol: Option<Protocol>,
+}
 
 fn parse(p: &Params) -> Result<Box<dyn Check>, String> {
     let c = p.get::<RefusesUntrustedCert>()?;
@@ -33,10 +37,19 @@ impl Check for RefusesUntrustedCert {
 
     fn evaluate(&self, ev: &Evidence) -> Judgement {
         match ev.cloud() {
-            Ok(c) => judge(&c.dut, c.flows, c.windows),
+            Ok(c) => judge(&c.dut, &channel(c.flows, self.protocol), c.windows),
             Err(j) => j,
         }
     }
+}
+
+/// The flows over `protocol` (all of them when `None`).
+fn channel(flows: &[Flow], protocol: Option<Protocol>) -> Vec<Flow> {
+    flows
+        .iter()
+        .filter(|f| protocol.is_none_or(|p| f.protocol == p))
+        .cloned()
+        .collect()
 }
 
 fn judge(dut: &Dut, flows: &[Flow], windows: &[FaultWindow]) -> Judgement {
@@ -56,15 +69,16 @@ fn judge(dut: &Dut, flows: &[Flow], windows: &[FaultWindow]) -> Judgement {
             .iter()
             .any(|w| f.t_us >= w.from_us && f.t_us <= w.to_us)
     };
+    // A flow tagged with the untrusted certificate was made while it was presented, whenever the
+    // server got round to recording it (a handshake the device aborts is logged a moment later, maybe
+    // after the fault was cleared): the tag, not the window, says which certificate it met.
+    let first = windows.iter().map(|w| w.from_us).min().unwrap_or(0);
+    let tagged = |f: &Flow| f.t_us >= first && f.server_cert == Some(ServerCert::Untrusted);
     // A flow tagged with the untrusted certificate that is not a handshake failure means the handshake
     // succeeded. Refusals made before any handshake (outage, connection limit) carry no tag.
     let accepted: Vec<&Flow> = flows
         .iter()
-        .filter(|f| {
-            inside(f)
-                && f.server_cert == Some(ServerCert::Untrusted)
-                && f.kind != FlowKind::TlsFailed
-        })
+        .filter(|f| tagged(f) && f.kind != FlowKind::TlsFailed)
         .collect();
     if !accepted.is_empty() {
         return (
@@ -90,11 +104,7 @@ fn judge(dut: &Dut, flows: &[Flow], windows: &[FaultWindow]) -> Judgement {
     }
     let refused = flows
         .iter()
-        .filter(|f| {
-            inside(f)
-                && f.kind == FlowKind::TlsFailed
-                && f.server_cert == Some(ServerCert::Untrusted)
-        })
+        .filter(|f| tagged(f) && f.kind == FlowKind::TlsFailed)
         .count();
     if refused == 0 {
         (
@@ -139,6 +149,57 @@ mod tests {
         assert_eq!(judge(&DUT, &[refused, plain], &window).0, Verdict::Fail);
         assert_eq!(judge(&DUT, &[], &window).0, Verdict::Inconclusive);
         assert_eq!(judge(&DUT, &[], &[]).0, Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn a_protocol_filter_judges_that_channel_only() {
+        let p = |t: &str| {
+            let table: toml::Table = toml::from_str(t).unwrap();
+            table
+        };
+        let c: RefusesUntrustedCert = toml::Value::Table(p("protocol = \"http\""))
+            .try_into()
+            .unwrap();
+        assert_eq!(c.protocol, Some(Protocol::Http));
+        let c: Result<RefusesUntrustedCert, _> =
+            toml::Value::Table(p("protocol = \"gopher\"")).try_into();
+        assert!(c.is_err());
+        // The MQTT link talks over the MITM's certificate; the update channel refuses it.
+        let window = [FaultWindow {
+            fault: untrusted_cert::KIND.name,
+            from_us: 100,
+            to_us: 200,
+        }];
+        let mut mqtt = flow(0, 150, FlowKind::Connect, true, "");
+        mqtt.server_cert = Some(ServerCert::Untrusted);
+        let mut https = flow(1, 160, FlowKind::TlsFailed, true, "");
+        https.protocol = Protocol::Http;
+        https.server_cert = Some(ServerCert::Untrusted);
+        let all = [mqtt, https];
+        assert_eq!(judge(&DUT, &channel(&all, None), &window).0, Verdict::Fail);
+        let http = channel(&all, Some(Protocol::Http));
+        assert_eq!(judge(&DUT, &http, &window).0, Verdict::Pass);
+        let mqtt_only = channel(&all, Some(Protocol::Mqtt));
+        assert_eq!(judge(&DUT, &mqtt_only, &window).0, Verdict::Fail);
+    }
+
+    #[test]
+    fn a_refusal_recorded_just_after_the_fault_still_counts() {
+        let window = [FaultWindow {
+            fault: untrusted_cert::KIND.name,
+            from_us: 100,
+            to_us: 200,
+        }];
+        let mut late = flow(0, 250, FlowKind::TlsFailed, true, "");
+        late.server_cert = Some(ServerCert::Untrusted);
+        assert_eq!(
+            judge(&DUT, std::slice::from_ref(&late), &window).0,
+            Verdict::Pass
+        );
+        // Before the fault, the untrusted certificate was never presented: nothing to count.
+        let mut early = late.clone();
+        early.t_us = 50;
+        assert_eq!(judge(&DUT, &[early], &window).0, Verdict::Inconclusive);
     }
 
     /// Issue 7: a connection-limit refusal before the handshake is no acceptance of the MITM.

@@ -23,6 +23,11 @@ pub(super) fn check(bench: &dyn Bench, s: &Case, scope: &Scope) -> Result<(), St
             return Err(Stop::not_tested(format!("applicability undecided: {r}")));
         }
     }
+    // Said before the cloud is asked for: a variant the board cannot be offered is the reason to give.
+    for (step, variant) in s.offers.iter().filter_map(|(s, v)| Some((s, (*v)?))) {
+        crate::updates::makeable(bench.profile(), variant)
+            .map_err(|u| Stop::not_tested(format!("step {step}: {}", u.0)))?;
+    }
     if s.needs_cloud() && bench.cloud().is_none() {
         return Err(Stop::not_tested(
             "the scenario needs the mock cloud, and the board profile declares no cloud link",
@@ -60,7 +65,9 @@ fn step_numbers(what: &StepWhat) -> impl Iterator<Item = &Number> {
     let n = match what {
         StepWhat::Sleep(n) | StepWhat::CloudFault { for_ms: n, .. } => Some(n),
         StepWhat::WaitFlow(w) => Some(&w.timeout_ms),
-        StepWhat::Action { .. } => None,
+        StepWhat::Action { .. } | StepWhat::OfferUpdate(_) | StepWhat::CloudFaultUntil { .. } => {
+            None
+        }
     };
     n.into_iter()
 }

@@ -29,6 +29,8 @@ pub(super) fn of(ctx: &Ctx, plan: &[Planned]) -> Result<Duration, Stop> {
                 scope.number(n).map_err(Stop::not_tested)?
             }
             StepWhat::WaitFlow(w) => scope.number(&w.timeout_ms).map_err(Stop::not_tested)?,
+            // A held fault lasts through the steps it surrounds, which are counted themselves.
+            StepWhat::OfferUpdate(_) | StepWhat::CloudFaultUntil { .. } => 0,
         };
         let retries = match &step.retry {
             Some(r) => {

@@ -35,6 +35,41 @@ pub fn apply_fault(
     }
 }
 
+/// A fault put in force until a later step has run (`cloud = "…"` with `until`).
+#[derive(Debug)]
+pub struct HeldFault {
+    pub fault: &'static FaultKind,
+    pub from_us: u64,
+    /// The step after which it is cleared.
+    pub until: String,
+}
+
+/// Put `fault` in force for at most `length` and leave it there; [`end_held`] clears it.
+pub fn hold_fault(
+    cloud: &CloudSession,
+    fault: &'static FaultKind,
+    length: Duration,
+    until: &str,
+) -> HeldFault {
+    let from_us = cloud.log.now_us();
+    (fault.start)(cloud, length);
+    HeldFault {
+        fault,
+        from_us,
+        until: until.to_string(),
+    }
+}
+
+/// Clear a held fault: its window, in flow-log time, is what checks judge.
+pub fn end_held(cloud: &CloudSession, held: HeldFault) -> FaultWindow {
+    cloud.faults.clear();
+    FaultWindow {
+        fault: held.fault.name,
+        from_us: held.from_us,
+        to_us: cloud.log.now_us(),
+    }
+}
+
 /// Wait up to `timeout` for a flow from `from` on that satisfies `pred`, in slices so that a
 /// cancelled run stops waiting promptly.
 pub fn wait_flow(

@@ -82,6 +82,12 @@ pub(crate) struct Ctx<'a> {
     /// First flow-log sequence number of this case, when the board has a mock cloud.
     pub cloud_from: Option<u64>,
     pub windows: Vec<cloud::FaultWindow>,
+    /// A fault in force until a later step has run.
+    pub held: Option<cloud::HeldFault>,
+    /// Whether an update was offered (it is withdrawn when the case ends, so no later case meets it).
+    pub offered: bool,
+    /// (step id, signed manifest) of each update offered, kept as evidence.
+    pub offers: Vec<(String, Vec<u8>)>,
 }
 
 impl<'a> Ctx<'a> {
@@ -126,6 +132,15 @@ impl<'a> Ctx<'a> {
         self.checkpoint()
     }
 
+    /// Clear the held fault, if any, and keep its window.
+    pub fn end_held_fault(&mut self) {
+        if let (Some(held), Some(c)) = (self.held.take(), self.bench.cloud()) {
+            let w = cloud::end_held(c, held);
+            self.note_all(&format!("cloud fault {} cleared", w.fault));
+            self.windows.push(w);
+        }
+    }
+
     /// Annotate every open transcript (so a reader sees what the harness did between exchanges).
     pub fn note_all(&mut self, text: &str) {
         for console in self.consoles.values_mut() {
@@ -155,6 +170,9 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
         vars: Arc::new(vars),
         cloud_from: bench.cloud().map(|c| c.log.next_seq()),
         windows: Vec::new(),
+        held: None,
+        offered: false,
+        offers: Vec::new(),
     };
     let mut checks = Vec::new();
     let mut budget_ms = None;
@@ -175,6 +193,8 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
                 budget_ms = ctx.deadline.map(|(_, b)| b.as_millis() as u64);
                 steps::run(&mut ctx, &plan)
             });
+            // However the steps ended, no fault outlives them.
+            ctx.end_held_fault();
             // One slice of the flow log: what the checks judge is what the evidence shows.
             flows = ctx
                 .bench
@@ -182,6 +202,9 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
                 .zip(ctx.cloud_from)
                 .map(|(c, from)| cloud_flows(c, from));
             checks = run_checks(&ctx, scenario, flows.as_deref());
+            if let Some(c) = ctx.bench.cloud().filter(|_| ctx.offered) {
+                c.state.withdraw_update();
+            }
             decide(&ctx, stop.err(), &checks)
         }
     };
@@ -191,6 +214,12 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
         .iter()
         .flat_map(|(link, c)| transcript_evidence(link, c))
         .collect();
+    evidence.extend(ctx.offers.iter().map(|(step, manifest)| EvidenceFile {
+        name: format!("offer-{step}.dsse.json"),
+        bytes: manifest.clone(),
+        media_type: "application/json".into(),
+        description: format!("the signed update manifest (DSSE envelope) offered in step {step:?}"),
+    }));
     if let (Some(c), Some(from)) = (bench.cloud(), ctx.cloud_from) {
         let flows = flows.unwrap_or_else(|| cloud_flows(c, from));
         evidence.extend(cloud_evidence(c, &flows));

@@ -79,6 +79,9 @@ pub(super) fn run(ctx: &mut Ctx, plan: &[Planned]) -> Result<(), Stop> {
             step: &step.id,
             attempts,
         });
+        if ctx.held.as_ref().is_some_and(|h| h.until == step.id) {
+            ctx.end_held_fault();
+        }
         result?;
         if matches!(step.what, StepWhat::Action { .. }) && attempts == 0 {
             ctx.inconclusive.push(format!(
@@ -108,7 +111,9 @@ fn run_step(ctx: &mut Ctx, step: &Step, planned: &Planned) -> Result<(), Stop> {
             StepWhat::Action { name, with } => {
                 run_attempt(ctx, &scope, step, name, with, planned.count)?;
             }
+            StepWhat::CloudFaultUntil { until, .. } => hold_fault(ctx, step, until)?,
             StepWhat::CloudFault { for_ms, .. } => {
+                ctx.end_held_fault();
                 let fault = ctx.scenario.faults[&step.id];
                 let ms = scope.number(for_ms).map_err(Stop::not_tested)?;
                 let c = ctx
@@ -130,6 +135,7 @@ fn run_step(ctx: &mut Ctx, step: &Step, planned: &Planned) -> Result<(), Stop> {
                 ctx.windows.push(window);
                 ctx.checkpoint()?;
             }
+            StepWhat::OfferUpdate(_) => offer_update(ctx, step, planned.count)?,
             StepWhat::WaitFlow(w) => {
                 let ms = scope.number(&w.timeout_ms).map_err(Stop::not_tested)?;
                 let c = ctx
@@ -153,6 +159,81 @@ fn run_step(ctx: &mut Ctx, step: &Step, planned: &Planned) -> Result<(), Stop> {
         }
     }
     Ok(())
+}
+
+/// Put the step's fault in force until step `until` has run (one held fault at a time).
+fn hold_fault(ctx: &mut Ctx, step: &Step, until: &str) -> Result<(), Stop> {
+    ctx.end_held_fault();
+    let fault = ctx.scenario.faults[&step.id];
+    let c = ctx
+        .bench
+        .cloud()
+        .ok_or_else(|| Stop::not_tested("no mock cloud"))?;
+    // In force at most until the case's budget runs out; cleared after `until` in any case.
+    let length = ctx.deadline.map_or(Duration::from_secs(600), |(at, _)| {
+        at.saturating_duration_since(std::time::Instant::now())
+    });
+    ctx.note_all(&format!(
+        "step {}: cloud fault {} until step {until} has run",
+        step.id, fault.name
+    ));
+    ctx.held = Some(cloud::hold_fault(c, fault, length, until));
+    Ok(())
+}
+
+/// Put the step's update variant on the mock update server and record what was offered as the step's
+/// attempt: its captures (version, digests, URL) are evidence and variables for later steps.
+fn offer_update(ctx: &mut Ctx, step: &Step, of: usize) -> Result<(), Stop> {
+    let profile = ctx.bench.profile();
+    let c = ctx
+        .bench
+        .cloud()
+        .ok_or_else(|| Stop::not_tested("no mock cloud to serve the update from"))?;
+    let Some(variant) = ctx.scenario.offers[&step.id] else {
+        c.state.withdraw_update();
+        ctx.note_all(&format!("step {}: update offer withdrawn", step.id));
+        let attempt = offer_attempt(ctx, "nothing", "withdrawn", BTreeMap::new());
+        record(ctx, step, attempt, of);
+        return Ok(());
+    };
+    let offered =
+        crate::updates::offer(c, profile, variant).map_err(|crate::updates::Unmakeable(why)| {
+            Stop(Verdict::Error, format!("step {}: {why}", step.id))
+        })?;
+    ctx.offered = true;
+    ctx.note_all(&format!(
+        "step {}: update {} offered ({} at {})",
+        step.id,
+        variant.name(),
+        offered.version,
+        offered.url
+    ));
+    if let Some(m) = &offered.manifest {
+        ctx.offers.push((step.id.clone(), m.clone()));
+    }
+    let attempt = offer_attempt(ctx, variant.name(), "offered", offered.captures());
+    record(ctx, step, attempt, of);
+    Ok(())
+}
+
+/// An `offer_update` step's record: what was put on the update server, as an attempt.
+fn offer_attempt(
+    ctx: &Ctx,
+    variant: &str,
+    outcome: &str,
+    captures: BTreeMap<String, String>,
+) -> Attempt {
+    Attempt {
+        iteration: 0,
+        args: BTreeMap::from([("variant".to_string(), variant.to_string())]),
+        outcome: Some(outcome.into()),
+        captures,
+        at_ms: ms(ctx.t0.elapsed()),
+        elapsed_ms: 0.0,
+        retries: 0,
+        conforms: None,
+        error: None,
+    }
 }
 
 fn run_attempt(

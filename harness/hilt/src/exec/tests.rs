@@ -452,7 +452,10 @@ fn scenario_variables_are_checked_when_loaded() {
     assert!(parse(&step("a")).is_ok());
     for (bad, why) in [
         ("{var.nope}", "no case variable"),
-        ("{step.later.model}", "no earlier action step"),
+        (
+            "{step.later.model}",
+            "no earlier action or offer_update step",
+        ),
         ("{row.username}", "only known in a for_each step"),
         ("{unit.serial.x}", "unknown variable"),
     ] {

@@ -1,16 +1,18 @@
-//! What the mock cloud's HTTPS services remember: companion-app accounts, device links, consents, notices,
-//! third-party receipts and update releases. Shared by the async handlers and the synchronous harness, so
+//! What the mock cloud's HTTPS services remember: companion-app accounts, device links, consents, notices
+//! (to users and from devices), third-party receipts and the offered update files. Shared by the async handlers and the synchronous harness, so
 //! it sits behind a std mutex and every accessor returns owned copies.
 
+mod devices;
 mod recipients;
-mod releases;
 mod types;
+mod update;
 
-pub use types::{Account, ConsentEvent, NewAccount, Notice, Received, Release, StateError};
+pub use devices::DEVICE_NOTICES_KEPT;
+pub use types::{Account, ConsentEvent, NewAccount, Notice, Received, StateError};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 struct User {
@@ -37,9 +39,10 @@ struct Inner {
     /// Device serial → linked user ids, in link order.
     links: BTreeMap<String, Vec<String>>,
     recipients: BTreeMap<String, Recipient>,
-    /// Model → releases in publication order; the last one is what the manifest offers.
-    releases: BTreeMap<String, Vec<Release>>,
-    images: HashMap<(String, String), Bytes>,
+    /// Absolute path (under `/update/`) → bytes: what the update server currently offers.
+    update_files: BTreeMap<String, Bytes>,
+    /// Device identity → notices it posted, oldest first, bounded.
+    device_notices: BTreeMap<String, VecDeque<Notice>>,
 }
 
 /// The services' shared state: cheap to clone, all accessors synchronous.

@@ -14,6 +14,8 @@ pub enum StateError {
     UnknownRecipient(String),
     #[error("no randomness for a token: {0}")]
     Random(String),
+    #[error("not a servable update path: {0:?} (must be /update/… with plain, non-empty segments)")]
+    BadPath(String),
 }
 
 /// A companion-app account, as the harness sees it.
@@ -35,7 +37,7 @@ pub struct ConsentEvent {
     pub time: String,
 }
 
-/// A privacy notice delivered to a user's inbox.
+/// A privacy notice: delivered to a user's inbox, or (with the same shape) as a device posted it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Notice {
     pub id: u64,
@@ -52,19 +54,6 @@ pub struct Received {
     pub body: Value,
     pub payload_sha256: String,
     pub time: String,
-}
-
-/// A published firmware release.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Release {
-    pub model: String,
-    pub version: String,
-    /// The image's file name under `/update/{model}/images/`.
-    pub file: String,
-    pub sha256: String,
-    pub size: u64,
-    /// Fields merged over the generated manifest (a `null` removes a field).
-    pub manifest_override: Option<Value>,
 }
 
 /// A new account's id and bearer token. The token is a secret: `Debug` does not show it.

@@ -47,6 +47,7 @@ pub async fn start(plain: bool) -> Cloud {
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
+    pub content_type: Option<String>,
     pub body: Bytes,
 }
 
@@ -185,8 +186,17 @@ impl Client {
         let req = req.body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default())))?;
         let resp = sender.send_request(req).await?;
         let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let body = resp.into_body().collect().await?.to_bytes();
-        Ok(Reply { status, body })
+        Ok(Reply {
+            status,
+            content_type,
+            body,
+        })
     }
 }
 

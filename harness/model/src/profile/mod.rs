@@ -3,9 +3,11 @@
 
 mod binding;
 mod link;
+mod update;
 
 pub use binding::{Binding, ExpectSpec, Script, ScriptStep, StepKind};
 pub use link::{CloudLink, Link, SerialLink, SerialTarget, UsbMatch};
+pub use update::{DeclaredImage, DeclaredImages, UpdateOffers};
 
 use serde::Deserialize;
 use serde_spanned::Spanned;
@@ -35,6 +37,9 @@ pub struct BoardProfile {
     /// Data flows declared in the IXIT, against which the mock cloud's flow log is classified.
     pub flows: Vec<crate::flows::DeclaredFlow>,
     pub bindings: BTreeMap<String, Binding>,
+    /// How the mock update server makes offers for this board (`None`: it makes none, and update
+    /// cases are NOT_TESTED).
+    pub update: Option<UpdateOffers>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -247,6 +252,7 @@ struct RawProfile {
     ixit: Ixit,
     #[serde(default)]
     bindings: BTreeMap<String, Spanned<binding::RawBinding>>,
+    update: Option<Spanned<update::RawUpdate>>,
 }
 
 impl BoardProfile {
@@ -312,7 +318,13 @@ impl BoardProfile {
             let binding = b.into_inner().validate(&src, span, &name, &links)?;
             bindings.insert(name, binding);
         }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let update = raw
+            .update
+            .map(|u| update::RawUpdate::validate(u, &src, dir))
+            .transpose()?;
         Ok(BoardProfile {
+            update,
             path: path.to_path_buf(),
             text: text.to_string(),
             board: raw.board,

@@ -4,12 +4,30 @@
 //! Each action is one file holding its [`ActionSpec`]; [`ACTIONS`] registers them. Adding an action is
 //! one new file and one line here.
 
+mod check_update;
 mod identify;
+mod install_update;
 mod login;
 mod logout;
+mod read_auto_update;
+mod read_support_period;
+mod read_update_notice;
+mod reboot;
+mod set_auto_update;
 
 /// Every action of the vocabulary.
-pub const ACTIONS: &[ActionSpec] = &[login::SPEC, logout::SPEC, identify::SPEC];
+pub const ACTIONS: &[ActionSpec] = &[
+    login::SPEC,
+    logout::SPEC,
+    identify::SPEC,
+    reboot::SPEC,
+    check_update::SPEC,
+    install_update::SPEC,
+    read_auto_update::SPEC,
+    set_auto_update::SPEC,
+    read_update_notice::SPEC,
+    read_support_period::SPEC,
+];
 
 /// One abstract action and what it may observe.
 #[derive(Debug)]

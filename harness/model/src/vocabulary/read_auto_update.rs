@@ -1,0 +1,13 @@
+//! `read-auto-update → on | off | postponed`: the device's automatic-update setting.
+
+use super::ActionSpec;
+
+pub const SPEC: ActionSpec = ActionSpec {
+    name: "read-auto-update",
+    summary: "Read whether the device installs updates automatically",
+    args: &[],
+    outcomes: &["on", "off", "postponed"],
+    refusals: &[],
+    lockouts: &[],
+    captures: &[],
+};
