@@ -202,7 +202,7 @@ fn cloud_steps_are_checked() {
     let err = Scenario::parse(Path::new("s.toml"), &bad, &fixtures)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("needs `for_ms`"), "{err}");
+    assert!(err.contains("needs either `for_ms` or `until`"), "{err}");
     // The window is sized from the IXIT with a factor; the fault's name is the harness registry's to
     // check (harness/hilt/src/suite.rs).
     let fault = s
@@ -314,4 +314,59 @@ fn a_scenario_without_a_pass_criterion_does_not_load() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("no pass criterion"), "{err}");
+}
+
+#[test]
+fn update_steps_are_checked() {
+    let path = root().join("test-cases/software-updates/refuses-insecure-channel.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let fixtures = root().join("fixtures");
+    let parse = |t: &str| Scenario::parse(Path::new("s.toml"), t, &fixtures);
+    let s = parse(&text).unwrap();
+    assert!(s.steps_need_cloud());
+    let held = s.step("man-in-the-middle").unwrap();
+    assert!(
+        matches!(&held.what, StepWhat::CloudFaultUntil { until, .. } if until == "check-through-mitm")
+    );
+    // `until` must name a later step: not an earlier one, not a missing one.
+    for bad in ["version-before", "no-such-step"] {
+        let t = text.replace(
+            "until = \"check-through-mitm\"",
+            &format!("until = \"{bad}\""),
+        );
+        let err = parse(&t).unwrap_err().to_string();
+        assert!(
+            err.starts_with("s.toml:") && err.contains("must name a later step"),
+            "{err}"
+        );
+    }
+    // A fault takes either a length or an end, never both.
+    let both = text.replace(
+        "until = \"check-through-mitm\"",
+        "until = \"check-through-mitm\"\nfor_ms = 10",
+    );
+    assert!(
+        parse(&both)
+            .unwrap_err()
+            .to_string()
+            .contains("either `for_ms` or `until`")
+    );
+    // What an offer step captures can be used later; what it does not capture cannot.
+    let offer_caps = text.replace(
+        "expected = \"{step.version-before.firmware}\"",
+        "expected = \"{step.offer-genuine.version}\"",
+    );
+    assert!(parse(&offer_caps).is_ok());
+    let wrong = text.replace(
+        "expected = \"{step.version-before.firmware}\"",
+        "expected = \"{step.offer-genuine.colour}\"",
+    );
+    let s = parse(&wrong).unwrap();
+    let err = s
+        .check_vars(&hilt_model::template::Template::parse("{step.offer-genuine.colour}").unwrap());
+    assert!(
+        err.as_ref()
+            .is_err_and(|e| e.contains("offer_update step captures no \"colour\"")),
+        "{err:?}"
+    );
 }

@@ -59,7 +59,17 @@ pub fn run(a: CloudArgs) -> Result<u8, Failure> {
     println!("mqtt:      {}", e.mqtt);
     println!("mqtts:     {}", e.mqtts);
     println!("https:     {}", e.https);
+    println!("http:      {} (the same services without TLS)", e.http);
     println!("CA:        {}", e.ca_cert);
+    let vars: std::collections::BTreeMap<String, String> = cloud.vars(dir).into_iter().collect();
+    println!(
+        "device:    {} presents {} (key {})",
+        clients[0], vars["cloud.client_cert"], vars["cloud.client_key"]
+    );
+    println!(
+        "updates:   signed with the key in {}",
+        vars["cloud.update_key"]
+    );
     println!(
         "accounts:  {} (passwords in {})",
         clients.join(", "),
