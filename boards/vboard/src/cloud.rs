@@ -7,7 +7,7 @@ mod config;
 mod session;
 mod state;
 mod tls;
-mod url;
+pub(crate) mod url;
 
 pub use backoff::Backoff;
 pub use config::{CloudOptions, CloudSettings, ConfigError, Credentials, Secret};

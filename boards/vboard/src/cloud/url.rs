@@ -85,8 +85,9 @@ impl BrokerUrl {
     }
 }
 
-/// `host[:port]` or `[v6][:port]`; `None` when the brackets are unbalanced.
-fn split_host_port(s: &str) -> Option<(&str, Option<&str>)> {
+/// `host[:port]` or `[v6][:port]`; `None` when the brackets are unbalanced. Shared with the update
+/// agent's URLs.
+pub(crate) fn split_host_port(s: &str) -> Option<(&str, Option<&str>)> {
     if let Some(inner) = s.strip_prefix('[') {
         let (host, after) = inner.split_once(']')?;
         host.parse::<std::net::Ipv6Addr>().ok()?;

@@ -1,5 +1,6 @@
 //! HTTP(S) addresses the update agent talks to: `https://HOST[:PORT]/PATH` or `http://...`.
 
+use crate::cloud::url::split_host_port;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -117,22 +118,6 @@ impl HttpUrl {
 impl fmt::Display for HttpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}{}", self.origin(), self.path)
-    }
-}
-
-/// `host[:port]` or `[v6][:port]`; `None` when malformed.
-fn split_host_port(s: &str) -> Option<(&str, Option<&str>)> {
-    if let Some(inner) = s.strip_prefix('[') {
-        let (host, after) = inner.split_once(']')?;
-        host.parse::<std::net::Ipv6Addr>().ok()?;
-        return match after {
-            "" => Some((host, None)),
-            a => Some((host, Some(a.strip_prefix(':')?))),
-        };
-    }
-    match s.split_once(':') {
-        None => Some((s, None)),
-        Some((h, p)) => Some((h, Some(p))),
     }
 }
 

@@ -27,16 +27,8 @@ struct CaptureEquals {
 
 fn parse(p: &Params) -> Result<Box<dyn Check>, String> {
     let mut c: CaptureEquals = p.get()?;
-    let (_, spec) = p.action_step(&c.step)?;
+    let (_, spec) = p.capture_step(&c.step, &c.capture)?;
     c.action = spec.name.to_string();
-    if !spec.captures.contains(&c.capture.as_str()) {
-        return Err(format!(
-            "action {} captures no {:?} (it captures: {})",
-            spec.name,
-            c.capture,
-            spec.captures.join(", ")
-        ));
-    }
     p.scenario.check_vars(&c.expected)?;
     Ok(Box::new(c))
 }

@@ -102,6 +102,23 @@ impl Params<'_> {
         Ok((step, spec))
     }
 
+    /// [`Params::action_step`] for a step whose action captures `capture`.
+    pub fn capture_step(
+        &self,
+        id: &str,
+        capture: &str,
+    ) -> Result<(&Step, &'static ActionSpec), String> {
+        let (step, spec) = self.action_step(id)?;
+        if !spec.captures.contains(&capture) {
+            return Err(format!(
+                "action {} captures no {capture:?} (it captures: {})",
+                spec.name,
+                spec.captures.join(", ")
+            ));
+        }
+        Ok((step, spec))
+    }
+
     /// That the scenario injects `fault` in some step (a check that judges a fault window needs one).
     pub fn require_fault(&self, fault: &FaultKind) -> Result<(), String> {
         let applied =

@@ -30,15 +30,7 @@ fn default_capture() -> String {
 
 fn parse(p: &Params) -> Result<Box<dyn Check>, String> {
     let c: SupportPeriod = p.get()?;
-    let (_, spec) = p.action_step(&c.step)?;
-    if !spec.captures.contains(&c.capture.as_str()) {
-        return Err(format!(
-            "action {} captures no {:?} (it captures: {})",
-            spec.name,
-            c.capture,
-            spec.captures.join(", ")
-        ));
-    }
+    p.capture_step(&c.step, &c.capture)?;
     p.scenario.check_vars(&c.declared)?;
     Ok(Box::new(c))
 }

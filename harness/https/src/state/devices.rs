@@ -1,7 +1,7 @@
 //! Notices devices post about themselves (e.g. "update refused: bad signature"): kept per device as
 //! evidence, bounded, and passed on to the device's linked users like any privacy notice.
 
-use super::{CloudState, Notice, now};
+use super::{CloudState, Notice};
 use std::collections::VecDeque;
 
 /// Notices kept per device; the oldest go first, so a chatty device cannot grow the state unbounded.
@@ -24,13 +24,7 @@ impl CloudState {
 
     fn record_device_notice(&self, device: &str, text: &str) {
         let mut st = self.lock();
-        st.next_notice += 1;
-        let notice = Notice {
-            id: st.next_notice,
-            device: device.to_string(),
-            text: text.to_string(),
-            time: now(),
-        };
+        let notice = st.new_notice(device, text);
         let list: &mut VecDeque<Notice> = st.device_notices.entry(device.to_string()).or_default();
         if list.len() == DEVICE_NOTICES_KEPT {
             list.pop_front();

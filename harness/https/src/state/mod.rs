@@ -45,6 +45,19 @@ struct Inner {
     device_notices: BTreeMap<String, VecDeque<Notice>>,
 }
 
+impl Inner {
+    /// A notice about `device`, with the next id.
+    fn new_notice(&mut self, device: &str, text: &str) -> Notice {
+        self.next_notice += 1;
+        Notice {
+            id: self.next_notice,
+            device: device.to_string(),
+            text: text.to_string(),
+            time: now(),
+        }
+    }
+}
+
 /// The services' shared state: cheap to clone, all accessors synchronous.
 #[derive(Clone)]
 pub struct CloudState {
@@ -180,13 +193,7 @@ impl CloudState {
         let users = self.device_users(device);
         let mut st = self.lock();
         for u in &users {
-            st.next_notice += 1;
-            let notice = Notice {
-                id: st.next_notice,
-                device: device.to_string(),
-                text: text.to_string(),
-                time: now(),
-            };
+            let notice = st.new_notice(device, text);
             if let Some(user) = st.users.get_mut(u) {
                 user.notices.push(notice);
             }
