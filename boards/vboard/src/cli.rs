@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::auth::RateLimitPolicy;
 use crate::cloud::CloudSettings;
 use crate::defects::{DefectSet, listing};
+use crate::privacy::{DEFAULT_ANALYTICS_MS, MIN_ANALYTICS_MS, PrivacyOptions};
 use crate::provision::valid_serial;
 use crate::run::{RunOptions, run};
 use crate::update::UpdateSettings;
@@ -62,6 +63,11 @@ struct RunArgs {
     /// Stop when stdin closes (so a dying parent takes the board with it).
     #[arg(long)]
     exit_on_stdin_eof: bool,
+    /// Interval between usage-analytics events sent (with the owner's consent) to the third-party
+    /// analytics processor on the update service's origin, in milliseconds.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_ANALYTICS_MS,
+          value_parser = clap::value_parser!(u64).range(MIN_ANALYTICS_MS..))]
+    analytics_ms: u64,
     #[command(flatten)]
     cloud: CloudSettings,
     #[command(flatten)]
@@ -87,6 +93,10 @@ impl RunArgs {
             .update
             .resolve(self.cloud.ca_cert.as_deref(), &defects)
             .map_err(|e| e.to_string())?;
+        let analytics_every = std::time::Duration::from_millis(self.analytics_ms);
+        let privacy = update
+            .as_ref()
+            .map(|u| PrivacyOptions::new(u, analytics_every, &defects));
         Ok(RunOptions {
             state_dir: self.state,
             serial: self.serial,
@@ -100,6 +110,7 @@ impl RunArgs {
             exit_on_stdin_eof: self.exit_on_stdin_eof,
             cloud,
             update,
+            privacy,
         })
     }
 }
@@ -240,7 +251,8 @@ mod tests {
     #[test]
     fn update_options() {
         let o = parse(&["run", "--state", "d"]).unwrap();
-        assert!(o.update.is_none());
+        assert!(o.update.is_none() && o.privacy.is_none());
+        assert!(parse(&["run", "--state", "d", "--analytics-ms", "99"]).is_err());
         let err = parse(&["run", "--state", "d", "--update-url", "https://h/u"]).unwrap_err();
         assert!(err.contains("--update-key"), "{err}");
         let err = parse(&["run", "--state", "d", "--client-cert", "c.pem"]).unwrap_err();
@@ -281,6 +293,13 @@ mod tests {
         ];
         let o = parse(&args).unwrap();
         assert!(o.cloud.is_none(), "--ca-cert serves the update agent alone");
+        let p = o
+            .privacy
+            .as_ref()
+            .expect("a privacy agent beside the update agent");
+        assert_eq!(p.analytics_every, std::time::Duration::from_millis(60_000));
+        assert_eq!(p.url.origin(), "https://127.0.0.1:1");
+        assert_eq!(p.consent, crate::privacy::ConsentPolicy::default());
         let u = o.update.expect("an update agent");
         assert_eq!(
             u.check_interval,
@@ -292,5 +311,10 @@ mod tests {
         let u = parse(&more).unwrap().update.unwrap();
         assert_eq!(u.check_interval, std::time::Duration::from_millis(100));
         assert!(u.warn.is_zero());
+        let mut more = args.to_vec();
+        more.extend(["--analytics-ms", "100", "--defect", "sends-before-consent"]);
+        let p = parse(&more).unwrap().privacy.unwrap();
+        assert_eq!(p.analytics_every, std::time::Duration::from_millis(100));
+        assert!(p.consent.before_consent && !p.consent.after_withdrawal);
     }
 }

@@ -4,7 +4,7 @@
 //! [`Console::next_deadline_ms`] passes or the update agent queues an event,
 //! writes [`Console::take_output`] to the UART, persists the state whenever
 //! [`Console::take_dirty`] says so, and restarts it from flash when
-//! [`Console::take_reboot`] says so.
+//! [`Console::take_reboot`] says so. The update and privacy agents are reached through their links.
 
 use std::collections::VecDeque;
 
@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::cloud::CloudView;
 use crate::flash::FlashState;
 use crate::line::{Edit, LineEditor};
+use crate::privacy::{self, PrivacyLink};
 use crate::update::{Request, Snapshot, UpdateLink};
 use crate::{ADMIN_USER, MODEL, SUPPORT_END};
 
@@ -44,6 +45,24 @@ pub(crate) enum Mode {
         until_ms: u64,
         what: Wait,
     },
+    /// `erase` asked for confirmation: the next line decides.
+    EraseConfirm,
+    /// Waiting (at most until `until_ms`) for the privacy agent's answer to request `id`.
+    PrivacyWait {
+        id: u64,
+        until_ms: u64,
+        what: PrivacyWait,
+    },
+}
+
+/// What a [`Mode::PrivacyWait`] waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PrivacyWait {
+    Pair,
+    /// The erase notices; `expected` names everyone asked to be told.
+    Erase {
+        expected: Vec<String>,
+    },
 }
 
 /// What an [`Mode::UpdateWait`] waits for.
@@ -55,7 +74,7 @@ pub(crate) enum Wait {
 
 impl Mode {
     fn echoes(&self) -> bool {
-        matches!(self, Mode::Login | Mode::Shell)
+        matches!(self, Mode::Login | Mode::Shell | Mode::EraseConfirm)
     }
 
     fn prompt(&self) -> &'static str {
@@ -66,7 +85,17 @@ impl Mode {
             Mode::PasswdCurrent => "Current password: ",
             Mode::PasswdNew { .. } => "New password: ",
             Mode::PasswdRetype { .. } => "Retype new password: ",
-            Mode::UpdateWait { .. } => "",
+            Mode::UpdateWait { .. } | Mode::EraseConfirm | Mode::PrivacyWait { .. } => "",
+        }
+    }
+
+    /// Until when an agent is being waited for, if one is.
+    fn wait_deadline(&self) -> Option<u64> {
+        match self {
+            Mode::UpdateWait { until_ms, .. } | Mode::PrivacyWait { until_ms, .. } => {
+                Some(*until_ms)
+            }
+            _ => None,
         }
     }
 
@@ -99,8 +128,14 @@ pub struct Console<C: Clock> {
     support_period: bool,
     /// Set by `reboot` and by an install: the loop restarts the console from flash.
     pub(crate) reboot: bool,
-    /// The id of the next request to the update agent.
+    /// The id of the next request to an agent.
     pub(crate) next_request: u64,
+    /// The privacy agent's end, when the board has one.
+    pub(crate) privacy: Option<PrivacyLink>,
+    /// The `erase-keeps-user-data` defect.
+    pub(crate) erase_keeps_profile: bool,
+    /// The `erase-skips-third-parties` defect.
+    pub(crate) erase_skips_third_parties: bool,
     line: LineEditor,
     deferred: Option<Deferred>,
     queued: VecDeque<u8>,
@@ -122,6 +157,9 @@ impl<C: Clock> Console<C> {
             support_period: true,
             reboot: false,
             next_request: 1,
+            privacy: None,
+            erase_keeps_profile: false,
+            erase_skips_third_parties: false,
             line: LineEditor::default(),
             deferred: None,
             queued: VecDeque::new(),
@@ -156,6 +194,22 @@ impl<C: Clock> Console<C> {
         self.support_period = false;
     }
 
+    /// Lets the privacy commands reach the cloud and the analytics run (neither until attached).
+    pub fn attach_privacy(&mut self, link: PrivacyLink) {
+        self.privacy = Some(link);
+        self.publish_privacy();
+    }
+
+    /// The `erase-keeps-user-data` defect: an erase leaves the personal data in flash.
+    pub fn keep_user_data_on_erase(&mut self) {
+        self.erase_keeps_profile = true;
+    }
+
+    /// The `erase-skips-third-parties` defect: an erase tells only the manufacturer's cloud.
+    pub fn skip_third_parties_on_erase(&mut self) {
+        self.erase_skips_third_parties = true;
+    }
+
     /// Prints the boot banner and the first login prompt.
     pub fn boot(&mut self) {
         let banner = format!(
@@ -182,6 +236,7 @@ impl<C: Clock> Console<C> {
         }
         self.boot();
         self.publish_update();
+        self.publish_privacy();
     }
 
     /// Whether a restart was asked for (by `reboot` or an install) since the last call.
@@ -202,12 +257,14 @@ impl<C: Clock> Console<C> {
             }
         }
         self.publish_update();
+        self.publish_privacy();
     }
 
     /// Applies the update agent's events, releases a delayed answer or an update answer once due,
     /// then processes input typed meanwhile.
     pub fn tick(&mut self) {
         self.take_update_events();
+        self.take_privacy_events();
         let now = self.clock.now_ms();
         if self.deferred.as_ref().is_some_and(|d| now >= d.until_ms)
             && let Some(d) = self.deferred.take()
@@ -215,16 +272,15 @@ impl<C: Clock> Console<C> {
             self.emit(&d.output);
         }
         self.expire_update_wait(now);
+        self.expire_privacy_wait(now);
         self.drain_queued();
         self.publish_update();
+        self.publish_privacy();
     }
 
-    /// When [`Console::tick`] next needs calling, if ever (besides when the update agent wakes it).
+    /// When [`Console::tick`] next needs calling, if ever (besides when an agent wakes it).
     pub fn next_deadline_ms(&self) -> Option<u64> {
-        let wait = match self.mode {
-            Mode::UpdateWait { until_ms, .. } => Some(until_ms),
-            _ => None,
-        };
+        let wait = self.mode.wait_deadline();
         let deferred = self.deferred.as_ref().map(|d| d.until_ms);
         match (deferred, wait) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -232,10 +288,10 @@ impl<C: Clock> Console<C> {
         }
     }
 
-    /// Input waits while an answer is held back, the update agent is being waited for, or a
-    /// restart is due (a rebooting device drops what was typed).
+    /// Input waits while an answer is held back, an agent is being waited for, or a restart is
+    /// due (a rebooting device drops what was typed).
     fn holding_input(&self) -> bool {
-        self.deferred.is_some() || matches!(self.mode, Mode::UpdateWait { .. }) || self.reboot
+        self.deferred.is_some() || self.mode.wait_deadline().is_some() || self.reboot
     }
 
     fn drain_queued(&mut self) {
@@ -254,6 +310,24 @@ impl<C: Clock> Console<C> {
                 session: self.mode.logged_in(),
             });
         }
+    }
+
+    /// Tells the privacy agent the owner and their analytics decision; no owner while an erase is
+    /// under way, so nothing more is sent about users who are being erased.
+    pub(crate) fn publish_privacy(&self) {
+        let Some(link) = &self.privacy else { return };
+        let erasing = matches!(
+            self.mode,
+            Mode::PrivacyWait {
+                what: PrivacyWait::Erase { .. },
+                ..
+            }
+        );
+        let mut snapshot = privacy::Snapshot::of(&self.state.privacy);
+        if erasing {
+            snapshot.owner = None;
+        }
+        link.publish(snapshot);
     }
 
     /// The issue banner (unless the `no-support-period` defect hides it) and the login prompt.
@@ -349,8 +423,9 @@ impl<C: Clock> Console<C> {
                 self.emit("\r\n");
                 self.finish_passwd(&current, &new, &line);
             }
+            Mode::EraseConfirm => self.confirm_erase(&line),
             // Input is queued while waiting; restore the mode if a line slips through.
-            wait @ Mode::UpdateWait { .. } => self.mode = wait,
+            wait @ (Mode::UpdateWait { .. } | Mode::PrivacyWait { .. }) => self.mode = wait,
         }
     }
 

@@ -6,25 +6,30 @@ use crate::console::Console;
 use crate::flash::FlashState;
 use crate::update::{AgentEnd, Event, Request, SlotInfo, UpdateState, channel};
 
-const PW: &str = "GoodPass2345";
+pub(crate) const PW: &str = "GoodPass2345";
 const ISSUE: &str = "VRB-1 security updates until 2030-12-31\r\n";
-const T0: u64 = 1_700_000_000_000;
-const FAST: RateLimitPolicy = RateLimitPolicy {
+pub(crate) const T0: u64 = 1_700_000_000_000;
+pub(crate) const FAST: RateLimitPolicy = RateLimitPolicy {
     max_failures: 3,
     lockout_ms: 1500,
     failure_delay_ms: 50,
 };
 
-fn state() -> FlashState {
+pub(crate) fn state() -> FlashState {
     FlashState {
         serial: "VRB-TEST0001".into(),
         admin_password: PasswordHash::new(PW.as_bytes()).unwrap(),
         login: LoginCounters::default(),
         update: UpdateState::default(),
+        factory_password: None,
+        privacy: Default::default(),
     }
 }
 
-fn board_with(state: FlashState, policy: RateLimitPolicy) -> (Console<ManualClock>, ManualClock) {
+pub(crate) fn board_with(
+    state: FlashState,
+    policy: RateLimitPolicy,
+) -> (Console<ManualClock>, ManualClock) {
     let clock = ManualClock::new(T0);
     let mut c = Console::new(state, policy, clock.clone());
     c.boot();
@@ -36,7 +41,7 @@ fn board() -> (Console<ManualClock>, ManualClock) {
     board_with(state(), FAST)
 }
 
-fn send(c: &mut Console<ManualClock>, input: &str) -> String {
+pub(crate) fn send(c: &mut Console<ManualClock>, input: &str) -> String {
     send_bytes(c, input.as_bytes())
 }
 
@@ -53,7 +58,7 @@ fn after_delay(c: &mut Console<ManualClock>, clock: &ManualClock) -> String {
     String::from_utf8_lossy(&c.take_output()).into_owned()
 }
 
-fn login(c: &mut Console<ManualClock>) {
+pub(crate) fn login(c: &mut Console<ManualClock>) {
     assert_eq!(send(c, "admin\r"), "admin\r\nPassword: ");
     assert_eq!(send(c, &format!("{PW}\r")), "\r\nWelcome, admin\r\nvrb$ ");
 }
@@ -286,6 +291,12 @@ fn shell_commands() {
         "autoupdate",
         "postpone",
         "reboot",
+        "pair <user-id>",
+        "users",
+        "set name|email <text>, set wifi <ssid> <psk>",
+        "show",
+        "consent analytics [on|off]",
+        "erase",
     ] {
         assert!(help.contains(cmd), "{help}");
     }
@@ -412,7 +423,7 @@ fn board_with_agent() -> (Console<ManualClock>, ManualClock, AgentEnd) {
 }
 
 /// Lets the console apply what the agent queued; returns what it printed.
-fn after_events(c: &mut Console<ManualClock>) -> String {
+pub(crate) fn after_events(c: &mut Console<ManualClock>) -> String {
     c.tick();
     String::from_utf8_lossy(&c.take_output()).into_owned()
 }

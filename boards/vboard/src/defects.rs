@@ -78,6 +78,14 @@ defects! {
         "the console does not show until when the device receives security updates";
     NoPeriodicCheck => "no-periodic-check",
         "the update agent checks for updates once after boot and never again";
+    SendsBeforeConsent => "sends-before-consent",
+        "usage analytics go to the third-party processor from pairing on, before the owner opted in (a withdrawal still stops them)";
+    IgnoresConsentWithdrawal => "ignores-consent-withdrawal",
+        "once the owner granted analytics consent, analytics keep going after it is withdrawn (the console and the cloud are still told 'withdrawn')";
+    EraseKeepsUserData => "erase-keeps-user-data",
+        "erase keeps the personal data (name, e-mail, Wi-Fi) while wiping everything else and confirming";
+    EraseSkipsThirdParties => "erase-skips-third-parties",
+        "erase does not tell the third parties that received a user's data (the cloud is still told, the data still wiped)";
 }
 
 /// Why a list of defect names was refused.

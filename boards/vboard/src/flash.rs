@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{LoginCounters, PasswordHash};
+use crate::privacy::PrivacyState;
 use crate::update::UpdateState;
 
 pub const MAGIC: &[u8; 8] = b"VRBFLASH";
@@ -44,6 +45,13 @@ pub struct FlashState {
     /// Firmware slots and update settings; images written before updates existed get the factory state.
     #[serde(default)]
     pub update: UpdateState,
+    /// The hash of the password on the unit label, which an erase restores. Images provisioned
+    /// before erase existed lack it: an erase then keeps the current password.
+    #[serde(default)]
+    pub factory_password: Option<PasswordHash>,
+    /// Users, their personal data, consents and data recipients; empty at the factory.
+    #[serde(default)]
+    pub privacy: PrivacyState,
 }
 
 /// Serialises a state into image bytes.
@@ -84,10 +92,12 @@ pub fn decode(bytes: &[u8]) -> Result<FlashState, FlashError> {
     }
     let state: FlashState =
         serde_json::from_slice(body).map_err(|e| FlashError::Corrupt(format!("bad body: {e}")))?;
-    state
-        .admin_password
-        .validate()
-        .map_err(|e| FlashError::Corrupt(e.to_string()))?;
+    let corrupt = |e: &dyn std::fmt::Display| FlashError::Corrupt(e.to_string());
+    state.admin_password.validate().map_err(|e| corrupt(&e))?;
+    if let Some(factory) = &state.factory_password {
+        factory.validate().map_err(|e| corrupt(&e))?;
+    }
+    state.privacy.validate().map_err(|e| corrupt(&e))?;
     Ok(state)
 }
 
@@ -181,7 +191,21 @@ mod tests {
                 locked_until_ms: 1234,
             },
             update: UpdateState::factory(false),
+            factory_password: Some(PasswordHash::new(b"label-pass").unwrap()),
+            privacy: sample_privacy(),
         }
+    }
+
+    fn sample_privacy() -> PrivacyState {
+        let mut p = PrivacyState::default();
+        p.pair("alice").unwrap();
+        p.decide(crate::privacy::Purpose::Analytics, true);
+        p.record_sent("alice", crate::privacy::ANALYTICS);
+        p.profile.wifi = Some(crate::privacy::Wifi {
+            ssid: "HomeNet".into(),
+            psk: crate::privacy::Psk::new("wifi-secret-psk"),
+        });
+        p
     }
 
     #[test]
@@ -246,6 +270,54 @@ mod tests {
         assert_eq!(state.update.running.version, crate::FW_VERSION);
         assert!(state.update.auto);
         assert_eq!(state.login, sample().login);
+    }
+
+    /// Image bytes around a JSON body, as `encode` would write them.
+    fn image_of(body: &serde_json::Value) -> Vec<u8> {
+        let body = serde_json::to_vec(body).unwrap();
+        let len = body.len() as u32;
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&VERSION.to_le_bytes());
+        bytes.extend_from_slice(&len.to_le_bytes());
+        bytes.extend_from_slice(&checksum(VERSION, len, &body).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+
+    #[test]
+    fn an_image_from_before_privacy_has_no_users_and_no_factory_hash() {
+        let old = sample();
+        let mut body = serde_json::to_value(&old).unwrap();
+        let object = body.as_object_mut().unwrap();
+        object.remove("privacy");
+        object.remove("factory_password");
+        let state = decode(&image_of(&body)).unwrap();
+        assert_eq!(state.privacy, PrivacyState::default());
+        assert_eq!(state.factory_password, None);
+        assert_eq!(state.admin_password, old.admin_password);
+    }
+
+    #[test]
+    fn bad_privacy_records_and_factory_hashes_are_refused() {
+        let mut body = serde_json::to_value(sample()).unwrap();
+        body["privacy"]["users"] = serde_json::json!(["../../etc"]);
+        assert!(matches!(
+            decode(&image_of(&body)),
+            Err(FlashError::Corrupt(_))
+        ));
+        let mut body = serde_json::to_value(sample()).unwrap();
+        body["factory_password"]["iterations"] = serde_json::json!(1);
+        assert!(matches!(
+            decode(&image_of(&body)),
+            Err(FlashError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn the_debug_form_of_the_state_shows_no_secret() {
+        let text = format!("{:?}", sample());
+        assert!(!text.contains("wifi-secret-psk"), "{text}");
+        assert!(text.contains("HomeNet"), "{text}");
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! A simulated consumer IoT device that runs as its own process and is reached
 //! only through its links: a raw pseudo-terminal console, a flash image file,
 //! when given a broker, an MQTT link to the mock [`cloud`] and, when given an
-//! update service, an [`update`] agent. Conformant by default; named
-//! [`defects`] each add one non-conformance.
+//! update service, an [`update`] agent and a [`privacy`] agent. Conformant by
+//! default; named [`defects`] each add one non-conformance.
 
+pub mod agent_link;
 pub mod auth;
 pub mod cli;
 pub mod clock;
@@ -14,15 +15,19 @@ pub mod console;
 pub mod defects;
 pub mod flash;
 pub mod line;
+pub mod privacy;
 pub mod provision;
 pub mod pty;
 pub mod run;
 pub mod serve;
 mod shell;
+mod shell_privacy;
 mod shell_update;
 pub mod telemetry;
 pub mod update;
 
+#[cfg(test)]
+mod console_privacy_tests;
 #[cfg(test)]
 mod console_tests;
 

@@ -5,6 +5,7 @@ use std::path::Path;
 use crate::auth::{AuthError, LoginCounters, PasswordHash};
 use crate::defects::{Defect, DefectSet};
 use crate::flash::{FlashState, write_atomic};
+use crate::privacy::PrivacyState;
 use crate::update::UpdateState;
 use crate::{ADMIN_USER, MODEL};
 
@@ -79,11 +80,15 @@ pub fn provision(serial: Option<&str>, defects: &DefectSet) -> Result<Provisione
     } else {
         generate_password()?
     };
+    let admin_password = PasswordHash::new(password.as_bytes())?;
     let state = FlashState {
         serial: serial.clone(),
-        admin_password: PasswordHash::new(password.as_bytes())?,
+        // Kept apart, so an erase can restore the label's password after a `passwd`.
+        factory_password: Some(admin_password.clone()),
+        admin_password,
         login: LoginCounters::default(),
         update: UpdateState::factory(!defects.has(Defect::AutoUpdateOff)),
+        privacy: PrivacyState::default(),
     };
     let label =
         format!("model={MODEL}\nserial={serial}\nusername={ADMIN_USER}\npassword={password}\n");
@@ -149,6 +154,13 @@ mod tests {
                 .starts_with("model=VRB-1\nserial=SN-1\nusername=admin\n")
         );
         assert!(p.state.admin_password.verify(pw.as_bytes()));
+        let factory = p
+            .state
+            .factory_password
+            .as_ref()
+            .expect("factory hash kept");
+        assert!(factory.verify(pw.as_bytes()));
+        assert_eq!(p.state.privacy, PrivacyState::default());
         let image = crate::flash::encode(&p.state).unwrap();
         assert!(!String::from_utf8_lossy(&image).contains(pw));
         assert!(generate_serial().unwrap().starts_with("VRB-"));

@@ -5,12 +5,14 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::agent_link::{AgentHandle, WakeSource};
 use crate::auth::RateLimitPolicy;
 use crate::clock::SystemClock;
 use crate::cloud::{CloudError, CloudHandle, CloudOptions};
 use crate::console::Console;
 use crate::defects::{Defect, DefectSet};
 use crate::flash::{Flash, FlashError, FlashState, write_atomic};
+use crate::privacy::{PrivacyLink, PrivacyOptions};
 use crate::provision::{ProvisionError, provision, write_label};
 use crate::pty::{PtyError, open_raw};
 use crate::serve::{Loop, ServeError, Stop, signal_fd};
@@ -22,6 +24,8 @@ pub const LABEL_FILE: &str = "label.txt";
 const CLOUD_STOP_WAIT: Duration = Duration::from_secs(1);
 /// How long a stopping board waits for its update agent.
 const UPDATE_STOP_WAIT: Duration = Duration::from_millis(500);
+/// How long a stopping board waits for its privacy agent.
+const PRIVACY_STOP_WAIT: Duration = Duration::from_millis(500);
 
 /// Everything `run` needs, already validated.
 #[derive(Debug, Clone)]
@@ -37,6 +41,8 @@ pub struct RunOptions {
     pub cloud: Option<CloudOptions>,
     /// The update agent; `None` runs the board without one.
     pub update: Option<UpdateOptions>,
+    /// The privacy agent (which needs the update service's origin); `None` runs without one.
+    pub privacy: Option<PrivacyOptions>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +64,8 @@ pub enum RunError {
     Cloud(#[from] CloudError),
     #[error(transparent)]
     Update(#[from] StartError),
+    #[error(transparent)]
+    Privacy(#[from] crate::privacy::StartError),
     #[error("cannot write ready file {path}: {source}")]
     ReadyFile {
         path: PathBuf,
@@ -107,6 +115,10 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
         Some(u) => Some(start_update(u, &state, &opts.state_dir)?),
         None => None,
     };
+    let privacy = match &opts.privacy {
+        Some(p) => Some(start_privacy(p, &state)?),
+        None => None,
+    };
     let pty = open_raw()?;
     announce(&pty.slave_path, opts.ready_file.as_deref())?;
 
@@ -126,16 +138,35 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
     if let Some((link, _)) = &update {
         console.attach_update(link.clone());
     }
+    if let Some((link, _)) = &privacy {
+        console.attach_privacy(link.clone());
+    }
+    if opts.defects.has(Defect::EraseKeepsUserData) {
+        console.keep_user_data_on_erase();
+    }
+    if opts.defects.has(Defect::EraseSkipsThirdParties) {
+        console.skip_third_parties_on_erase();
+    }
     console.boot();
+    let mut agents: Vec<&dyn WakeSource> = Vec::new();
+    if let Some((link, _)) = &update {
+        agents.push(link);
+    }
+    if let Some((link, _)) = &privacy {
+        agents.push(link);
+    }
     let stop = Loop {
         console: &mut console,
         pty: &pty,
         flash: &flash,
         signals: &signals,
-        update: update.as_ref().map(|(link, _)| link),
+        agents,
         watch_stdin: opts.exit_on_stdin_eof,
     }
     .run()?;
+    if let Some((_, handle)) = privacy {
+        handle.shutdown(PRIVACY_STOP_WAIT);
+    }
     if let Some((_, handle)) = update {
         handle.shutdown(UPDATE_STOP_WAIT);
     }
@@ -158,6 +189,17 @@ fn start_update(
     };
     let (link, agent) = crate::update::channel(snapshot)?;
     let handle = crate::update::start(opts.clone(), state_dir.to_path_buf(), agent)?;
+    Ok((link, handle))
+}
+
+/// Starts the privacy agent, which sees `state`'s owner until the console publishes.
+fn start_privacy(
+    opts: &PrivacyOptions,
+    state: &FlashState,
+) -> Result<(PrivacyLink, AgentHandle), crate::privacy::StartError> {
+    let snapshot = crate::privacy::Snapshot::of(&state.privacy);
+    let (link, end) = crate::privacy::channel(snapshot)?;
+    let handle = crate::privacy::start(opts.clone(), state.serial.clone(), end)?;
     Ok((link, handle))
 }
 

@@ -1,5 +1,5 @@
 //! The event loop: moves bytes between the pty master and the console,
-//! persists state, wakes the console when the update agent has news, restarts
+//! persists state, wakes the console when an agent has news, restarts
 //! it from flash when it reboots, and stops on SIGTERM/SIGINT or (optionally)
 //! stdin EOF.
 
@@ -10,11 +10,11 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use crate::agent_link::WakeSource;
 use crate::clock::Clock;
 use crate::console::Console;
 use crate::flash::{Flash, FlashState};
 use crate::pty::Pty;
-use crate::update::UpdateLink;
 
 /// Output kept for a host that does not read; beyond this it is dropped,
 /// as a UART without flow control would.
@@ -55,8 +55,8 @@ pub struct Loop<'a, C: Clock> {
     pub pty: &'a Pty,
     pub flash: &'a Flash,
     pub signals: &'a SignalFd,
-    /// The update agent's link, whose descriptor wakes the loop.
-    pub update: Option<&'a UpdateLink>,
+    /// The agents' links, whose descriptors wake the loop.
+    pub agents: Vec<&'a dyn WakeSource>,
     pub watch_stdin: bool,
 }
 
@@ -148,8 +148,8 @@ impl<C: Clock> Loop<'_, C> {
             PollFd::new(self.pty.master.as_fd(), master_events),
             PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
         ];
-        if let Some(link) = self.update {
-            fds.push(PollFd::new(link.wake_fd(), PollFlags::POLLIN));
+        for agent in &self.agents {
+            fds.push(PollFd::new(agent.wake_fd(), PollFlags::POLLIN));
         }
         if self.watch_stdin {
             fds.push(PollFd::new(stdin_fd, PollFlags::POLLIN));
@@ -167,11 +167,11 @@ impl<C: Clock> Loop<'_, C> {
             tracing::info!(signal = info.ssi_signo, "stopping on signal");
             return Ok(Some(Stop::Signal(info.ssi_signo as i32)));
         }
-        let stdin_at = if self.update.is_some() { 3 } else { 2 };
-        if let Some(link) = self.update
-            && !ready(&fds[2]).is_empty()
-        {
-            link.drain_wake();
+        let stdin_at = 2 + self.agents.len();
+        for (agent, fd) in self.agents.iter().zip(&fds[2..stdin_at]) {
+            if !ready(fd).is_empty() {
+                agent.drain_wake();
+            }
         }
         if self.watch_stdin && !ready(&fds[stdin_at]).is_empty() && stdin_closed(stdin_fd) {
             tracing::info!("stdin closed, stopping");

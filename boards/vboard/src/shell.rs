@@ -1,4 +1,5 @@
-//! The logged-in shell: its commands and the `passwd` dialogue.
+//! The logged-in shell: its commands and the `passwd` dialogue (the update and privacy commands
+//! are in `shell_update` and `shell_privacy`).
 
 use crate::auth::PasswordHash;
 use crate::clock::Clock;
@@ -21,6 +22,15 @@ const HELP: &str = "commands:\r\n\
     \x20          check for, install or show firmware updates\r\n\
     \x20 autoupdate [on|off|postpone]\r\n\
     \x20          show or set automatic updates (postpone: 24 h)\r\n\
+    \x20 pair <user-id>\r\n\
+    \x20          link a user account (the first is the owner)\r\n\
+    \x20 users    list paired users, owner first\r\n\
+    \x20 set name|email <text>, set wifi <ssid> <psk>\r\n\
+    \x20          save personal data\r\n\
+    \x20 show     show the saved personal data\r\n\
+    \x20 consent analytics [on|off]\r\n\
+    \x20          show, give or withdraw the owner's consent to usage analytics\r\n\
+    \x20 erase    remove every user's data and credentials\r\n\
     \x20 reboot   restart the device\r\n\
     \x20 exit     log out (also: logout)\r\n";
 
@@ -28,6 +38,13 @@ impl<C: Clock> Console<C> {
     pub(crate) fn run_command(&mut self, line: &[u8]) {
         let text = String::from_utf8_lossy(line);
         let name = text.split_ascii_whitespace().next().unwrap_or("");
+        // What follows the command name, for commands that take free text.
+        let rest = text
+            .trim_ascii_start()
+            .strip_prefix(name)
+            .unwrap_or("")
+            .trim_ascii();
+        let args: Vec<&str> = text.split_ascii_whitespace().skip(1).collect();
         match name {
             "" => {}
             "help" => self.emit(HELP),
@@ -50,6 +67,19 @@ impl<C: Clock> Console<C> {
                 }
             }
             "autoupdate" => self.autoupdate_command(text.split_ascii_whitespace().nth(1)),
+            "pair" => {
+                if self.pair_command(rest) {
+                    return;
+                }
+            }
+            "users" => self.list_users(),
+            "set" => self.set_command(rest),
+            "show" => self.show_profile(),
+            "consent" => self.consent_command(&args),
+            "erase" => {
+                self.ask_erase();
+                return;
+            }
             "reboot" => {
                 tracing::info!("reboot requested on the console");
                 self.emit("rebooting...\r\n");

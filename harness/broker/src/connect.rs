@@ -230,6 +230,7 @@ where
     let mut f = link.flow(FlowKind::Connect);
     f.client_id = Some(client_id.clone());
     f.identity = identity.clone();
+    f.actor = crate::actor_of(identity.as_deref());
     f.detail = Some(format!(
         "mqtt={} auth={method} keepalive={} clean={} session_present={present}",
         version.label(),

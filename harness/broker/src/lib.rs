@@ -1,7 +1,8 @@
 //! hilt's mock-cloud MQTT broker: MQTT 3.1.1 and 5 over plain TCP and TLS, built on tokio, tokio-rustls
 //! and rumqttc's packet codecs. Every connect, subscribe, publish, denial and disconnect is recorded in
 //! the run's [`FlowLog`] as evidence; the run's [`Faults`] make it refuse, blackhole, present an
-//! untrusted certificate or answer slowly.
+//! untrusted certificate or answer slowly. The broker's clients are devices: flows of an authenticated
+//! client carry [`Actor::Device`](hilt_cloud::Actor), anonymous and refused ones no actor.
 //!
 //! ```no_run
 //! # async fn demo(pki: std::sync::Arc<hilt_cloud::Pki>) -> Result<(), hilt_broker::BrokerError> {
@@ -34,7 +35,7 @@ pub use router::MAX_QUEUED;
 pub use stats::Stats;
 pub use wire::MAX_PACKET;
 
-use hilt_cloud::flowlog::{FlowKind, NewFlow, Protocol, ServerCert};
+use hilt_cloud::flowlog::{Actor, FlowKind, NewFlow, Protocol, ServerCert};
 use hilt_cloud::{Faults, FlowLog, Pki, PkiError};
 use rustls::ServerConfig;
 use std::net::SocketAddr;
@@ -98,6 +99,12 @@ impl Link {
             ..NewFlow::new(Protocol::Mqtt, kind)
         }
     }
+}
+
+/// Who made a flow of a client with this authenticated identity: only a login (username or client
+/// certificate) says it is a device; an anonymous client could be anyone.
+pub(crate) fn actor_of(identity: Option<&str>) -> Option<Actor> {
+    identity.map(|_| Actor::Device)
 }
 
 /// A running broker. Dropping it stops the listeners and sessions without waiting; prefer

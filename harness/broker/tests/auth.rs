@@ -1,9 +1,11 @@
-//! Logins (password, client certificate), refusals with the proper CONNACK codes, and topic ACLs.
+//! Logins (password, client certificate), refusals with the proper CONNACK codes, topic ACLs, and the
+//! actor flows are attributed to.
 
 mod common;
 
 use common::*;
-use hilt_cloud::FlowKind;
+use hilt_broker::BrokerConfig;
+use hilt_cloud::{Actor, FlowKind};
 use rumqttc::v5::mqttbytes::QoS as QoS5;
 use rumqttc::v5::mqttbytes::v5::{PubAckReason, SubscribeReasonCode as Sub5};
 use rumqttc::{ConnectReturnCode, QoS, SubscribeReasonCode};
@@ -214,5 +216,61 @@ async fn client_certificate_login_over_tls() {
         ),
         "{e:?}"
     );
+    env.broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn flows_say_an_authenticated_client_is_the_device_and_anyone_else_nobody() {
+    let env = start(BrokerConfig {
+        allow_anonymous: true,
+        ..config()
+    })
+    .await;
+    // Username/password and client certificate: the device.
+    let (pw, _rx) = v4_connect(v4_opts("pw", env.plain(), None, Some(("dev", "devpass"))))
+        .await
+        .expect("password login");
+    pw.publish("devices/dev/tele", QoS::AtLeastOnce, false, "a")
+        .await
+        .unwrap();
+    let cert = env.pki.issue_client("VRB-00000001").unwrap();
+    let tls = client_tls(env.pki.ca_pem(), Some(&cert));
+    let (c, _rx) = v4_connect(v4_opts("crt", env.tls(), Some(tls), None))
+        .await
+        .expect("certificate login");
+    c.publish("devices/VRB-00000001/tele", QoS::AtLeastOnce, false, "b")
+        .await
+        .unwrap();
+    // Anonymous, and refused: nobody.
+    let (anon, _rx) = v4_connect(v4_opts("anon", env.plain(), None, None))
+        .await
+        .expect("anonymous login");
+    anon.publish("open/tele", QoS::AtLeastOnce, false, "c")
+        .await
+        .unwrap();
+    v4_connect(v4_opts("bad", env.plain(), None, Some(("dev", "wrong"))))
+        .await
+        .expect_err("refused");
+    for id in ["pw", "crt", "anon"] {
+        let id = id.to_string();
+        env.wait_flow(move |f| f.kind == FlowKind::Publish && f.client_id.as_deref() == Some(&id))
+            .await
+            .expect("publish recorded");
+    }
+    for f in env.log.snapshot() {
+        let expected = match (f.kind, f.client_id.as_deref()) {
+            (FlowKind::ConnectRefused, _) | (_, Some("anon")) => None,
+            (_, Some("pw" | "crt")) => Some(Actor::Device),
+            _ => continue,
+        };
+        assert_eq!(f.actor, expected, "{f:?}");
+    }
+    let connects = env
+        .log
+        .snapshot()
+        .into_iter()
+        .filter(|f| f.kind == FlowKind::Connect && f.actor == Some(Actor::Device))
+        .count();
+    assert_eq!(connects, 2);
     env.broker.shutdown().await;
 }

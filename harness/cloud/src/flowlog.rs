@@ -1,10 +1,13 @@
 //! The flow log: every MQTT connect/subscribe/publish and every HTTP request the mock cloud sees, with
 //! who sent it, over what, and the payload's digest. Scenario checks query it; payloads are kept as
 //! evidence. Shared by async servers and the synchronous harness, so it uses std locks and a condvar.
+//! Each flow also says who made it ([`Actor`]), so a check can tell what a device did from what a user
+//! or the mock backend itself did on its behalf.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::fmt;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +15,34 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub use hilt_model::flow_vocab::{FlowKind, Protocol, ServerCert};
+
+/// Who made an exchange: the device under test, a companion-app user, or the mock cloud's own backend
+/// (e.g. the erasure notices it propagates). Checks use it so the mock's own work never counts as the
+/// device's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Actor {
+    Device,
+    User,
+    Backend,
+}
+
+impl Actor {
+    /// The log's word for it, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Actor::Device => "device",
+            Actor::User => "user",
+            Actor::Backend => "backend",
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One recorded exchange.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +70,10 @@ pub struct Flow {
     pub payload_len: u64,
     pub payload_sha256: String,
     pub detail: Option<String>,
+    /// Who made the exchange; `None` when nobody authenticated (anonymous or refused). Absent from logs
+    /// written before it existed, hence the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
 }
 
 /// What a server fills in; the log adds sequence number, times and the payload digest. Start from
@@ -58,10 +93,12 @@ pub struct NewFlow {
     pub status: Option<u16>,
     pub peer: Option<String>,
     pub detail: Option<String>,
+    /// Who made the exchange, if anyone authenticated.
+    pub actor: Option<Actor>,
 }
 
 impl NewFlow {
-    /// A flow of `kind` over `protocol`, every other field empty (plain link, no certificate).
+    /// A flow of `kind` over `protocol`, every other field empty (plain link, no certificate, no actor).
     pub fn new(protocol: Protocol, kind: FlowKind) -> NewFlow {
         NewFlow {
             protocol,
@@ -76,6 +113,7 @@ impl NewFlow {
             status: None,
             peer: None,
             detail: None,
+            actor: None,
         }
     }
 }
@@ -167,6 +205,7 @@ impl FlowLog {
             payload_len: payload.len() as u64,
             payload_sha256: sha.clone(),
             detail: f.detail,
+            actor: f.actor,
         };
         if !payload.is_empty() && !st.payloads.contains_key(&sha) {
             if let Some(dir) = &st.payload_dir
@@ -257,6 +296,7 @@ mod tests {
                 topic: Some("t/1".into()),
                 tls: true,
                 server_cert: Some(ServerCert::Trusted),
+                actor: Some(Actor::Device),
                 ..NewFlow::new(Protocol::Mqtt, FlowKind::Publish)
             },
             b"hello",
@@ -277,11 +317,31 @@ mod tests {
             r#""protocol":"mqtt""#,
             r#""kind":"publish""#,
             r#""server_cert":"trusted""#,
+            r#""actor":"device""#,
         ] {
             assert!(line.contains(word), "{word} in {line}");
         }
         let back: Flow = serde_json::from_str(line).unwrap();
         assert_eq!(back, f);
+    }
+
+    #[test]
+    fn actor_is_lowercase_and_optional_in_json() {
+        for (a, word) in [
+            (Actor::Device, "device"),
+            (Actor::User, "user"),
+            (Actor::Backend, "backend"),
+        ] {
+            assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{word}\""));
+            assert_eq!(a.to_string(), word);
+        }
+        let log = FlowLog::new();
+        let anon = log.record(NewFlow::new(Protocol::Http, FlowKind::Request), b"");
+        let json = serde_json::to_value(&anon).unwrap();
+        assert!(json.get("actor").is_none(), "{json}");
+        // A line written before actors existed still reads back, as anonymous.
+        let back: Flow = serde_json::from_value(json).unwrap();
+        assert_eq!(back.actor, None);
     }
 
     #[test]

@@ -7,5 +7,5 @@ pub mod flowlog;
 pub mod pki;
 
 pub use faults::{FaultState, Faults, OutageMode};
-pub use flowlog::{Flow, FlowKind, FlowLog, Protocol, ServerCert};
+pub use flowlog::{Actor, Flow, FlowKind, FlowLog, Protocol, ServerCert};
 pub use pki::{Pki, PkiError};

@@ -36,7 +36,11 @@ pub(crate) enum ApiError {
     /// A device route reached without a client certificate from the run CA.
     NoClientCert,
     Forbidden,
+    /// Forbidden, with the reason (e.g. a device speaking for a user it is not paired with).
+    Denied(String),
     NotFound(String),
+    /// The request clashes with the resource's state (e.g. pairing an erased user).
+    Conflict(String),
     BadRequest(String),
     Gone(String),
     Internal(String),
@@ -51,6 +55,7 @@ impl From<StateError> for ApiError {
             StateError::Erased(_) => ApiError::Gone(e.to_string()),
             StateError::Random(_) => ApiError::Internal(e.to_string()),
             StateError::BadPath(_) => ApiError::BadRequest(e.to_string()),
+            StateError::NotLinked { .. } => ApiError::Denied(e.to_string()),
         }
     }
 }
@@ -69,7 +74,9 @@ impl IntoResponse for ApiError {
                 "a client certificate issued by the run CA is required".to_string(),
             ),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "not your resource".to_string()),
+            ApiError::Denied(m) => (StatusCode::FORBIDDEN, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::Gone(m) => (StatusCode::GONE, m),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
@@ -89,6 +96,20 @@ impl IntoResponse for ApiError {
 pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))
+}
+
+/// Longest identifier or name a device may send (user ids, purposes), in characters.
+pub(crate) const MAX_FIELD_CHARS: usize = 256;
+
+/// A string field must be 1 to [`MAX_FIELD_CHARS`] characters and not blank.
+pub(crate) fn check_field(what: &str, s: &str) -> Result<(), ApiError> {
+    let chars = s.chars().count();
+    if s.trim().is_empty() || chars > MAX_FIELD_CHARS {
+        return Err(ApiError::BadRequest(format!(
+            "{what} must be 1 to {MAX_FIELD_CHARS} characters, got {chars}"
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
@@ -138,5 +159,18 @@ impl FromRequestParts<Ctx> for Device {
             .and_then(|c| c.cert_identity.clone())
             .map(Device)
             .ok_or(ApiError::NoClientCert)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_bounded_in_characters_and_not_blank() {
+        assert!(check_field("user", "").is_err());
+        assert!(check_field("user", "  ").is_err());
+        assert!(check_field("user", &"é".repeat(MAX_FIELD_CHARS)).is_ok());
+        assert!(check_field("user", &"x".repeat(MAX_FIELD_CHARS + 1)).is_err());
     }
 }

@@ -1,7 +1,9 @@
 //! The companion-app API (JSON, bearer tokens): accounts, device links, privacy-notice inboxes, consent
-//! records, erasure and access (export) requests. Users may only reach their own data.
+//! records, erasure and access (export) requests. Users may only reach their own data. An erasure
+//! request notifies third parties only when the mock's backend propagation is switched on.
 
 use crate::api::{ApiError, Ctx, User, parse_json};
+use crate::backend;
 use crate::record::Identity;
 use crate::state::now;
 use axum::extract::{Path, State};
@@ -10,8 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use hilt_cloud::flowlog::NewFlow;
-use hilt_cloud::{FlowKind, Protocol};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -115,7 +115,8 @@ async fn all_consents(
     ))
 }
 
-fn consent_view(ctx: &Ctx, id: &str, purpose: &str) -> Value {
+/// A purpose's current state and history for `id`; also what a device gets back for its report.
+pub(crate) fn consent_view(ctx: &Ctx, id: &str, purpose: &str) -> Value {
     let history = ctx.state.consent_history(id, purpose);
     let granted = history.last().is_some_and(|e| e.granted);
     json!({ "user": id, "purpose": purpose, "granted": granted, "history": history })
@@ -155,19 +156,9 @@ async fn erasure(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     user.owns(&id)?;
+    // Empty unless backend propagation is on: the mock must not do the device's job unasked.
     let notified = ctx.state.erase(&id)?;
-    // The notices are delivered in-process; the flow log still shows each one as evidence of propagation.
-    for r in &notified {
-        let flow = NewFlow {
-            identity: Some(id.clone()),
-            path: Some(format!("/thirdparty/{r}/erasure")),
-            method: Some("POST".into()),
-            detail: Some("sent by the mock backend on the user's erasure request".into()),
-            ..NewFlow::new(Protocol::Http, FlowKind::ErasureNotice)
-        };
-        ctx.log
-            .record(flow, json!({ "user": id }).to_string().as_bytes());
-    }
+    backend::erasure_notices(&ctx.log, &id, &notified, "on the user's erasure request");
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "user": id, "erased": true, "notified": notified })),

@@ -1,11 +1,14 @@
-//! The mock cloud's HTTPS services: the update server (files the harness offers), device notices, the
-//! companion-app API and third-party recipients, served over real TLS from the run's PKI (and optionally
-//! plain HTTP), obeying injected faults and recording every request in the flow log. Scenarios drive the
-//! state through [`CloudState`]'s synchronous accessors.
+//! The mock cloud's HTTPS services: the update server (files the harness offers), device notices and
+//! privacy reports (pairing, consents, erasure), the companion-app API and third-party recipients,
+//! served over real TLS from the run's PKI (and optionally plain HTTP), obeying injected faults and
+//! recording every request in the flow log, with who made it. Scenarios drive the state through
+//! [`CloudState`]'s synchronous accessors.
 
 mod api;
 mod app;
+mod backend;
 mod device;
+mod device_privacy;
 mod record;
 mod server;
 mod state;
@@ -14,8 +17,8 @@ mod update;
 
 pub use server::{Https, HttpsConfig};
 pub use state::{
-    Account, CloudState, ConsentEvent, DEVICE_NOTICES_KEPT, NewAccount, Notice, Received,
-    StateError,
+    Account, CloudState, ConsentEvent, DEVICE_NOTICES_KEPT, DEVICE_RECORDS_KEPT, DeviceConsent,
+    DeviceErasure, NewAccount, Notice, Received, StateError,
 };
 
 use std::net::SocketAddr;

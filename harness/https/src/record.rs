@@ -1,5 +1,7 @@
 //! The layer every request passes through: enforce the body limit, record the exchange in the flow log
-//! (with the request body as its payload) and apply the response-delay fault.
+//! (with the request body as its payload) and apply the response-delay fault. Each request's flow says
+//! who made it: a companion-app user (bearer token, or an account just created), else a device (client
+//! certificate), else nobody.
 
 use crate::MAX_BODY;
 use crate::api::{ConnInfo, Ctx, bearer};
@@ -10,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use hilt_cloud::flowlog::NewFlow;
-use hilt_cloud::{FlowKind, Protocol};
+use hilt_cloud::{Actor, FlowKind, Protocol};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 /// Set by a handler on its response when the request itself established who the caller is (account
@@ -60,9 +62,10 @@ pub(crate) async fn record(State(ctx): State<Ctx>, req: Request, next: Next) -> 
         }
     };
     let status = resp.status().as_u16();
-    let identity = token_user
-        .or_else(|| resp.extensions().get::<Identity>().map(|i| i.0.clone()))
-        .or_else(|| conn.as_ref().and_then(|c| c.cert_identity.clone()));
+    let user = token_user.or_else(|| resp.extensions().get::<Identity>().map(|i| i.0.clone()));
+    let cert = conn.as_ref().and_then(|c| c.cert_identity.clone());
+    let actor = actor_of(user.is_some(), cert.is_some());
+    let identity = user.or(cert);
     // The query can carry a token or a password: only the path goes to the log (the flow keeps both,
     // and the harness masks known secrets in what it stores as evidence).
     let logged_path = path.split('?').next().unwrap_or_default();
@@ -76,6 +79,7 @@ pub(crate) async fn record(State(ctx): State<Ctx>, req: Request, next: Next) -> 
         status: Some(status),
         peer: conn.as_ref().map(|c| c.peer.to_string()),
         detail,
+        actor,
         ..NewFlow::new(Protocol::Http, FlowKind::Request)
     };
     ctx.log.record(flow, &payload);
@@ -86,10 +90,33 @@ pub(crate) async fn record(State(ctx): State<Ctx>, req: Request, next: Next) -> 
     resp
 }
 
+/// A user's credentials win over the device certificate of the connection they came on: a companion
+/// app running on the device speaks for its user, not for the device.
+fn actor_of(user: bool, cert: bool) -> Option<Actor> {
+    match (user, cert) {
+        (true, _) => Some(Actor::User),
+        (false, true) => Some(Actor::Device),
+        (false, false) => None,
+    }
+}
+
 fn too_large() -> Response {
     (
         StatusCode::PAYLOAD_TOO_LARGE,
         axum::Json(serde_json::json!({ "error": format!("body over {MAX_BODY} bytes") })),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_win_over_devices_and_anonymous_has_no_actor() {
+        assert_eq!(actor_of(true, true), Some(Actor::User));
+        assert_eq!(actor_of(true, false), Some(Actor::User));
+        assert_eq!(actor_of(false, true), Some(Actor::Device));
+        assert_eq!(actor_of(false, false), None);
+    }
 }

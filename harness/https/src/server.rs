@@ -3,7 +3,7 @@
 
 use crate::api::{ConnInfo, Ctx};
 use crate::state::CloudState;
-use crate::{HttpsError, app, device, record, thirdparty, update};
+use crate::{HttpsError, app, device, device_privacy, record, thirdparty, update};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use hilt_cloud::flowlog::NewFlow;
@@ -127,6 +127,7 @@ fn router(ctx: Ctx) -> Router {
     Router::new()
         .merge(update::routes())
         .merge(device::routes())
+        .merge(device_privacy::routes())
         .merge(app::routes())
         .merge(thirdparty::routes())
         // The recording layer enforces crate::MAX_BODY before any extractor sees the body.

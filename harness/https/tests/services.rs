@@ -5,7 +5,7 @@ mod common;
 
 use bytes::Bytes;
 use common::{Client, start};
-use hilt_cloud::FlowKind;
+use hilt_cloud::{Actor, FlowKind};
 use hilt_https::{MAX_BODY, MAX_NOTICE_CHARS, StateError};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -386,7 +386,9 @@ async fn companion_app_flow_with_consent_notices_export_and_erasure() {
         403
     );
 
-    // Erasure: token dead afterwards, only the recipient that had Alice's data is told.
+    // Erasure: token dead afterwards; with the mock's own propagation on, only the recipient that had
+    // Alice's data is told, by the backend (propagation off is in tests/privacy.rs).
+    cloud.state.set_backend_propagation(true);
     let from = cloud.log.next_seq();
     let r = a
         .send("POST", &format!("/app/v1/users/{alice}/erasure"), b"")
@@ -408,12 +410,14 @@ async fn companion_app_flow_with_consent_notices_export_and_erasure() {
     let flows = cloud.log.since(0);
     assert!(flows.iter().any(|f| f.seq >= from
         && f.kind == FlowKind::ErasureNotice
+        && f.actor == Some(Actor::Backend)
         && f.path.as_deref() == Some("/thirdparty/ads/erasure")));
     let erase = flows
         .iter()
         .find(|f| f.seq >= from && f.kind == FlowKind::Request)
         .unwrap();
     assert_eq!(erase.identity.as_deref(), Some(alice.as_str()));
+    assert_eq!(erase.actor, Some(Actor::User));
 
     // Recipients also accept notices sent to them directly.
     assert_eq!(

@@ -22,6 +22,9 @@ pub struct DeclaredFlow {
     pub recipient: String,
     pub lawful_basis: String,
     pub consent: bool,
+    /// For a consent-based flow, the purpose the user consents to (`consent_purpose = "analytics"`),
+    /// as the device's consent settings and the scenarios' consent steps name it.
+    pub consent_purpose: Option<String>,
     /// Personal-data categories the flow carries (from "Personal Data"); empty = none.
     pub categories: Vec<String>,
 }
@@ -125,6 +128,13 @@ pub(crate) fn declared_flows(ixit: &Ixit, src: &Source) -> Result<Vec<DeclaredFl
                     format!("{at}: say whether the flow is consent-based: consent = true|false"),
                 ));
             };
+            let consent_purpose = field("consent_purpose");
+            if consent && consent_purpose.is_none() {
+                return Err(src.err(
+                    span,
+                    format!("{at}: a consent-based flow names the purpose consented to: consent_purpose = \"NAME\""),
+                ));
+            }
             let categories = e
                 .get("Personal Data")
                 .and_then(|v| v.as_table())
@@ -147,6 +157,7 @@ pub(crate) fn declared_flows(ixit: &Ixit, src: &Source) -> Result<Vec<DeclaredFl
                     src.err(span.clone(), format!("{at}: give the `lawful_basis`"))
                 })?,
                 consent,
+                consent_purpose,
                 categories,
             });
         }

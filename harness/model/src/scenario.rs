@@ -44,6 +44,9 @@ pub struct Scenario {
     pub applicability: Applicability,
     /// Case variables (`[vars]`), generated once per case and used as `{var.NAME}`.
     pub vars: BTreeMap<String, CaseVar>,
+    /// Test accounts (`[accounts]`), made in the mock cloud when the case starts and used as
+    /// `{account.NAME.id}` and `{account.NAME.token}`.
+    pub accounts: BTreeMap<String, AccountSpec>,
     pub steps: Vec<Step>,
     /// The `[[check]]`s as written; the harness's registry types them.
     pub checks: Vec<CheckDecl>,
@@ -59,18 +62,26 @@ pub struct CaseVar {
     pub secret: bool,
 }
 
+/// A test account: `owner = { name = "Alice Example" }` (the name its user gives the companion app).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSpec {
+    pub name: String,
+}
+
 impl Scenario {
     /// Whether a step acts on the mock cloud (a fault or a flow wait).
     pub fn steps_need_cloud(&self) -> bool {
-        self.steps.iter().any(|s| {
-            matches!(
-                s.what,
-                StepWhat::CloudFault { .. }
-                    | StepWhat::CloudFaultUntil { .. }
-                    | StepWhat::WaitFlow(_)
-                    | StepWhat::OfferUpdate(_)
-            )
-        })
+        !self.accounts.is_empty()
+            || self.steps.iter().any(|s| {
+                matches!(
+                    s.what,
+                    StepWhat::CloudFault { .. }
+                        | StepWhat::CloudFaultUntil { .. }
+                        | StepWhat::WaitFlow(_)
+                        | StepWhat::OfferUpdate(_)
+                )
+            })
     }
 
     /// The step with this id.
@@ -83,6 +94,7 @@ impl Scenario {
     pub fn check_vars(&self, t: &VarTemplate) -> Result<(), String> {
         let known = Known {
             vars: &self.vars,
+            accounts: &self.accounts,
             earlier: &self.steps,
         };
         match t.vars().find_map(|v| known.refuse(v, false)) {
@@ -303,6 +315,8 @@ struct RawScenario {
     applicability: Applicability,
     #[serde(default)]
     vars: BTreeMap<String, Spanned<CaseVar>>,
+    #[serde(default)]
+    accounts: BTreeMap<String, Spanned<AccountSpec>>,
     #[serde(rename = "step")]
     steps: Vec<Spanned<RawStep>>,
     #[serde(default, rename = "check")]
@@ -376,12 +390,24 @@ impl Scenario {
             }
             vars.insert(name, v.into_inner());
         }
+        let mut accounts = BTreeMap::new();
+        for (name, a) in raw.accounts {
+            let ok_name = !a.get_ref().name.trim().is_empty() && a.get_ref().name.len() <= 256;
+            if !is_ident(&name) || !ok_name {
+                return Err(src.err(
+                    a.span(),
+                    format!("accounts.{name}: an account needs a key of letters, digits, '-' and '_' and a `name` of 1 to 256 bytes"),
+                ));
+            }
+            accounts.insert(name, a.into_inner());
+        }
         let mut steps: Vec<Step> = Vec::new();
         let mut ids = BTreeSet::new();
         for raw_step in raw.steps {
             let span = raw_step.span();
             let known = Known {
                 vars: &vars,
+                accounts: &accounts,
                 earlier: &steps,
             };
             let step = raw_step
@@ -435,6 +461,7 @@ impl Scenario {
             provisions: raw.provisions.into_inner(),
             applicability: raw.applicability,
             vars,
+            accounts,
             steps,
             checks,
         })
@@ -512,6 +539,7 @@ fn check_provisions(src: &Source, p: &Spanned<Provisions>) -> Result<(), LoadErr
 /// What a step's variables may refer to: the case variables and the steps before it.
 struct Known<'a> {
     vars: &'a BTreeMap<String, CaseVar>,
+    accounts: &'a BTreeMap<String, AccountSpec>,
     earlier: &'a [Step],
 }
 
@@ -522,6 +550,9 @@ impl Known<'_> {
             Var::Row(_) if !has_rows => Some(format!("{v} is only known in a for_each step")),
             Var::Case(name) if !self.vars.contains_key(name) => Some(format!(
                 "{v}: no case variable {name:?} is declared under [vars]"
+            )),
+            Var::Account { name, .. } if !self.accounts.contains_key(name) => Some(format!(
+                "{v}: no test account {name:?} is declared under [accounts]"
             )),
             Var::Capture { step, name } => {
                 // (what the step is, what it captures)

@@ -12,6 +12,7 @@
 //! | `{random:N}` | N random alphanumerics, new at each use (1 ≤ N ≤ 256) |
 //! | `{var.NAME}` | a case variable from `[vars]`, generated once per case |
 //! | `{step.ID.NAME}` | what an earlier step's last attempt captured as NAME |
+//! | `{account.NAME.id\|token}` | a test account from `[accounts]`, made in the mock cloud when the case starts (the token is secret) |
 
 use std::fmt;
 
@@ -42,6 +43,14 @@ pub enum CredField {
     Password,
 }
 
+/// What of a test account a variable names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountField {
+    Id,
+    /// The bearer token: a secret.
+    Token,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Var {
     Row(String),
@@ -59,9 +68,13 @@ pub enum Var {
         step: String,
         name: String,
     },
+    Account {
+        name: String,
+        field: AccountField,
+    },
 }
 
-const KNOWN: &str = "row.COLUMN, iteration, unit.serial, unit.N.serial, cred.SURFACE.username|password, unit.N.cred.SURFACE.username|password, ixit:SHEET/ENTRY/FIELD[/KEY], random:N, var.NAME, step.ID.NAME";
+const KNOWN: &str = "row.COLUMN, iteration, unit.serial, unit.N.serial, cred.SURFACE.username|password, unit.N.cred.SURFACE.username|password, ixit:SHEET/ENTRY/FIELD[/KEY], random:N, var.NAME, step.ID.NAME, account.NAME.id|token";
 
 impl VarName for Var {
     fn parse_var(name: &str) -> Result<Self, String> {
@@ -102,6 +115,18 @@ fn parse(name: &str) -> Option<Var> {
     }
     if let Some(rest) = name.strip_prefix("cred.") {
         return cred(UnitRef::UnderTest, rest);
+    }
+    if let Some(rest) = name.strip_prefix("account.") {
+        let (account, field) = rest.rsplit_once('.')?;
+        let field = match field {
+            "id" => AccountField::Id,
+            "token" => AccountField::Token,
+            _ => return None,
+        };
+        return Some(Var::Account {
+            name: ident(account)?,
+            field,
+        });
     }
     if name == "iteration" {
         return Some(Var::Iteration);
@@ -158,6 +183,13 @@ impl fmt::Display for Var {
             Var::Random(n) => write!(f, "{{random:{n}}}"),
             Var::Case(n) => write!(f, "{{var.{n}}}"),
             Var::Capture { step, name } => write!(f, "{{step.{step}.{name}}}"),
+            Var::Account { name, field } => {
+                let field = match field {
+                    AccountField::Id => "id",
+                    AccountField::Token => "token",
+                };
+                write!(f, "{{account.{name}.{field}}}")
+            }
         }
     }
 }
@@ -179,6 +211,8 @@ mod tests {
             "random:16",
             "var.canary",
             "step.read-identity.model",
+            "account.owner.id",
+            "account.member-2.token",
         ] {
             let v = Var::parse_var(s).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(v.to_string(), format!("{{{s}}}"));
@@ -205,6 +239,8 @@ mod tests {
             "step.only",
             "var.",
             "row.",
+            "account.owner",
+            "account.owner.password",
         ] {
             let e = Var::parse_var(s).unwrap_err();
             assert!(

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::pin::pin;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use hilt_update::Manifest;
 use tokio::sync::oneshot;
@@ -21,6 +21,7 @@ use super::judge::{
 use super::link::{AgentEnd, Event, Request, Wake};
 use super::state::{AutoMode, SlotInfo};
 use super::url::HttpUrl;
+use crate::agent_link::{AgentHandle, spawn_agent};
 use crate::flash::write_atomic;
 
 /// Where device notices are posted, on the update service's origin.
@@ -31,22 +32,7 @@ pub const NOTICES_PATH: &str = "/device/notices";
 pub struct StartError(#[from] std::io::Error);
 
 /// The running agent. Dropping it stops the agent without waiting.
-pub struct UpdateHandle {
-    stop: Option<oneshot::Sender<()>>,
-    done: std::sync::mpsc::Receiver<()>,
-}
-
-impl UpdateHandle {
-    /// Stops the agent and waits (at most `wait`) for its thread to finish.
-    pub fn shutdown(mut self, wait: Duration) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if self.done.recv_timeout(wait).is_err() {
-            tracing::debug!("update agent did not stop in time");
-        }
-    }
-}
+pub type UpdateHandle = AgentHandle;
 
 /// Starts the agent; slot images go to `state_dir`. Call after signals are blocked: the new thread
 /// inherits the mask, so SIGTERM still reaches the console loop's signalfd.
@@ -55,22 +41,8 @@ pub fn start(
     state_dir: PathBuf,
     end: AgentEnd,
 ) -> Result<UpdateHandle, StartError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (stop_tx, stop_rx) = oneshot::channel();
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
     let agent = Agent::new(opts, state_dir, end);
-    std::thread::Builder::new()
-        .name("update".into())
-        .spawn(move || {
-            runtime.block_on(agent.run(stop_rx));
-            let _ = done_tx.send(());
-        })?;
-    Ok(UpdateHandle {
-        stop: Some(stop_tx),
-        done: done_rx,
-    })
+    Ok(spawn_agent("update", move |stop| agent.run(stop))?)
 }
 
 /// A release that passed every check the agent makes, with its image.

@@ -107,12 +107,20 @@ impl Client {
     }
 
     pub async fn post_json(&self, url: &HttpUrl, body: Vec<u8>) -> Result<Response, HttpError> {
-        let req = request(
-            Method::POST,
-            url,
-            Bytes::from(body),
-            Some("application/json"),
-        )?;
+        self.send_json(Method::POST, url, body).await
+    }
+
+    pub async fn put_json(&self, url: &HttpUrl, body: Vec<u8>) -> Result<Response, HttpError> {
+        self.send_json(Method::PUT, url, body).await
+    }
+
+    async fn send_json(
+        &self,
+        method: Method,
+        url: &HttpUrl,
+        body: Vec<u8>,
+    ) -> Result<Response, HttpError> {
+        let req = request(method, url, Bytes::from(body), Some("application/json"))?;
         self.send(req, url).await
     }
 
@@ -338,6 +346,16 @@ mod tests {
                     .contains("content-type: application/json\r\n")
             );
             assert!(request.ends_with("\r\n\r\n{\"text\":\"hi\"}"), "{request}");
+
+            let (url, seen) = plain_server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
+            let r = client().put_json(&url, b"{}".to_vec()).await.unwrap();
+            assert_eq!(r.status, 200);
+            let request = seen.await.unwrap();
+            assert!(
+                request.starts_with("PUT /a/b.json HTTP/1.1\r\n"),
+                "{request}"
+            );
+            assert!(request.ends_with("\r\n\r\n{}"), "{request}");
         });
     }
 

@@ -54,14 +54,39 @@ pub fn spawn(dir: &Path, extra: &[&str], log_level: &str) -> Board {
     Board { child, pty, stderr }
 }
 
-/// Opens the console and logs in as admin with the password from the label.
-pub fn login(board: &Board, dir: &Path) -> serialport::TTYPort {
+/// The password printed on the unit's label.
+pub fn label_password(dir: &Path) -> String {
     let label = std::fs::read_to_string(dir.join("unit/label.txt")).unwrap();
-    let password = label
+    label
         .lines()
         .find_map(|l| l.strip_prefix("password="))
         .expect("password on label")
-        .to_string();
+        .to_string()
+}
+
+/// Logs in with the label's password at a login prompt that was already read.
+pub fn login_again(port: &mut serialport::TTYPort, dir: &Path) {
+    send(port, "\r");
+    expect(port, "login: ");
+    send(port, &format!("admin\r{}\r", label_password(dir)));
+    expect(port, "vrb$ ");
+}
+
+/// Stops the board with SIGTERM and waits for it to exit.
+pub fn stop(board: &mut Board) {
+    use nix::sys::signal::{Signal, kill};
+    let pid = nix::unistd::Pid::from_raw(board.child.id() as i32);
+    kill(pid, Signal::SIGTERM).unwrap();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while board.child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "board did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Opens the console and logs in as admin with the password from the label.
+pub fn login(board: &Board, dir: &Path) -> serialport::TTYPort {
+    let password = label_password(dir);
     let mut port = serialport::new(&board.pty, 115_200)
         .timeout(Duration::from_millis(100))
         .open_native()

@@ -1,6 +1,7 @@
 //! A tiny update server for the board's update agent: HTTPS (the run's PKI, client certificates
 //! recorded) and a plain HTTP listener beside it, serving whatever offer the test sets and recording
-//! every request and device notice.
+//! every request and device notice. It also answers the mock cloud's privacy routes (pairing, consent
+//! reports, analytics ingest, erasure notices) and records their JSON bodies.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,8 @@ pub struct Seen {
     /// The client certificate's CN (HTTPS only).
     pub cn: Option<String>,
     pub host: Option<String>,
+    /// The JSON body, `Null` when there is none or it is not JSON.
+    pub json: serde_json::Value,
 }
 
 #[derive(Debug, Default)]
@@ -42,6 +45,22 @@ impl Record {
             .count()
     }
 
+    /// The JSON bodies of the `method path` requests made by the client with CN `cn`, in order.
+    pub fn bodies(&self, cn: &str, method: &str, path: &str) -> Vec<serde_json::Value> {
+        self.requests
+            .iter()
+            .filter(|r| r.cn.as_deref() == Some(cn) && r.method == method && r.path == path)
+            .map(|r| r.json.clone())
+            .collect()
+    }
+
+    /// Where the first `method path` request of client `cn` is in the record.
+    pub fn position(&self, cn: &str, method: &str, path: &str) -> Option<usize> {
+        self.requests
+            .iter()
+            .position(|r| r.cn.as_deref() == Some(cn) && r.method == method && r.path == path)
+    }
+
     pub fn notice_texts(&self, cn: &str) -> Vec<String> {
         self.notices
             .iter()
@@ -54,6 +73,8 @@ impl Record {
 #[derive(Default)]
 struct State {
     offer: Option<Offer>,
+    /// A path answered 503, to play a party that cannot be reached.
+    refused: Option<String>,
     record: Record,
 }
 
@@ -97,6 +118,11 @@ impl UpdateServer {
     /// What the server offers from now on (`None`: 404 for the manifest).
     pub fn offer(&self, offer: Option<Offer>) {
         self.state.lock().unwrap().offer = offer;
+    }
+
+    /// Answers `path` with 503 from now on.
+    pub fn refuse(&self, path: &str) {
+        self.state.lock().unwrap().refused = Some(path.to_string());
     }
 
     pub fn with<T>(&self, f: impl FnOnce(&Record) -> T) -> T {
@@ -160,6 +186,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         path,
         cn,
         host,
+        json: serde_json::from_slice(&body).unwrap_or_default(),
     };
     let (status, reply) = respond(&seen, &body, state);
     let head = format!(
@@ -174,6 +201,12 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 fn respond(seen: &Seen, body: &[u8], state: &Mutex<State>) -> (&'static str, Vec<u8>) {
     let mut st = state.lock().unwrap();
     st.record.requests.push(seen.clone());
+    if st.refused.as_deref() == Some(seen.path.as_str()) {
+        return ("503 Service Unavailable", Vec::new());
+    }
+    if let Some(status) = privacy_status(seen) {
+        return (status, b"{}".to_vec());
+    }
     if seen.method == "POST" && seen.path == "/device/notices" {
         let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
         let text = json["text"].as_str().unwrap_or("<malformed>").to_string();
@@ -190,6 +223,18 @@ fn respond(seen: &Seen, body: &[u8], state: &Mutex<State>) -> (&'static str, Vec
         return ("200 OK", offer.image.clone());
     }
     ("404 Not Found", Vec::new())
+}
+
+/// How the mock cloud answers its privacy routes.
+fn privacy_status(seen: &Seen) -> Option<&'static str> {
+    let path = seen.path.as_str();
+    match seen.method.as_str() {
+        "POST" if path == "/device/pair" => Some("201 Created"),
+        "PUT" if path.starts_with("/device/consents/") => Some("200 OK"),
+        "POST" if path == "/device/erasure" => Some("202 Accepted"),
+        "POST" if path.starts_with("/thirdparty/") => Some("202 Accepted"),
+        _ => None,
+    }
 }
 
 /// The request head and its Content-Length body.

@@ -172,6 +172,7 @@ impl Conn {
         let mut f = self.link.flow(kind);
         f.client_id = Some(self.client_id.clone());
         f.identity = self.identity.clone();
+        f.actor = crate::actor_of(self.identity.as_deref());
         f
     }
 

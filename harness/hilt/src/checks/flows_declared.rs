@@ -2,7 +2,7 @@
 //! (sheets 21-PersData and 24-TelData); one that matches none is undeclared processing (EN 303 645
 //! 6-1, ICO transparency).
 
-use hilt_cloud::{Flow, FlowKind, Protocol};
+use hilt_cloud::{Flow, FlowKind};
 use hilt_model::Verdict;
 use hilt_model::flows::DeclaredFlow;
 use serde::Deserialize;
@@ -38,13 +38,7 @@ impl Check for FlowsDeclared {
 
 /// The declaration a flow falls under: MQTT topics by filter, HTTP paths by prefix.
 fn declaration<'a>(declared: &'a [DeclaredFlow], f: &Flow) -> Option<&'a DeclaredFlow> {
-    declared
-        .iter()
-        .find(|d| match (d.protocol, &f.topic, &f.path) {
-            (Protocol::Mqtt, Some(topic), _) => hilt_broker::topic::matches(topic, &d.pattern),
-            (Protocol::Http, None, Some(path)) => path.starts_with(&d.pattern),
-            _ => false,
-        })
+    declared.iter().find(|d| super::falls_under(d, f))
 }
 
 fn judge(dut: &Dut, flows: &[Flow], declared: &[DeclaredFlow]) -> Judgement {

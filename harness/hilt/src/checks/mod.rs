@@ -8,6 +8,10 @@
 
 mod app_notice;
 mod capture_equals;
+mod capture_excludes;
+mod erasure_propagated;
+mod flow_absent;
+mod flow_stops;
 mod flows_declared;
 mod lockout_duration;
 mod orderly_reconnect;
@@ -41,6 +45,10 @@ pub const KINDS: &[Kind] = &[
     support_period::KIND,
     app_notice::KIND,
     periodic_update_check::KIND,
+    capture_excludes::KIND,
+    flow_absent::KIND,
+    flow_stops::KIND,
+    erasure_propagated::KIND,
 ];
 
 /// A registered check kind: its name and how its parameters become a typed check.
@@ -100,6 +108,22 @@ impl Params<'_> {
             ));
         }
         Ok((step, spec))
+    }
+
+    /// That steps `first` and `then` exist, in this order.
+    pub fn steps_in_order(&self, first: &str, then: &str) -> Result<(), String> {
+        let at = |id: &str| {
+            self.scenario
+                .steps
+                .iter()
+                .position(|s| s.id == id)
+                .ok_or_else(|| format!("step {id:?} is no step of this scenario"))
+        };
+        if at(first)? < at(then)? {
+            Ok(())
+        } else {
+            Err(format!("step {first:?} must come before step {then:?}"))
+        }
     }
 
     /// [`Params::action_step`] for a step whose action captures `capture`.
@@ -178,6 +202,16 @@ impl<'a> Evidence<'a> {
         })
     }
 
+    /// When step `id` began, in flow-log time, or INCONCLUSIVE.
+    pub fn step_start(&self, id: &str) -> Result<u64, Judgement> {
+        self.step(id)?.flow_from_us.ok_or_else(|| {
+            (
+                Verdict::Inconclusive,
+                format!("missing evidence: step {id:?} has no flow-log time"),
+            )
+        })
+    }
+
     pub fn cloud(&self) -> Result<&CloudEvidence<'a>, Judgement> {
         self.cloud
             .as_ref()
@@ -250,6 +284,17 @@ fn type_check(s: &Scenario, d: &CheckDecl) -> Result<TypedCheck, LoadError> {
         kind: kind.name,
         check,
     })
+}
+
+/// Whether flow `f` falls under declaration `d`: MQTT topics by filter, HTTP paths by prefix.
+pub fn falls_under(d: &DeclaredFlow, f: &Flow) -> bool {
+    match (d.protocol, &f.topic, &f.path) {
+        (hilt_cloud::Protocol::Mqtt, Some(topic), _) => {
+            hilt_broker::topic::matches(topic, &d.pattern)
+        }
+        (hilt_cloud::Protocol::Http, None, Some(path)) => path.starts_with(&d.pattern),
+        _ => false,
+    }
 }
 
 /// "#1 publish a/b (TLS); …" for at most five flows.

@@ -57,6 +57,7 @@ pub fn flow(seq: u64, t_us: u64, kind: FlowKind, tls: bool, topic: &str) -> Flow
         payload_len: 0,
         payload_sha256: String::new(),
         detail: None,
+        actor: (!anonymous).then_some(hilt_cloud::Actor::Device),
     }
 }
 
@@ -69,6 +70,7 @@ pub fn declared(pattern: &str) -> DeclaredFlow {
         recipient: "manufacturer".into(),
         lawful_basis: "contract".into(),
         consent: false,
+        consent_purpose: None,
         categories: vec![],
     }
 }

@@ -184,7 +184,8 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
     }
     let ready = match vars_error {
         Some(stop) => Err(stop),
-        None => applicability::check(bench, scenario, &ctx.scope()),
+        None => applicability::check(bench, scenario, &ctx.scope())
+            .and_then(|()| make_accounts(&mut ctx)),
     };
     let (verdict, reason, notes) = match ready {
         Err(Stop(v, r)) => (v, r, Vec::new()),
@@ -237,12 +238,57 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
             duration_ms: ctx.t0.elapsed().as_millis() as u64,
             budget_ms,
             provisions: scenario.provisions.clone(),
-            steps: ctx.steps,
+            steps: masked_captures(ctx.steps, &ctx.secrets),
             checks,
             evidence: Vec::new(),
         },
         evidence,
     }
+}
+
+/// The step records as the report shows them: a capture that holds a secret (a canary the device
+/// echoes back, a token) is masked like the transcripts. Checks judged the records before this.
+fn masked_captures(mut steps: Vec<StepRecord>, secrets: &[(String, String)]) -> Vec<StepRecord> {
+    if secrets.is_empty() {
+        return steps;
+    }
+    let mut m = hilt_link::Secrets::default();
+    for (secret, label) in secrets {
+        m.add(secret.as_bytes(), label);
+    }
+    for a in steps.iter_mut().flat_map(|s| s.attempts.iter_mut()) {
+        for v in a.captures.values_mut() {
+            *v = m.mask_str(v);
+        }
+    }
+    steps
+}
+
+/// The scenario's test accounts, made in the mock cloud as a user installing the companion app would;
+/// their tokens are secrets, masked from now on wherever they show up.
+fn make_accounts(ctx: &mut Ctx) -> Result<(), Stop> {
+    if ctx.scenario.accounts.is_empty() {
+        return Ok(());
+    }
+    let c = ctx
+        .bench
+        .cloud()
+        .ok_or_else(|| Stop::not_tested("test accounts need the mock cloud"))?;
+    let mut made = std::collections::BTreeMap::new();
+    for (name, spec) in &ctx.scenario.accounts {
+        let acct = c.state.create_account(&spec.name).map_err(|e| {
+            Stop(
+                Verdict::Error,
+                format!("cannot make test account {name}: {e}"),
+            )
+        })?;
+        let label = format!("token-{name}");
+        ctx.bench.mask(&acct.token, &label);
+        ctx.secrets.push((acct.token.clone(), label));
+        made.insert(name.clone(), (acct.id, acct.token));
+    }
+    Arc::make_mut(&mut ctx.vars).accounts = made;
+    Ok(())
 }
 
 fn transcript_evidence(link: &str, c: &Console<Box<dyn Port>>) -> [EvidenceFile; 2] {

@@ -366,13 +366,17 @@ fn reveals(candidate: &str, secrets: &[(String, String)]) -> bool {
 
 /// Before anything is sent: mask the values `masked` (argument name, value) in the console's
 /// transcript, in the mock cloud's evidence and in the board's logged output. The case's own secrets
-/// are registered once, when the case starts and when a link opens.
+/// are registered once, when the case starts and when a link opens; a value masked here joins them, so
+/// links opened later mask it too and checks know which marker stands for it.
 fn mask_everywhere(ctx: &mut Ctx, link: &str, masked: &[(String, String)]) {
     for (label, secret) in masked {
         if let Some(console) = ctx.consoles.get_mut(link) {
             console.add_secret(secret.as_bytes(), label);
         }
         ctx.bench.mask(secret, label);
+        if !ctx.secrets.iter().any(|(s, l)| s == secret && l == label) {
+            ctx.secrets.push((secret.clone(), label.clone()));
+        }
     }
 }
 

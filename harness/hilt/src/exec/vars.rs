@@ -3,7 +3,7 @@
 
 use hilt_model::scenario::{Number, VarTemplate};
 use hilt_model::template::Value;
-use hilt_model::var::{CredField, UnitRef, Var};
+use hilt_model::var::{AccountField, CredField, UnitRef, Var};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -16,6 +16,8 @@ pub struct CaseVars {
     pub values: BTreeMap<String, Value>,
     /// (step id, capture name) → what the step's last attempt captured.
     pub captures: BTreeMap<(String, String), String>,
+    /// `[accounts]` made in the mock cloud when the case started: name → (id, token).
+    pub accounts: BTreeMap<String, (String, String)>,
 }
 
 impl CaseVars {
@@ -36,6 +38,7 @@ impl CaseVars {
         Ok(CaseVars {
             values,
             captures: BTreeMap::new(),
+            accounts: BTreeMap::new(),
         })
     }
 }
@@ -95,6 +98,17 @@ impl<'a> Scope<'a> {
                 .get(&(step.clone(), name.clone()))
                 .map(|v| Value::plain(v.clone()))
                 .ok_or_else(|| format!("{var}: step {step:?} captured no {name:?}")),
+            Var::Account { name, field } => {
+                let (id, token) = self
+                    .case
+                    .accounts
+                    .get(name)
+                    .ok_or_else(|| format!("{var}: no test account {name:?} was made"))?;
+                Ok(match field {
+                    AccountField::Id => Value::plain(id.clone()),
+                    AccountField::Token => Value::secret(token.clone()),
+                })
+            }
         }
     }
 
@@ -141,7 +155,12 @@ impl<'a> Scope<'a> {
     /// values), and if so, that it resolves: the profile supplies every value the case will need.
     pub fn preflight(&self, var: &Var) -> Result<(), String> {
         match var {
-            Var::Row(_) | Var::Capture { .. } | Var::Random(_) | Var::Iteration => Ok(()),
+            // Rows, captures and accounts exist only once the case runs.
+            Var::Row(_)
+            | Var::Capture { .. }
+            | Var::Random(_)
+            | Var::Iteration
+            | Var::Account { .. } => Ok(()),
             _ => self.resolve(var).map(drop),
         }
     }

@@ -1,6 +1,7 @@
 //! Notices devices post about themselves (e.g. "update refused: bad signature"): kept per device as
 //! evidence, bounded, and passed on to the device's linked users like any privacy notice.
 
+use super::privacy::push_bounded;
 use super::{CloudState, Notice};
 use std::collections::VecDeque;
 
@@ -26,10 +27,7 @@ impl CloudState {
         let mut st = self.lock();
         let notice = st.new_notice(device, text);
         let list: &mut VecDeque<Notice> = st.device_notices.entry(device.to_string()).or_default();
-        if list.len() == DEVICE_NOTICES_KEPT {
-            list.pop_front();
-        }
-        list.push_back(notice);
+        push_bounded(list, notice, DEVICE_NOTICES_KEPT);
     }
 
     /// What `device` posted, oldest first (at most [`DEVICE_NOTICES_KEPT`], the latest ones).

@@ -1,14 +1,20 @@
 //! What the mock cloud's HTTPS services remember: companion-app accounts, device links, consents, notices
-//! (to users and from devices), third-party receipts and the offered update files. Shared by the async handlers and the synchronous harness, so
+//! (to users and from devices), what devices reported about privacy (consents, erasures), third-party
+//! receipts and the offered update files. Shared by the async handlers and the synchronous harness, so
 //! it sits behind a std mutex and every accessor returns owned copies.
 
 mod devices;
+mod privacy;
 mod recipients;
 mod types;
 mod update;
 
 pub use devices::DEVICE_NOTICES_KEPT;
-pub use types::{Account, ConsentEvent, NewAccount, Notice, Received, StateError};
+pub use privacy::DEVICE_RECORDS_KEPT;
+pub(crate) use types::ErasureReport;
+pub use types::{
+    Account, ConsentEvent, DeviceConsent, DeviceErasure, NewAccount, Notice, Received, StateError,
+};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -43,6 +49,13 @@ struct Inner {
     update_files: BTreeMap<String, Bytes>,
     /// Device identity → notices it posted, oldest first, bounded.
     device_notices: BTreeMap<String, VecDeque<Notice>>,
+    /// Device identity → consent decisions it reported, oldest first, bounded.
+    device_consents: BTreeMap<String, VecDeque<DeviceConsent>>,
+    /// Device identity → erasures (factory resets) it reported, oldest first, bounded.
+    device_erasures: BTreeMap<String, VecDeque<DeviceErasure>>,
+    /// Whether the mock backend passes erasures on to third parties itself. Off by default: the mock
+    /// plays the manufacturer's backend, and its own propagation must never earn a device a PASS.
+    backend_propagation: bool,
 }
 
 impl Inner {
@@ -258,19 +271,14 @@ impl CloudState {
 
     // ---- erasure ----
 
-    /// Mark a user erased and revoke its tokens; the record stays, as evidence. Returns the recipients that
-    /// had received data about the user, each of which now holds an erasure notice.
+    /// Mark a user erased and revoke its tokens; the record (and its device links) stays, as evidence.
+    /// With [backend propagation](Self::set_backend_propagation) on, every recipient that had received
+    /// data about the user is also given an erasure notice; returns those recipients (none when off).
     pub fn erase(&self, user: &str) -> Result<Vec<String>, StateError> {
         let mut st = self.lock();
         Self::live(&mut st, user)?.erased = Some(now());
         st.tokens.retain(|_, u| u != user);
-        let mut notified = Vec::new();
-        for (name, r) in st.recipients.iter_mut() {
-            if r.received.iter().any(|x| x.user.as_deref() == Some(user)) {
-                r.erasures.push(user.to_string());
-                notified.push(name.clone());
-            }
-        }
+        let notified = st.propagate_erasure(user);
         tracing::info!(user, ?notified, "account erased");
         Ok(notified)
     }
@@ -291,6 +299,7 @@ mod tests {
     #[test]
     fn tokens_die_with_erasure_and_only_recipients_with_data_are_notified() {
         let s = CloudState::default();
+        s.set_backend_propagation(true);
         let a = s.create_account("alice").unwrap();
         let b = s.create_account("bob").unwrap();
         assert!(!format!("{a:?}").contains(&a.token));
@@ -314,6 +323,23 @@ mod tests {
         assert!(s.erasure_notices("analytics").is_empty());
         assert_eq!(s.erase(&a.id), Err(StateError::Erased(a.id.clone())));
         assert_eq!(s.link("dev", &a.id), Err(StateError::Erased(a.id.clone())));
+    }
+
+    #[test]
+    fn erasure_without_backend_propagation_notifies_nobody() {
+        let s = CloudState::default();
+        let a = s.create_account("alice").unwrap();
+        let r = Received {
+            user: Some(a.id.clone()),
+            body: Value::Null,
+            payload_sha256: String::new(),
+            time: now(),
+        };
+        s.ingest("ads", r).unwrap();
+        assert_eq!(s.erase(&a.id).unwrap(), Vec::<String>::new());
+        assert!(s.is_erased(&a.id));
+        assert_eq!(s.authenticate(&a.token), None);
+        assert!(s.erasure_notices("ads").is_empty());
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub enum StateError {
     Random(String),
     #[error("not a servable update path: {0:?} (must be /update/… with plain, non-empty segments)")]
     BadPath(String),
+    /// A device spoke for a user it is not paired with (or whose account is erased).
+    #[error("user {user} is not linked to device {device}")]
+    NotLinked { device: String, user: String },
 }
 
 /// A companion-app account, as the harness sees it.
@@ -44,6 +47,31 @@ pub struct Notice {
     pub device: String,
     pub text: String,
     pub time: String,
+}
+
+/// A consent decision a device reported as made on it (`PUT /device/consents/{purpose}`), kept per
+/// device so the harness can compare what the device said with what it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceConsent {
+    pub user: String,
+    pub purpose: String,
+    pub granted: bool,
+    pub time: String,
+}
+
+/// A device's report that it was erased (factory reset), with the users it named as they were named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceErasure {
+    pub users: Vec<String>,
+    pub time: String,
+}
+
+/// What the state did on a device's erasure report: the users actually unlinked (those it was linked
+/// to), and for each of them the recipients the mock backend notified (none unless propagation is on).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ErasureReport {
+    pub unlinked: Vec<String>,
+    pub notified: Vec<(String, Vec<String>)>,
 }
 
 /// What a third-party recipient was sent.

@@ -5,15 +5,21 @@
 //! one new file and one line here.
 
 mod check_update;
+mod erase;
 mod identify;
 mod install_update;
 mod login;
 mod logout;
+mod pair;
 mod read_auto_update;
+mod read_consent;
+mod read_personal_data;
 mod read_support_period;
 mod read_update_notice;
 mod reboot;
 mod set_auto_update;
+mod set_consent;
+mod set_personal_data;
 
 /// Every action of the vocabulary.
 pub const ACTIONS: &[ActionSpec] = &[
@@ -27,6 +33,12 @@ pub const ACTIONS: &[ActionSpec] = &[
     set_auto_update::SPEC,
     read_update_notice::SPEC,
     read_support_period::SPEC,
+    pair::SPEC,
+    set_personal_data::SPEC,
+    read_personal_data::SPEC,
+    set_consent::SPEC,
+    read_consent::SPEC,
+    erase::SPEC,
 ];
 
 /// One abstract action and what it may observe.

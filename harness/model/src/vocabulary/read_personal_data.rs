@@ -1,0 +1,13 @@
+//! `read-personal-data → name, email, wifi`: the personal data the device's UI shows.
+
+use super::ActionSpec;
+
+pub const SPEC: ActionSpec = ActionSpec {
+    name: "read-personal-data",
+    summary: "Read the personal data the device's user interface shows",
+    args: &[],
+    outcomes: &[],
+    refusals: &[],
+    lockouts: &[],
+    captures: &["name", "email", "wifi"],
+};
