@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::cloud::CloudView;
 use crate::flash::FlashState;
 use crate::line::{Edit, LineEditor};
-use crate::privacy::{self, PrivacyLink};
+use crate::privacy::{self, NoticePolicy, PrivacyLink};
 use crate::update::{Request, Snapshot, UpdateLink};
 use crate::{ADMIN_USER, MODEL, SUPPORT_END};
 
@@ -136,6 +136,10 @@ pub struct Console<C: Clock> {
     pub(crate) erase_keeps_profile: bool,
     /// The `erase-skips-third-parties` defect.
     pub(crate) erase_skips_third_parties: bool,
+    /// Who privacy notices go to (the owner only under `notice-to-owner-only`).
+    pub(crate) notices: NoticePolicy,
+    /// The `export-leaks-other-user` defect.
+    pub(crate) export_leaks_others: bool,
     line: LineEditor,
     deferred: Option<Deferred>,
     queued: VecDeque<u8>,
@@ -160,6 +164,8 @@ impl<C: Clock> Console<C> {
             privacy: None,
             erase_keeps_profile: false,
             erase_skips_third_parties: false,
+            notices: NoticePolicy::default(),
+            export_leaks_others: false,
             line: LineEditor::default(),
             deferred: None,
             queued: VecDeque::new(),
@@ -208,6 +214,16 @@ impl<C: Clock> Console<C> {
     /// The `erase-skips-third-parties` defect: an erase tells only the manufacturer's cloud.
     pub fn skip_third_parties_on_erase(&mut self) {
         self.erase_skips_third_parties = true;
+    }
+
+    /// The `notice-to-owner-only` defect: household members get no privacy or change notices.
+    pub fn notify_owner_only(&mut self) {
+        self.notices.owner_only = true;
+    }
+
+    /// The `export-leaks-other-user` defect: an export holds every other paired user's entry too.
+    pub fn leak_other_users_in_export(&mut self) {
+        self.export_leaks_others = true;
     }
 
     /// Prints the boot banner and the first login prompt.

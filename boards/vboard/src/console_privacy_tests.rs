@@ -6,7 +6,8 @@ use crate::console::Console;
 use crate::console_tests::{FAST, PW, T0, after_events, board_with, login, send, state};
 use crate::flash::FlashState;
 use crate::privacy::{
-    ANALYTICS, Decision, Event, PrivacyEnd, PrivacyState, Purpose, Request, Snapshot, channel,
+    ANALYTICS, Decision, Event, PrivacyEnd, PrivacyState, Purpose, Request, SUMMARY, Snapshot,
+    change_notice, channel, privacy_notice,
 };
 
 /// The password on the unit label; the tests' admin has changed it to [`PW`] since.
@@ -32,27 +33,44 @@ fn board() -> (Console<ManualClock>, ManualClock, PrivacyEnd) {
     board_with_agent(provisioned())
 }
 
-/// Pairs `users` through the played agent.
+/// Pairs `users` through the played agent; each is sent the privacy notice.
 fn pair(c: &mut Console<ManualClock>, agent: &mut PrivacyEnd, users: &[&str]) {
     for user in users {
+        pair_one(c, agent, user);
         assert_eq!(
-            send(c, &format!("pair {user}\r")),
-            format!("pair {user}\r\n")
-        );
-        let Some(Request::Pair { id, user: asked }) = agent.try_recv() else {
-            panic!("no pairing request")
-        };
-        assert_eq!(asked, *user);
-        agent.push(Event::Paired {
-            id,
-            user: asked,
-            result: Ok(()),
-        });
-        assert_eq!(
-            after_events(c),
-            format!("pair: paired with {user}\r\nvrb$ ")
+            agent.try_recv(),
+            Some(notify(&privacy_notice("VRB-TEST0001"), &[user]))
         );
     }
+}
+
+/// The notice request for `text` addressed to `users`.
+fn notify(text: &str, users: &[&str]) -> Request {
+    Request::Notify {
+        text: text.to_string(),
+        users: users.iter().map(|u| u.to_string()).collect(),
+    }
+}
+
+/// Pairs `user` through the played agent, leaving whatever else the console asked of it.
+fn pair_one(c: &mut Console<ManualClock>, agent: &mut PrivacyEnd, user: &str) {
+    assert_eq!(
+        send(c, &format!("pair {user}\r")),
+        format!("pair {user}\r\n")
+    );
+    let Some(Request::Pair { id, user: asked }) = agent.try_recv() else {
+        panic!("no pairing request")
+    };
+    assert_eq!(asked, user);
+    agent.push(Event::Paired {
+        id,
+        user: asked,
+        result: Ok(()),
+    });
+    assert_eq!(
+        after_events(c),
+        format!("pair: paired with {user}\r\nvrb$ ")
+    );
 }
 
 /// `erase`, confirmed; returns the erase request and what was printed meanwhile.
@@ -88,6 +106,10 @@ fn pairing_waits_for_the_cloud_and_keeps_the_owner_first() {
         "pair: paired with alice\r\nvrb$ users\r\nuser 1: alice\r\nend of users\r\nvrb$ "
     );
     assert!(c.take_dirty());
+    assert_eq!(
+        agent.try_recv(),
+        Some(notify(&privacy_notice("VRB-TEST0001"), &["alice"]))
+    );
     pair(&mut c, &mut agent, &["bob"]);
     assert_eq!(
         send(&mut c, "users\r"),
@@ -232,6 +254,8 @@ fn consent_is_off_until_the_owner_opts_in_and_each_decision_is_reported() {
                 granted,
             })
         );
+        let change = change_notice(Purpose::Analytics, granted);
+        assert_eq!(agent.try_recv(), Some(notify(&change, &["alice", "bob"])));
         assert_eq!(agent.snapshot().analytics, Decision::from_granted(granted));
         assert_eq!(
             send(&mut c, "consent analytics\r"),
@@ -287,7 +311,11 @@ fn lived_in(c: &mut Console<ManualClock>, agent: &mut PrivacyEnd) {
     pair(c, agent, &["alice", "bob"]);
     send(c, "set name Alice Example\rset email alice@example.com\r");
     send(c, "set wifi HomeNet hunter2\rconsent analytics on\r");
-    agent.try_recv();
+    assert!(matches!(
+        agent.try_recv(),
+        Some(Request::ReportConsent { .. })
+    ));
+    assert!(matches!(agent.try_recv(), Some(Request::Notify { .. })));
     agent.push(Event::Sent {
         user: "alice".into(),
         recipient: ANALYTICS.into(),
@@ -445,4 +473,135 @@ fn erase_skips_third_parties_defect_tells_only_the_cloud() {
     });
     assert_eq!(after_events(&mut c), DONE);
     assert_eq!(c.state().privacy, PrivacyState::default());
+}
+
+#[test]
+fn each_new_user_gets_the_privacy_notice_and_every_user_hears_of_a_switch() {
+    let (mut c, _, mut agent) = board();
+    pair(&mut c, &mut agent, &["alice", "bob"]);
+    let report = |granted| Request::ReportConsent {
+        user: "alice".into(),
+        purpose: Purpose::Analytics,
+        granted,
+    };
+    // "off" before any grant, and "on" twice, switch nothing the second time.
+    for (input, granted, notice) in [
+        ("off", false, None),
+        ("on", true, Some(true)),
+        ("on", true, None),
+        ("off", false, Some(false)),
+    ] {
+        let out = send(&mut c, &format!("consent analytics {input}\r"));
+        assert!(out.contains("consent: analytics="), "{out:?}");
+        assert_eq!(agent.try_recv(), Some(report(granted)), "{input}");
+        let told =
+            notice.map(|on| notify(&change_notice(Purpose::Analytics, on), &["alice", "bob"]));
+        assert_eq!(agent.try_recv(), told, "{input}");
+    }
+    assert_eq!(agent.try_recv(), None);
+    assert!(
+        privacy_notice("VRB-TEST0001").starts_with("privacy notice: VRB-1 VRB-TEST0001 processes")
+    );
+}
+
+#[test]
+fn notice_to_owner_only_defect_never_tells_a_member() {
+    let (mut c, _, mut agent) = board();
+    c.notify_owner_only();
+    pair(&mut c, &mut agent, &["alice"]);
+    pair_one(&mut c, &mut agent, "bob");
+    assert_eq!(agent.try_recv(), None, "no privacy notice for the member");
+    send(&mut c, "consent analytics on\r");
+    assert!(matches!(
+        agent.try_recv(),
+        Some(Request::ReportConsent { .. })
+    ));
+    assert_eq!(
+        agent.try_recv(),
+        Some(notify(&change_notice(Purpose::Analytics, true), &["alice"]))
+    );
+}
+
+#[test]
+fn privacy_shows_what_the_device_processes() {
+    let (mut c, _, _agent) = board();
+    let line = "privacy: processes your account id, presence and (only with the owner's consent) \
+        usage analytics shared with an analytics processor; ask the device (privacy) or the manual \
+        for details";
+    assert_eq!(
+        send(&mut c, "privacy\r"),
+        format!("privacy\r\n{line}\r\nvrb$ ")
+    );
+    assert_eq!(line, format!("privacy: {SUMMARY}"));
+}
+
+/// The JSON of `export <user>`, which must be one `export: ` line.
+fn export_of(c: &mut Console<ManualClock>, user: &str) -> serde_json::Value {
+    let out = send(c, &format!("export {user}\r"));
+    let line = out
+        .strip_prefix(&format!("export {user}\r\nexport: "))
+        .and_then(|l| l.strip_suffix("\r\nvrb$ "))
+        .unwrap_or_else(|| panic!("not one export line: {out:?}"));
+    assert!(!line.contains(['\r', '\n']), "{line:?}");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+#[test]
+fn export_holds_the_requesting_users_data_only() {
+    let (mut c, _, mut agent) = board();
+    lived_in(&mut c, &mut agent);
+    assert_eq!(
+        export_of(&mut c, "alice"),
+        serde_json::json!({
+            "user": "alice", "role": "owner", "paired": 1,
+            "consents": {"analytics": "granted"}, "shared_with": ["analytics"],
+            "profile": {"name": "Alice Example", "email": "alice@example.com", "wifi_ssid": "HomeNet"},
+        })
+    );
+    let bob = export_of(&mut c, "bob");
+    assert_eq!(
+        bob,
+        serde_json::json!({
+            "user": "bob", "role": "member", "paired": 2, "consents": {}, "shared_with": [],
+        })
+    );
+    let text = bob.to_string();
+    assert!(!text.contains("alice") && !text.contains("Alice"), "{text}");
+    for (input, line) in [
+        ("export mallory", "export: no such user"),
+        ("export a/b", "export: no such user"),
+        ("export", "usage: export <user-id>"),
+    ] {
+        assert_eq!(
+            send(&mut c, &format!("{input}\r")),
+            format!("{input}\r\n{line}\r\nvrb$ ")
+        );
+    }
+    let out = send(&mut c, "export alice\r");
+    assert!(!out.contains("hunter2"), "{out}");
+    assert_eq!(agent.try_recv(), None, "the export stays on the device");
+}
+
+#[test]
+fn export_leaks_other_user_defect_adds_every_other_entry() {
+    let (mut c, _, mut agent) = board();
+    c.leak_other_users_in_export();
+    lived_in(&mut c, &mut agent);
+    let bob = export_of(&mut c, "bob");
+    assert_eq!(bob["user"], "bob");
+    let others = bob["others"].as_array().expect("others");
+    assert_eq!(others.len(), 1);
+    assert_eq!(
+        (
+            &others[0]["user"],
+            &others[0]["role"],
+            &others[0]["profile"]["name"]
+        ),
+        (
+            &serde_json::json!("alice"),
+            &serde_json::json!("owner"),
+            &serde_json::json!("Alice Example")
+        )
+    );
+    assert!(!bob.to_string().contains("hunter2"));
 }

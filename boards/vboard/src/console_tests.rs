@@ -296,6 +296,8 @@ fn shell_commands() {
         "set name|email <text>, set wifi <ssid> <psk>",
         "show",
         "consent analytics [on|off]",
+        "privacy",
+        "export <user-id>",
         "erase",
     ] {
         assert!(help.contains(cmd), "{help}");

@@ -86,6 +86,10 @@ defects! {
         "erase keeps the personal data (name, e-mail, Wi-Fi) while wiping everything else and confirming";
     EraseSkipsThirdParties => "erase-skips-third-parties",
         "erase does not tell the third parties that received a user's data (the cloud is still told, the data still wiped)";
+    NoticeToOwnerOnly => "notice-to-owner-only",
+        "privacy notices and privacy-change notices go to the owner only: household members are never told";
+    ExportLeaksOtherUser => "export-leaks-other-user",
+        "a user's data export also holds every other paired user's entry (ids, roles, the owner's personal data)";
 }
 
 /// Why a list of defect names was refused.

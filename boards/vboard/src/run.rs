@@ -147,6 +147,12 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
     if opts.defects.has(Defect::EraseSkipsThirdParties) {
         console.skip_third_parties_on_erase();
     }
+    if opts.defects.has(Defect::NoticeToOwnerOnly) {
+        console.notify_owner_only();
+    }
+    if opts.defects.has(Defect::ExportLeaksOtherUser) {
+        console.leak_other_users_in_export();
+    }
     console.boot();
     let mut agents: Vec<&dyn WakeSource> = Vec::new();
     if let Some((link, _)) = &update {

@@ -30,6 +30,9 @@ const HELP: &str = "commands:\r\n\
     \x20 show     show the saved personal data\r\n\
     \x20 consent analytics [on|off]\r\n\
     \x20          show, give or withdraw the owner's consent to usage analytics\r\n\
+    \x20 privacy  show what the device processes about its users\r\n\
+    \x20 export <user-id>\r\n\
+    \x20          show one user's own data as JSON\r\n\
     \x20 erase    remove every user's data and credentials\r\n\
     \x20 reboot   restart the device\r\n\
     \x20 exit     log out (also: logout)\r\n";
@@ -76,6 +79,8 @@ impl<C: Clock> Console<C> {
             "set" => self.set_command(rest),
             "show" => self.show_profile(),
             "consent" => self.consent_command(&args),
+            "privacy" => self.show_privacy(),
+            "export" => self.export_command(rest),
             "erase" => {
                 self.ask_erase();
                 return;

@@ -1,11 +1,15 @@
-//! The console's side of privacy: the `pair`, `users`, `set`, `show`, `consent` and `erase`
-//! commands, the wait for the privacy agent's answer, and what the agent reports (a pairing, the
-//! erase notices, data sent to a recipient).
+//! The console's side of privacy: the `pair`, `users`, `set`, `show`, `consent`, `privacy`, `export`
+//! and `erase` commands, the wait for the privacy agent's answer, what the agent reports (a pairing,
+//! the erase notices, data sent to a recipient), and the privacy notices users are sent (on pairing,
+//! and to every paired user when processing changes).
 
 use crate::clock::Clock;
 use crate::cloud::printable;
 use crate::console::{Console, Mode, PrivacyWait};
-use crate::privacy::{CLOUD, Event, PrivacyState, Psk, Purpose, Request, Wifi, valid_text};
+use crate::privacy::{
+    CLOUD, Decision, Event, PrivacyState, Psk, Purpose, Request, SUMMARY, Wifi, change_notice,
+    export, privacy_notice, valid_text,
+};
 
 /// How long `pair` and `erase` wait for the privacy agent (its exchanges are bounded well below).
 pub const PRIVACY_WAIT_MS: u64 = 15_000;
@@ -166,6 +170,7 @@ impl<C: Clock> Console<C> {
             return;
         };
         self.dirty |= self.state.privacy != before;
+        let was_on = before.owner_decision(purpose) == Some(Decision::Granted);
         tracing::info!(
             purpose = purpose.name(),
             decision = decision.word(),
@@ -184,6 +189,50 @@ impl<C: Clock> Console<C> {
             }
             Some(_) => {}
         }
+        // Only a switch changes the processing: repeating "on", or "off" before any grant, does not.
+        if was_on != granted {
+            let users = self.notices.on_change(&self.state.privacy);
+            self.notify(change_notice(purpose, granted), users);
+        }
+    }
+
+    /// Has the agent send `text` to `users` (best effort: nobody hears of a failure but the log).
+    fn notify(&self, text: String, users: Vec<String>) {
+        if users.is_empty() {
+            return;
+        }
+        let addressees = users.len();
+        match &self.privacy {
+            None => tracing::debug!("no cloud configured: privacy notice not sent"),
+            Some(link) if !link.request(Request::Notify { text, users }) => {
+                tracing::warn!("the privacy agent is busy: privacy notice not sent");
+            }
+            Some(_) => tracing::debug!(addressees, "privacy notice queued"),
+        }
+    }
+
+    /// `privacy: <what the device processes>`, the text every user's privacy notice carries.
+    pub(crate) fn show_privacy(&mut self) {
+        self.emit(&format!("privacy: {SUMMARY}\r\n"));
+    }
+
+    /// `export <user-id>`: `export: <JSON>` with that user's data only, or `export: no such user`.
+    pub(crate) fn export_command(&mut self, user: &str) {
+        if user.is_empty() {
+            self.emit("usage: export <user-id>\r\n");
+            return;
+        }
+        let line = match export(&self.state.privacy, user, self.export_leaks_others) {
+            Ok(json) => {
+                tracing::info!(
+                    leaks_others = self.export_leaks_others,
+                    "user data exported"
+                );
+                format!("export: {json}\r\n")
+            }
+            Err(e) => format!("export: {e}\r\n"),
+        };
+        self.emit(&line);
     }
 
     /// `erase`: asks for confirmation; the next line decides.
@@ -320,6 +369,9 @@ impl<C: Clock> Console<C> {
             Ok(()) => {
                 self.dirty = true;
                 tracing::info!(users = self.state.privacy.users.len(), "user paired");
+                if let Some(users) = self.notices.on_pairing(&self.state.privacy, user) {
+                    self.notify(privacy_notice(&self.state.serial), users);
+                }
                 format!("pair: paired with {user}\r\n")
             }
             Err(reason) => pair_failed(&reason),

@@ -1,6 +1,7 @@
 //! The board's privacy behaviour against the in-test HTTPS server playing the mock cloud and the
 //! third-party analytics processor: analytics only while the owner consents, and an erase that tells
-//! every recipient of a user's data, then wipes. Each named privacy defect breaks one of these.
+//! every recipient of a user's data, then wipes; privacy notices addressed to every user, and each
+//! user's own data export. Each named privacy defect breaks one of these.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 use hilt_cloud::Pki;
 use hilt_report::keys::{KeyPair, public_pem};
 use serde_json::json;
-use support::update_server::{Record, UpdateServer};
+use support::update_server::{DeviceNotice, Record, UpdateServer};
 use support::{Board, command, expect, label_password, login, login_again, send, spawn};
 
 const INGEST: &str = "/thirdparty/analytics/ingest";
@@ -141,6 +142,43 @@ fn opt_in(lab: &Lab, port: &mut serialport::TTYPort, serial: &str) {
     );
     lab.server.wait_for("analytics", |r| {
         !r.bodies(serial, "POST", INGEST).is_empty()
+    });
+}
+
+/// The privacy notice a user of `serial` gets on pairing.
+fn privacy_notice(serial: &str) -> String {
+    format!(
+        "privacy notice: VRB-1 {serial} processes your account id, presence and (only with the \
+         owner's consent) usage analytics shared with an analytics processor; ask the device \
+         (privacy) or the manual for details"
+    )
+}
+
+fn change_notice(on: &str) -> String {
+    format!("privacy change: usage analytics to the analytics processor are now {on}")
+}
+
+/// (text, addressees) of each notice `serial` posted.
+fn notices(r: &Record, serial: &str) -> Vec<(String, Option<Vec<String>>)> {
+    let pair = |n: DeviceNotice| (n.text, n.users);
+    r.notices_of(serial).into_iter().map(pair).collect()
+}
+
+fn to(users: &[&str]) -> Option<Vec<String>> {
+    Some(users.iter().map(|u| u.to_string()).collect())
+}
+
+/// Pairs alice then bob, and has alice switch analytics on, waiting for the change notice.
+fn household_opts_in(lab: &Lab, port: &mut serialport::TTYPort, serial: &str) {
+    assert_eq!(answer(port, "pair alice"), "pair: paired with alice");
+    assert_eq!(answer(port, "pair bob"), "pair: paired with bob");
+    assert_eq!(
+        answer(port, "consent analytics on"),
+        "consent: analytics=granted"
+    );
+    // The agent sends in order: once the change notice is in, every pairing notice is too.
+    lab.server.wait_for("the change notice", |r| {
+        r.notice_texts(serial).contains(&change_notice("on"))
     });
 }
 
@@ -382,4 +420,55 @@ fn a_third_party_that_cannot_be_told_is_reported_and_the_wipe_still_happens() {
     );
     login_again(&mut port, &dir);
     assert_eq!(answer(&mut port, "show"), "profile: name=- email=- wifi=-");
+}
+
+#[test]
+fn every_user_is_sent_the_privacy_notice_and_told_of_a_change() {
+    let lab = lab();
+    let serial = "VRB-PRIV0008";
+    let (board, dir) = lab.board(serial, &[]);
+    let mut port = login(&board, &dir);
+    household_opts_in(&lab, &mut port, serial);
+    assert_eq!(
+        answer(&mut port, "consent analytics off"),
+        "consent: analytics=withdrawn"
+    );
+    lab.server.wait_for("the second change notice", |r| {
+        r.notice_texts(serial).contains(&change_notice("off"))
+    });
+    lab.server.with(|r| {
+        assert_eq!(
+            notices(r, serial),
+            vec![
+                (privacy_notice(serial), to(&["alice"])),
+                (privacy_notice(serial), to(&["bob"])),
+                (change_notice("on"), to(&["alice", "bob"])),
+                (change_notice("off"), to(&["alice", "bob"])),
+            ]
+        );
+    });
+    let privacy = answer(&mut port, "privacy");
+    assert!(privacy_notice(serial).ends_with(privacy.strip_prefix("privacy: ").unwrap()));
+    assert_eq!(
+        answer(&mut port, "export bob"),
+        r#"export: {"user":"bob","role":"member","paired":2,"consents":{},"shared_with":[]}"#
+    );
+}
+
+#[test]
+fn notice_to_owner_only_tells_the_member_nothing() {
+    let lab = lab();
+    let serial = "VRB-PRIV0009";
+    let (board, dir) = lab.board(serial, &["notice-to-owner-only"]);
+    let mut port = login(&board, &dir);
+    household_opts_in(&lab, &mut port, serial);
+    lab.server.with(|r| {
+        assert_eq!(
+            notices(r, serial),
+            vec![
+                (privacy_notice(serial), to(&["alice"])),
+                (change_notice("on"), to(&["alice"])),
+            ]
+        );
+    });
 }

@@ -1,5 +1,6 @@
 //! Routes devices call as themselves, authenticated by their client certificate: `POST /device/notices`
-//! lets a device tell its linked users something (e.g. that it installed or refused an update).
+//! lets a device tell its linked users something (e.g. that it installed or refused an update), all of
+//! them or those it names in `users`.
 
 use crate::MAX_NOTICE_CHARS;
 use crate::api::{ApiError, Ctx, Device, parse_json};
@@ -17,7 +18,13 @@ pub(crate) fn routes() -> Router<Ctx> {
 #[derive(Deserialize)]
 struct NoticeBody {
     text: String,
+    /// The users to tell; all linked users when absent.
+    #[serde(default)]
+    users: Option<Vec<String>>,
 }
+
+/// At most this many addressees per notice.
+const MAX_ADDRESSEES: usize = 256;
 
 fn check_text(text: &str) -> Result<(), ApiError> {
     let chars = text.chars().count();
@@ -36,7 +43,13 @@ async fn notice(
 ) -> Result<StatusCode, ApiError> {
     let req: NoticeBody = parse_json(&body)?;
     check_text(&req.text)?;
-    ctx.state.device_notice(&device.0, &req.text);
+    if req.users.as_ref().is_some_and(|u| u.len() > MAX_ADDRESSEES) {
+        return Err(ApiError::BadRequest(format!(
+            "a notice names at most {MAX_ADDRESSEES} users"
+        )));
+    }
+    ctx.state
+        .device_notice_to(&device.0, &req.text, req.users.as_deref());
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,6 +1,6 @@
 //! The privacy agent: on its own thread (the update agent's runtime pattern), it pairs users and
 //! reports consent decisions to the cloud, sends usage analytics to the third-party processor only
-//! while the owner's consent allows it, and sends erasure notices. Every exchange is best effort and
+//! while the owner's consent allows it, and sends privacy notices to users and erasure notices. Every exchange is best effort and
 //! bounded: failures are logged, and reported to the console where it waits.
 
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use super::config::{ConsentPolicy, MIN_ANALYTICS_MS, PrivacyOptions};
 use super::link::{Event, PrivacyEnd, PrivacyOutbox, Request, Snapshot};
 use super::state::{ANALYTICS, Decision, Purpose, valid_user_id};
 use crate::agent_link::{AgentHandle, spawn_agent};
+use crate::update::NOTICES_PATH;
 use crate::update::http::Client;
 use crate::update::url::HttpUrl;
 
@@ -92,6 +93,7 @@ impl Agent {
                     purpose,
                     granted,
                 } => self.report_consent(&user, purpose, granted).await,
+                Request::Notify { text, users } => self.notify(&text, users).await,
                 Request::Erase {
                     id,
                     third_parties,
@@ -121,6 +123,17 @@ impl Agent {
             Err(reason) => {
                 tracing::warn!(purpose = purpose.name(), %reason, "cannot report a consent decision");
             }
+        }
+    }
+
+    /// Asks the cloud to deliver `text` to exactly `users` (the console chose them).
+    async fn notify(&self, text: &str, users: Vec<String>) {
+        let url = self.url.with_path(NOTICES_PATH);
+        let addressees = users.len();
+        let body = json!({ "text": text, "users": users });
+        match send(&self.client, Method::Post, &url, body).await {
+            Ok(()) => tracing::info!(addressees, "privacy notice sent"),
+            Err(reason) => tracing::warn!(addressees, %reason, "cannot send a privacy notice"),
         }
     }
 

@@ -22,6 +22,8 @@ pub enum Request {
         purpose: Purpose,
         granted: bool,
     },
+    /// A privacy notice for `users` (each linked to the device), delivered by the cloud (no answer).
+    Notify { text: String, users: Vec<String> },
     /// `erase`: tell each (recipient, user) of `third_parties`, then the cloud about `users`.
     Erase {
         id: u64,

@@ -1,6 +1,6 @@
 //! A tiny update server for the board's update agent: HTTPS (the run's PKI, client certificates
 //! recorded) and a plain HTTP listener beside it, serving whatever offer the test sets and recording
-//! every request and device notice. It also answers the mock cloud's privacy routes (pairing, consent
+//! every request and device notice (with the users it is addressed to). It also answers the mock cloud's privacy routes (pairing, consent
 //! reports, analytics ingest, erasure notices) and records their JSON bodies.
 
 use std::net::SocketAddr;
@@ -29,11 +29,20 @@ pub struct Seen {
     pub json: serde_json::Value,
 }
 
+/// One `POST /device/notices`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNotice {
+    /// The client certificate's CN.
+    pub cn: Option<String>,
+    pub text: String,
+    /// The `users` it is addressed to; `None`: every user linked to the device.
+    pub users: Option<Vec<String>>,
+}
+
 #[derive(Debug, Default)]
 pub struct Record {
     pub requests: Vec<Seen>,
-    /// (client CN, text) of every `POST /device/notices`.
-    pub notices: Vec<(Option<String>, String)>,
+    pub notices: Vec<DeviceNotice>,
 }
 
 impl Record {
@@ -62,10 +71,15 @@ impl Record {
     }
 
     pub fn notice_texts(&self, cn: &str) -> Vec<String> {
+        self.notices_of(cn).into_iter().map(|n| n.text).collect()
+    }
+
+    /// The notices client `cn` posted, in order.
+    pub fn notices_of(&self, cn: &str) -> Vec<DeviceNotice> {
         self.notices
             .iter()
-            .filter(|(c, _)| c.as_deref() == Some(cn))
-            .map(|(_, t)| t.clone())
+            .filter(|n| n.cn.as_deref() == Some(cn))
+            .cloned()
             .collect()
     }
 }
@@ -210,7 +224,15 @@ fn respond(seen: &Seen, body: &[u8], state: &Mutex<State>) -> (&'static str, Vec
     if seen.method == "POST" && seen.path == "/device/notices" {
         let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
         let text = json["text"].as_str().unwrap_or("<malformed>").to_string();
-        st.record.notices.push((seen.cn.clone(), text));
+        // A `users` that is not a list of strings is recorded as a name no user has.
+        let users = json.get("users").map(|u| {
+            serde_json::from_value(u.clone()).unwrap_or_else(|_| vec!["<malformed>".to_string()])
+        });
+        st.record.notices.push(DeviceNotice {
+            cn: seen.cn.clone(),
+            text,
+            users,
+        });
         return ("200 OK", b"{}".to_vec());
     }
     let Some(offer) = &st.offer else {

@@ -78,13 +78,13 @@ impl Check for CaptureExcludes {
 }
 
 /// The value looked for: itself, in any case, or the mask marker of a secret that holds it.
-struct Needle {
+pub(super) struct Needle {
     value: String,
     markers: Vec<String>,
 }
 
 impl Needle {
-    fn new(value: &str, secrets: &[(String, String)]) -> Needle {
+    pub(super) fn new(value: &str, secrets: &[(String, String)]) -> Needle {
         let value = value.to_lowercase();
         let markers = secrets
             .iter()
@@ -94,7 +94,7 @@ impl Needle {
         Needle { value, markers }
     }
 
-    fn found_in(&self, text: &str) -> bool {
+    pub(super) fn found_in(&self, text: &str) -> bool {
         !self.value.is_empty()
             && (text.to_lowercase().contains(&self.value)
                 || self.markers.iter().any(|m| text.contains(m.as_str())))

@@ -10,6 +10,7 @@ mod app_notice;
 mod capture_equals;
 mod capture_excludes;
 mod erasure_propagated;
+mod export_scoped;
 mod flow_absent;
 mod flow_stops;
 mod flows_declared;
@@ -20,6 +21,7 @@ mod refuses_untrusted_cert;
 mod support_period;
 mod throttled;
 mod tls_only;
+mod users_notified;
 
 use hilt_cloud::Flow;
 use hilt_model::flows::DeclaredFlow;
@@ -49,6 +51,8 @@ pub const KINDS: &[Kind] = &[
     flow_absent::KIND,
     flow_stops::KIND,
     erasure_propagated::KIND,
+    users_notified::KIND,
+    export_scoped::KIND,
 ];
 
 /// A registered check kind: its name and how its parameters become a typed check.
@@ -284,6 +288,16 @@ fn type_check(s: &Scenario, d: &CheckDecl) -> Result<TypedCheck, LoadError> {
         kind: kind.name,
         check,
     })
+}
+
+/// The flows over `protocol` (all of them when `None`): a check's `protocol = "mqtt"|"http"`
+/// parameter judges one channel of the device only.
+pub fn channel(flows: &[Flow], protocol: Option<hilt_cloud::Protocol>) -> Vec<Flow> {
+    flows
+        .iter()
+        .filter(|f| protocol.is_none_or(|p| f.protocol == p))
+        .cloned()
+        .collect()
 }
 
 /// Whether flow `f` falls under declaration `d`: MQTT topics by filter, HTTP paths by prefix.

@@ -1,5 +1,6 @@
 //! `orderly-reconnect`: during an outage the device kept trying to reconnect, but no more often than
-//! `max_attempts_per_s` (no reconnection storm; EN 303 645 5.9-1, 5.9-3).
+//! `max_attempts_per_s` (no reconnection storm; EN 303 645 5.9-1, 5.9-3). `protocol = "mqtt"` judges
+//! the link to one service only (the device's periodic HTTPS requests are no reconnections).
 
 use hilt_cloud::{Flow, FlowKind};
 use hilt_model::Verdict;
@@ -20,6 +21,8 @@ pub const KIND: Kind = Kind {
 #[serde(deny_unknown_fields)]
 struct OrderlyReconnect {
     max_attempts_per_s: Number,
+    /// Only connections over this protocol are judged (all when absent).
+    protocol: Option<hilt_cloud::Protocol>,
 }
 
 fn parse(p: &Params) -> Result<Box<dyn Check>, String> {
@@ -39,7 +42,12 @@ impl Check for OrderlyReconnect {
 
     fn evaluate(&self, ev: &Evidence) -> Judgement {
         match (ev.cloud(), ev.number(&self.max_attempts_per_s)) {
-            (Ok(c), Ok(max)) => judge(&c.dut, c.flows, c.windows, max),
+            (Ok(c), Ok(max)) => judge(
+                &c.dut,
+                &super::channel(c.flows, self.protocol),
+                c.windows,
+                max,
+            ),
             (Err(j), _) | (_, Err(j)) => j,
         }
     }
@@ -174,6 +182,20 @@ mod tests {
         assert_eq!(v, Verdict::Inconclusive);
         assert!(why.contains("did not reconnect"), "{why}");
         assert_eq!(judge(&DUT, &[], &[], 5).0, Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn other_services_requests_are_no_reconnections_on_the_mqtt_channel() {
+        // Calm MQTT reconnects, plus periodic HTTPS requests refused every 100 ms.
+        let mut flows = reconnect(refused([200, 1400, 2800]));
+        flows.extend((0..30).map(|i| {
+            let mut f = flow(100 + i, i * 100_000, FlowKind::ConnectRefused, false, "");
+            f.protocol = hilt_cloud::Protocol::Http;
+            f
+        }));
+        assert_eq!(judge(&DUT, &flows, &outage(), 5).0, Verdict::Fail);
+        let mqtt = crate::checks::channel(&flows, Some(hilt_cloud::Protocol::Mqtt));
+        assert_eq!(judge(&DUT, &mqtt, &outage(), 5).0, Verdict::Pass);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::faults::untrusted_cert;
 
-use super::{Check, Evidence, Judgement, Kind, Needs, Params, list_flows};
+use super::{Check, Evidence, Judgement, Kind, Needs, Params, channel, list_flows};
 use crate::exec::{Dut, FaultWindow};
 
 pub const KIND: Kind = Kind {
@@ -41,15 +41,6 @@ impl Check for RefusesUntrustedCert {
             Err(j) => j,
         }
     }
-}
-
-/// The flows over `protocol` (all of them when `None`).
-fn channel(flows: &[Flow], protocol: Option<Protocol>) -> Vec<Flow> {
-    flows
-        .iter()
-        .filter(|f| protocol.is_none_or(|p| f.protocol == p))
-        .cloned()
-        .collect()
 }
 
 fn judge(dut: &Dut, flows: &[Flow], windows: &[FaultWindow]) -> Judgement {

@@ -12,8 +12,13 @@ impl CloudState {
     /// Record a notice from `device` (its authenticated identity) and deliver it to the device's live
     /// linked users; returns how many users got it.
     pub fn device_notice(&self, device: &str, text: &str) -> usize {
+        self.device_notice_to(device, text, None)
+    }
+
+    /// [`CloudState::device_notice`] addressed by the device to some of its users only.
+    pub fn device_notice_to(&self, device: &str, text: &str, users: Option<&[String]>) -> usize {
         self.record_device_notice(device, text);
-        let delivered = self.post_notice(device, text);
+        let delivered = self.post_notice_to(device, text, users);
         tracing::info!(
             device,
             chars = text.chars().count(),
@@ -65,5 +70,20 @@ mod tests {
         assert!(kept.windows(2).all(|w| w[0].id < w[1].id));
         assert_eq!(s.device_notices("D2").len(), 1);
         assert!(s.device_notices("D3").is_empty());
+    }
+
+    #[test]
+    fn a_device_may_address_some_of_its_users_only() {
+        let s = CloudState::new(&[]);
+        let a = s.create_account("a").unwrap();
+        let b = s.create_account("b").unwrap();
+        s.link("D1", &a.id).unwrap();
+        s.link("D1", &b.id).unwrap();
+        assert_eq!(s.device_notice_to("D1", "to b", Some(std::slice::from_ref(&b.id))), 1);
+        assert!(s.notices(&b.id).iter().any(|n| n.text == "to b"));
+        assert!(!s.notices(&a.id).iter().any(|n| n.text == "to b"));
+        // An addressee not linked to the device gets nothing.
+        assert_eq!(s.device_notice_to("D2", "x", Some(std::slice::from_ref(&b.id))), 0);
+        assert_eq!(s.device_notice_to("D1", "all", None), 2);
     }
 }

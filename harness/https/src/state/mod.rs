@@ -203,7 +203,17 @@ impl CloudState {
 
     /// Deliver a privacy notice to every live user linked to `device`; returns how many got it.
     pub fn post_notice(&self, device: &str, text: &str) -> usize {
-        let users = self.device_users(device);
+        self.post_notice_to(device, text, None)
+    }
+
+    /// Deliver a notice to the live users linked to `device` that `only` names (all of them when
+    /// `None`): the device decides who is told, the cloud only delivers. Returns how many got it.
+    pub fn post_notice_to(&self, device: &str, text: &str, only: Option<&[String]>) -> usize {
+        let users: Vec<String> = self
+            .device_users(device)
+            .into_iter()
+            .filter(|u| only.is_none_or(|o| o.contains(u)))
+            .collect();
         let mut st = self.lock();
         for u in &users {
             let notice = st.new_notice(device, text);

@@ -6,6 +6,7 @@
 
 mod check_update;
 mod erase;
+mod export_data;
 mod identify;
 mod install_update;
 mod login;
@@ -39,6 +40,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     set_consent::SPEC,
     read_consent::SPEC,
     erase::SPEC,
+    export_data::SPEC,
 ];
 
 /// One abstract action and what it may observe.
