@@ -47,6 +47,8 @@ pub(crate) enum Mode {
     },
     /// `erase` asked for confirmation: the next line decides.
     EraseConfirm,
+    /// The `withdrawal-harder` defect asked to confirm a withdrawal: the next line decides.
+    WithdrawConfirm,
     /// Waiting (at most until `until_ms`) for the privacy agent's answer to request `id`.
     PrivacyWait {
         id: u64,
@@ -74,7 +76,10 @@ pub(crate) enum Wait {
 
 impl Mode {
     fn echoes(&self) -> bool {
-        matches!(self, Mode::Login | Mode::Shell | Mode::EraseConfirm)
+        matches!(
+            self,
+            Mode::Login | Mode::Shell | Mode::EraseConfirm | Mode::WithdrawConfirm
+        )
     }
 
     fn prompt(&self) -> &'static str {
@@ -85,7 +90,10 @@ impl Mode {
             Mode::PasswdCurrent => "Current password: ",
             Mode::PasswdNew { .. } => "New password: ",
             Mode::PasswdRetype { .. } => "Retype new password: ",
-            Mode::UpdateWait { .. } | Mode::EraseConfirm | Mode::PrivacyWait { .. } => "",
+            Mode::UpdateWait { .. }
+            | Mode::EraseConfirm
+            | Mode::WithdrawConfirm
+            | Mode::PrivacyWait { .. } => "",
         }
     }
 
@@ -136,6 +144,8 @@ pub struct Console<C: Clock> {
     pub(crate) erase_keeps_profile: bool,
     /// The `erase-skips-third-parties` defect.
     pub(crate) erase_skips_third_parties: bool,
+    /// The `withdrawal-harder` defect: withdrawing consent needs a confirmation.
+    pub(crate) withdrawal_needs_confirmation: bool,
     /// Who privacy notices go to (the owner only under `notice-to-owner-only`).
     pub(crate) notices: NoticePolicy,
     /// The `export-leaks-other-user` defect.
@@ -164,6 +174,7 @@ impl<C: Clock> Console<C> {
             privacy: None,
             erase_keeps_profile: false,
             erase_skips_third_parties: false,
+            withdrawal_needs_confirmation: false,
             notices: NoticePolicy::default(),
             export_leaks_others: false,
             line: LineEditor::default(),
@@ -209,6 +220,11 @@ impl<C: Clock> Console<C> {
     /// The `erase-keeps-user-data` defect: an erase leaves the personal data in flash.
     pub fn keep_user_data_on_erase(&mut self) {
         self.erase_keeps_profile = true;
+    }
+
+    /// The `withdrawal-harder` defect: withdrawing consent takes one more answer than giving it.
+    pub fn confirm_withdrawals(&mut self) {
+        self.withdrawal_needs_confirmation = true;
     }
 
     /// The `erase-skips-third-parties` defect: an erase tells only the manufacturer's cloud.
@@ -440,6 +456,7 @@ impl<C: Clock> Console<C> {
                 self.finish_passwd(&current, &new, &line);
             }
             Mode::EraseConfirm => self.confirm_erase(&line),
+            Mode::WithdrawConfirm => self.confirm_withdrawal(&line),
             // Input is queued while waiting; restore the mode if a line slips through.
             wait @ (Mode::UpdateWait { .. } | Mode::PrivacyWait { .. }) => self.mode = wait,
         }

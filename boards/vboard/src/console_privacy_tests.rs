@@ -605,3 +605,34 @@ fn export_leaks_other_user_defect_adds_every_other_entry() {
     );
     assert!(!bob.to_string().contains("hunter2"));
 }
+
+#[test]
+fn withdrawal_harder_defect_asks_for_a_confirmation_giving_never_needs() {
+    let (mut c, _, mut agent) = board();
+    c.confirm_withdrawals();
+    pair(&mut c, &mut agent, &["alice"]);
+    assert_eq!(
+        send(&mut c, "consent analytics on\r"),
+        "consent analytics on\r\nconsent: analytics=granted\r\nvrb$ "
+    );
+    assert_eq!(
+        send(&mut c, "consent analytics off\r"),
+        "consent analytics off\r\nconsent: withdrawing stops analytics; type yes to confirm\r\n"
+    );
+    assert_eq!(agent.snapshot().analytics, Decision::Granted);
+    // Anything but `yes` keeps the consent.
+    assert_eq!(
+        send(&mut c, "no\r"),
+        "no\r\nconsent: analytics=granted\r\nvrb$ "
+    );
+    send(&mut c, "consent analytics off\r");
+    assert_eq!(
+        send(&mut c, "yes\r"),
+        "yes\r\nconsent: analytics=withdrawn\r\nvrb$ "
+    );
+    // Withdrawing what was never given needs no confirmation.
+    assert_eq!(
+        send(&mut c, "consent analytics off\r"),
+        "consent analytics off\r\nconsent: analytics=withdrawn\r\nvrb$ "
+    );
+}

@@ -90,6 +90,8 @@ defects! {
         "privacy notices and privacy-change notices go to the owner only: household members are never told";
     ExportLeaksOtherUser => "export-leaks-other-user",
         "a user's data export also holds every other paired user's entry (ids, roles, the owner's personal data)";
+    WithdrawalHarder => "withdrawal-harder",
+        "withdrawing analytics consent asks for a confirmation that giving it never does";
 }
 
 /// Why a list of defect names was refused.

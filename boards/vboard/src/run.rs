@@ -147,6 +147,9 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
     if opts.defects.has(Defect::EraseSkipsThirdParties) {
         console.skip_third_parties_on_erase();
     }
+    if opts.defects.has(Defect::WithdrawalHarder) {
+        console.confirm_withdrawals();
+    }
     if opts.defects.has(Defect::NoticeToOwnerOnly) {
         console.notify_owner_only();
     }

@@ -78,7 +78,13 @@ impl<C: Clock> Console<C> {
             "users" => self.list_users(),
             "set" => self.set_command(rest),
             "show" => self.show_profile(),
-            "consent" => self.consent_command(&args),
+            "consent" => {
+                self.consent_command(&args);
+                // A confirmation asked for is answered on the next line, not at a prompt.
+                if matches!(self.mode, Mode::WithdrawConfirm) {
+                    return;
+                }
+            }
             "privacy" => self.show_privacy(),
             "export" => self.export_command(rest),
             "erase" => {

@@ -150,9 +150,23 @@ impl<C: Clock> Console<C> {
             self.emit("consent: no user paired\r\n");
             return;
         }
+        let granted_now = self.state.privacy.owner_decision(purpose) == Some(Decision::Granted);
+        if setting == Some(false) && granted_now && self.withdrawal_needs_confirmation {
+            self.emit(&format!(
+                "consent: withdrawing stops {}; type yes to confirm\r\n",
+                purpose.name()
+            ));
+            self.set_mode(Mode::WithdrawConfirm);
+            return;
+        }
         if let Some(granted) = setting {
             self.decide(purpose, granted);
         }
+        self.emit_decision(purpose);
+    }
+
+    /// `consent: PURPOSE=granted|withdrawn|never`.
+    fn emit_decision(&mut self, purpose: Purpose) {
         let decision = self
             .state
             .privacy
@@ -160,6 +174,16 @@ impl<C: Clock> Console<C> {
             .unwrap_or_default();
         let line = format!("consent: {}={}\r\n", purpose.name(), decision.word());
         self.emit(&line);
+    }
+
+    /// The `withdrawal-harder` defect's confirmation: `yes` withdraws analytics consent.
+    pub(crate) fn confirm_withdrawal(&mut self, answer: &[u8]) {
+        let purpose = Purpose::Analytics;
+        if answer.trim_ascii() == b"yes" {
+            self.decide(purpose, false);
+        }
+        self.emit_decision(purpose);
+        self.set_mode(Mode::Shell);
     }
 
     /// Records the owner's decision at once (it binds the device whatever the cloud hears), then

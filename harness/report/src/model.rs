@@ -139,6 +139,10 @@ pub struct Attempt {
     /// Why the action could not be completed (bench or link trouble), when it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// How many times the binding sent something to the device (the user actions it took), the last
+    /// try's when retried: what withdrawal parity compares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sends: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -22,6 +22,7 @@ mod support_period;
 mod throttled;
 mod tls_only;
 mod users_notified;
+mod withdrawal_parity;
 
 use hilt_cloud::Flow;
 use hilt_model::flows::DeclaredFlow;
@@ -53,6 +54,7 @@ pub const KINDS: &[Kind] = &[
     erasure_propagated::KIND,
     users_notified::KIND,
     export_scoped::KIND,
+    withdrawal_parity::KIND,
 ];
 
 /// A registered check kind: its name and how its parameters become a typed check.

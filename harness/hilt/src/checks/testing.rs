@@ -32,6 +32,7 @@ pub fn step(outcomes: &[(&str, f64)]) -> StepRecord {
                 retries: 0,
                 conforms: None,
                 error: None,
+                sends: None,
             })
             .collect(),
     }

@@ -18,6 +18,8 @@ pub struct Observation {
     pub captures: BTreeMap<String, String>,
     /// From the last send before the deciding answer to that answer.
     pub elapsed: Duration,
+    /// How many `send` steps ran: the user actions the binding took.
+    pub sends: u32,
 }
 
 /// Why an action could not be carried out. Never the device's FAIL: the answer was missing or unusable.
@@ -134,6 +136,7 @@ impl<P: Port> Run<'_, P> {
                 })
         })?;
         self.last_send = Instant::now();
+        self.obs.sends += 1;
         let sent = if v.secret {
             let label: Vec<&str> = t
                 .vars()

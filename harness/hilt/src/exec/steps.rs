@@ -233,6 +233,7 @@ fn offer_attempt(
         retries: 0,
         conforms: None,
         error: None,
+        sends: None,
     }
 }
 
@@ -286,6 +287,7 @@ fn run_attempt(
         retries: 0,
         conforms: None,
         error: None,
+        sends: None,
     };
     let describe = |a: &Attempt| {
         let shown: Vec<String> = a.args.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
@@ -308,6 +310,7 @@ fn run_attempt(
         };
         attempt.outcome = obs.outcome.clone();
         attempt.captures = obs.captures;
+        attempt.sends = Some(obs.sends);
         attempt.elapsed_ms = ms(obs.elapsed);
         let retry_on = step
             .retry

@@ -79,11 +79,17 @@ mod tests {
         let b = s.create_account("b").unwrap();
         s.link("D1", &a.id).unwrap();
         s.link("D1", &b.id).unwrap();
-        assert_eq!(s.device_notice_to("D1", "to b", Some(std::slice::from_ref(&b.id))), 1);
+        assert_eq!(
+            s.device_notice_to("D1", "to b", Some(std::slice::from_ref(&b.id))),
+            1
+        );
         assert!(s.notices(&b.id).iter().any(|n| n.text == "to b"));
         assert!(!s.notices(&a.id).iter().any(|n| n.text == "to b"));
         // An addressee not linked to the device gets nothing.
-        assert_eq!(s.device_notice_to("D2", "x", Some(std::slice::from_ref(&b.id))), 0);
+        assert_eq!(
+            s.device_notice_to("D2", "x", Some(std::slice::from_ref(&b.id))),
+            0
+        );
         assert_eq!(s.device_notice_to("D1", "all", None), 2);
     }
 }
