@@ -11,7 +11,7 @@ use hilt_link::Cancel;
 use hilt_model::Verdict;
 use std::path::Path;
 
-fn propagation_case(defects: &[&str], mock_propagates: bool) -> (Verdict, String) {
+fn propagation_case(defects: &[&str], mock_propagates: bool) -> (Verdict, String, String) {
     let root = SuiteRoot {
         root: Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
     };
@@ -36,16 +36,37 @@ fn propagation_case(defects: &[&str], mock_propagates: bool) -> (Verdict, String
         cancel: Cancel::new(),
         events: &Discard,
     };
-    let r = run_case(&bench, &case, &ctl).result;
-    (r.verdict, r.reason)
+    let run = run_case(&bench, &case, &ctl);
+    let accounts = run
+        .evidence
+        .iter()
+        .find(|e| e.name == "accounts.json")
+        .map(|e| String::from_utf8_lossy(&e.bytes).into_owned())
+        .unwrap_or_default();
+    (run.result.verdict, run.result.reason, accounts)
 }
 
 #[test]
 fn the_mocks_own_propagation_never_earns_the_device_a_pass() {
-    let (v, why) = propagation_case(&["erase-skips-third-parties"], true);
+    let (v, why, _) = propagation_case(&["erase-skips-third-parties"], true);
     assert_eq!(v, Verdict::Fail, "{why}");
     assert!(why.contains("analytics"), "{why}");
     // The same bench with the device doing its job passes, so the FAIL above is the device's.
-    let (v, why) = propagation_case(&[], false);
+    let (v, why, accounts) = propagation_case(&[], false);
     assert_eq!(v, Verdict::Pass, "{why}");
+    // The account and consent records read back are evidence; no token is among them.
+    let doc: serde_json::Value = serde_json::from_str(&accounts).expect("accounts.json evidence");
+    assert_eq!(
+        doc["accounts"]["owner"]["account"]["name"],
+        "Petra Propagate"
+    );
+    let reported = doc["device"]["consents_reported"].as_array().unwrap();
+    assert!(reported.iter().any(|c| c["granted"] == true), "{accounts}");
+    assert!(
+        !doc["device"]["erasures_reported"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!accounts.contains("\"token\""), "{accounts}");
 }

@@ -221,6 +221,9 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
         media_type: "application/json".into(),
         description: format!("the signed update manifest (DSSE envelope) offered in step {step:?}"),
     }));
+    if let Some(c) = bench.cloud().filter(|_| !scenario.accounts.is_empty()) {
+        evidence.push(account_records(c, &ctx.vars, &scenario.accounts));
+    }
     if let (Some(c), Some(from)) = (bench.cloud(), ctx.cloud_from) {
         let flows = flows.unwrap_or_else(|| cloud_flows(c, from));
         evidence.extend(cloud_evidence(c, &flows));
@@ -262,6 +265,45 @@ fn masked_captures(mut steps: Vec<StepRecord>, secrets: &[(String, String)]) -> 
         }
     }
     steps
+}
+
+/// The test accounts as the mock cloud holds them when the case ends, read back for the evidence: each
+/// account's record, consents and app notices, and what the device reported about consent and erasure.
+/// Never a token (the records hold none); known secrets are masked.
+fn account_records(
+    c: &crate::cloud::CloudSession,
+    vars: &CaseVars,
+    accounts: &BTreeMap<String, hilt_model::scenario::AccountSpec>,
+) -> EvidenceFile {
+    let users: BTreeMap<&str, serde_json::Value> = accounts
+        .keys()
+        .filter_map(|name| Some((name.as_str(), &vars.accounts.get(name)?.0)))
+        .map(|(name, id)| {
+            let record = serde_json::json!({
+                "account": c.state.account(id),
+                "consents": c.state.consents(id),
+                "notices": c.state.notices(id),
+            });
+            (name, record)
+        })
+        .collect();
+    let dut = &c.dut_username;
+    let doc = serde_json::json!({
+        "accounts": users,
+        "device": {
+            "id": dut,
+            "consents_reported": c.state.device_consents(dut),
+            "erasures_reported": c.state.device_erasures(dut),
+            "notices_sent": c.state.device_notices(dut),
+        },
+    });
+    let bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    EvidenceFile {
+        name: "accounts.json".into(),
+        bytes: c.mask(&bytes),
+        media_type: "application/json".into(),
+        description: "the case's test accounts as the mock cloud holds them at the end (records, consents, app notices) and what the device reported (consents, erasures, notices); no token".into(),
+    }
 }
 
 /// The scenario's test accounts, made in the mock cloud as a user installing the companion app would;
