@@ -150,6 +150,10 @@ pub struct Console<C: Clock> {
     pub(crate) notices: NoticePolicy,
     /// The `export-leaks-other-user` defect.
     pub(crate) export_leaks_others: bool,
+    /// The `ignores-app-consent` defect: decisions made in the companion app are never adopted.
+    pub(crate) ignores_app_consent: bool,
+    /// The `privacy-needs-login` defect: `privacy` at the login prompt is taken as a user name.
+    privacy_needs_login: bool,
     line: LineEditor,
     deferred: Option<Deferred>,
     queued: VecDeque<u8>,
@@ -177,6 +181,8 @@ impl<C: Clock> Console<C> {
             withdrawal_needs_confirmation: false,
             notices: NoticePolicy::default(),
             export_leaks_others: false,
+            ignores_app_consent: false,
+            privacy_needs_login: false,
             line: LineEditor::default(),
             deferred: None,
             queued: VecDeque::new(),
@@ -240,6 +246,16 @@ impl<C: Clock> Console<C> {
     /// The `export-leaks-other-user` defect: an export holds every other paired user's entry too.
     pub fn leak_other_users_in_export(&mut self) {
         self.export_leaks_others = true;
+    }
+
+    /// The `ignores-app-consent` defect: only decisions made on the console count.
+    pub fn ignore_app_consent(&mut self) {
+        self.ignores_app_consent = true;
+    }
+
+    /// The `privacy-needs-login` defect: the privacy summary is shown only to a logged-in user.
+    pub fn require_login_for_privacy(&mut self) {
+        self.privacy_needs_login = true;
     }
 
     /// Prints the boot banner and the first login prompt.
@@ -348,18 +364,22 @@ impl<C: Clock> Console<C> {
     /// under way, so nothing more is sent about users who are being erased.
     pub(crate) fn publish_privacy(&self) {
         let Some(link) = &self.privacy else { return };
-        let erasing = matches!(
+        let mut snapshot = privacy::Snapshot::of(&self.state.privacy);
+        if self.erasing() {
+            snapshot.owner = None;
+        }
+        link.publish(snapshot);
+    }
+
+    /// Whether an erase waits for its notices (the users are as good as gone).
+    pub(crate) fn erasing(&self) -> bool {
+        matches!(
             self.mode,
             Mode::PrivacyWait {
                 what: PrivacyWait::Erase { .. },
                 ..
             }
-        );
-        let mut snapshot = privacy::Snapshot::of(&self.state.privacy);
-        if erasing {
-            snapshot.owner = None;
-        }
-        link.publish(snapshot);
+        )
     }
 
     /// The issue banner (unless the `no-support-period` defect hides it) and the login prompt.
@@ -440,6 +460,11 @@ impl<C: Clock> Console<C> {
     fn enter(&mut self, line: Vec<u8>) {
         match std::mem::replace(&mut self.mode, Mode::Login) {
             Mode::Login if line.is_empty() => self.login_prompt(),
+            Mode::Login if self.privacy_without_login(&line) => {
+                tracing::info!("privacy information shown at the login prompt");
+                self.show_privacy();
+                self.set_mode(Mode::Login);
+            }
             Mode::Login => self.set_mode(Mode::Password { user: line }),
             Mode::Password { user } => self.attempt_login(&user, &line),
             Mode::Shell => self.run_command(&line),
@@ -460,6 +485,12 @@ impl<C: Clock> Console<C> {
             // Input is queued while waiting; restore the mode if a line slips through.
             wait @ (Mode::UpdateWait { .. } | Mode::PrivacyWait { .. }) => self.mode = wait,
         }
+    }
+
+    /// Whether `user`, typed at the login prompt, asks for the privacy information: anyone may read
+    /// it, account or not (unless the `privacy-needs-login` defect makes it a user name).
+    fn privacy_without_login(&self, user: &[u8]) -> bool {
+        !self.privacy_needs_login && user.trim_ascii() == b"privacy"
     }
 
     fn attempt_login(&mut self, user: &[u8], password: &[u8]) {

@@ -6,8 +6,8 @@ use crate::console::Console;
 use crate::console_tests::{FAST, PW, T0, after_events, board_with, login, send, state};
 use crate::flash::FlashState;
 use crate::privacy::{
-    ANALYTICS, Decision, Event, PrivacyEnd, PrivacyState, Purpose, Request, SUMMARY, Snapshot,
-    change_notice, channel, privacy_notice,
+    ANALYTICS, CloudDecision, Decision, Event, PrivacyEnd, PrivacyState, Purpose, Request, SUMMARY,
+    Snapshot, change_notice, channel, privacy_notice,
 };
 
 /// The password on the unit label; the tests' admin has changed it to [`PW`] since.
@@ -522,17 +522,19 @@ fn notice_to_owner_only_defect_never_tells_a_member() {
     );
 }
 
+/// What `privacy` answers, in the shell and at the login prompt.
+const SUMMARY_LINE: &str = "privacy: processes your account id, presence and (only with the \
+    owner's consent) usage analytics shared with an analytics processor; ask the device (privacy) \
+    or the manual for details";
+
 #[test]
 fn privacy_shows_what_the_device_processes() {
     let (mut c, _, _agent) = board();
-    let line = "privacy: processes your account id, presence and (only with the owner's consent) \
-        usage analytics shared with an analytics processor; ask the device (privacy) or the manual \
-        for details";
     assert_eq!(
         send(&mut c, "privacy\r"),
-        format!("privacy\r\n{line}\r\nvrb$ ")
+        format!("privacy\r\n{SUMMARY_LINE}\r\nvrb$ ")
     );
-    assert_eq!(line, format!("privacy: {SUMMARY}"));
+    assert_eq!(SUMMARY_LINE, format!("privacy: {SUMMARY}"));
 }
 
 /// The JSON of `export <user>`, which must be one `export: ` line.
@@ -635,4 +637,166 @@ fn withdrawal_harder_defect_asks_for_a_confirmation_giving_never_needs() {
         send(&mut c, "consent analytics off\r"),
         "consent analytics off\r\nconsent: analytics=withdrawn\r\nvrb$ "
     );
+}
+
+/// The agent reports `user`'s newest analytics decision in the cloud, recorded at `at_ms`.
+fn cloud_says(agent: &PrivacyEnd, user: &str, granted: bool, at_ms: u64) {
+    agent.push(Event::CloudConsent {
+        user: user.into(),
+        purpose: Purpose::Analytics,
+        latest: CloudDecision { granted, at_ms },
+    });
+}
+
+/// `consent analytics` and what it answered.
+fn consent_shown(c: &mut Console<ManualClock>) -> String {
+    let out = send(c, "consent analytics\r");
+    out.strip_prefix("consent analytics\r\n")
+        .and_then(|l| l.strip_suffix("\r\nvrb$ "))
+        .unwrap_or_else(|| panic!("not one consent line: {out:?}"))
+        .to_string()
+}
+
+/// Pairs alice (the owner) and bob, and has alice opt in on the console at `T0 + 1000`.
+fn household_opted_in(c: &mut Console<ManualClock>, clock: &ManualClock, agent: &mut PrivacyEnd) {
+    pair(c, agent, &["alice", "bob"]);
+    clock.set(T0 + 1_000);
+    send(c, "consent analytics on\r");
+    assert!(matches!(
+        agent.try_recv(),
+        Some(Request::ReportConsent { granted: true, .. })
+    ));
+    assert!(matches!(agent.try_recv(), Some(Request::Notify { .. })));
+    c.take_dirty();
+}
+
+#[test]
+fn a_newer_decision_in_the_app_is_adopted_announced_and_not_reported_back() {
+    let (mut c, clock, mut agent) = board();
+    household_opted_in(&mut c, &clock, &mut agent);
+    clock.set(T0 + 5_000);
+    cloud_says(&agent, "alice", false, T0 + 2_000);
+    assert_eq!(after_events(&mut c), "", "nothing printed");
+    assert!(c.take_dirty(), "the adopted decision must be persisted");
+    assert_eq!(agent.snapshot().analytics, Decision::Withdrawn);
+    assert_eq!(
+        agent.try_recv(),
+        Some(notify(
+            &change_notice(Purpose::Analytics, false),
+            &["alice", "bob"]
+        ))
+    );
+    assert_eq!(agent.try_recv(), None, "no report back to the cloud");
+    assert_eq!(consent_shown(&mut c), "consent: analytics=withdrawn");
+    assert_eq!(
+        c.state().privacy.consents["alice"].decided_ms(Purpose::Analytics),
+        T0 + 2_000,
+        "the cloud's time"
+    );
+
+    // Granted in the app again; then the same decision again, which changes nothing.
+    cloud_says(&agent, "alice", true, T0 + 3_000);
+    after_events(&mut c);
+    assert_eq!(
+        agent.try_recv(),
+        Some(notify(
+            &change_notice(Purpose::Analytics, true),
+            &["alice", "bob"]
+        ))
+    );
+    c.take_dirty();
+    cloud_says(&agent, "alice", true, T0 + 4_000);
+    after_events(&mut c);
+    assert!(!c.take_dirty());
+    assert_eq!(agent.try_recv(), None);
+    assert_eq!(consent_shown(&mut c), "consent: analytics=granted");
+}
+
+#[test]
+fn a_console_decision_is_not_overwritten_by_an_older_cloud_state_or_another_users() {
+    let (mut c, clock, mut agent) = board();
+    household_opted_in(&mut c, &clock, &mut agent);
+    // What the cloud held before the report of the grant reached it.
+    cloud_says(&agent, "alice", false, T0 + 999);
+    cloud_says(&agent, "alice", false, T0 + 1_000);
+    // A member's decisions are not the owner's.
+    cloud_says(&agent, "bob", false, T0 + 9_000);
+    assert_eq!(after_events(&mut c), "");
+    assert!(!c.take_dirty());
+    assert_eq!(agent.try_recv(), None);
+    assert_eq!(agent.snapshot().analytics, Decision::Granted);
+    assert_eq!(consent_shown(&mut c), "consent: analytics=granted");
+}
+
+#[test]
+fn a_withdrawal_in_the_app_of_what_was_never_granted_is_kept_but_switches_nothing() {
+    let (mut c, _, mut agent) = board();
+    pair(&mut c, &mut agent, &["alice", "bob"]);
+    c.take_dirty();
+    cloud_says(&agent, "alice", false, T0 - 1_000);
+    after_events(&mut c);
+    assert!(c.take_dirty());
+    assert_eq!(agent.try_recv(), None, "no switch, no notice");
+    assert_eq!(consent_shown(&mut c), "consent: analytics=withdrawn");
+}
+
+#[test]
+fn no_decision_from_the_cloud_is_taken_while_an_erase_waits_for_its_notices() {
+    let (mut c, clock, mut agent) = board();
+    household_opted_in(&mut c, &clock, &mut agent);
+    let (Request::Erase { .. }, _) = confirm_erase(&mut c, &mut agent) else {
+        panic!("no erase request")
+    };
+    cloud_says(&agent, "alice", false, T0 + 2_000);
+    after_events(&mut c);
+    assert_eq!(agent.try_recv(), None, "no notice to users being erased");
+    assert_eq!(
+        c.state().privacy.owner_decision(Purpose::Analytics),
+        Some(Decision::Granted)
+    );
+}
+
+#[test]
+fn ignores_app_consent_defect_keeps_only_the_consoles_decisions() {
+    let (mut c, clock, mut agent) = board();
+    c.ignore_app_consent();
+    household_opted_in(&mut c, &clock, &mut agent);
+    cloud_says(&agent, "alice", false, T0 + 60_000);
+    assert_eq!(after_events(&mut c), "");
+    assert!(!c.take_dirty());
+    assert_eq!(agent.try_recv(), None);
+    assert_eq!(agent.snapshot().analytics, Decision::Granted);
+    assert_eq!(consent_shown(&mut c), "consent: analytics=granted");
+    // The console's own decisions still count.
+    send(&mut c, "consent analytics off\r");
+    assert_eq!(consent_shown(&mut c), "consent: analytics=withdrawn");
+}
+
+#[test]
+fn privacy_at_the_login_prompt_shows_the_summary_to_anyone() {
+    let (mut c, _) = board_with(provisioned(), FAST);
+    let before = c.state().login.clone();
+    assert_eq!(
+        send(&mut c, "privacy\r"),
+        format!("privacy\r\n{SUMMARY_LINE}\r\nlogin: ")
+    );
+    assert_eq!(c.next_deadline_ms(), None, "nothing held back");
+    assert!(!c.take_dirty());
+    assert_eq!(c.state().login, before, "not a failed login");
+    // Shown as often as asked; a login still works after it.
+    assert!(send(&mut c, "privacy\r").ends_with("\r\nlogin: "));
+    login(&mut c);
+}
+
+#[test]
+fn privacy_needs_login_defect_takes_privacy_for_a_user_name() {
+    let (mut c, clock) = board_with(provisioned(), FAST);
+    c.require_login_for_privacy();
+    assert_eq!(send(&mut c, "privacy\r"), "privacy\r\nPassword: ");
+    send(&mut c, "\r");
+    clock.advance(FAST.failure_delay_ms);
+    let out = after_events(&mut c);
+    assert_eq!(out, "\r\nLogin incorrect\r\n\r\nlogin: ");
+    assert!(!out.contains(SUMMARY));
+    assert_eq!(c.state().login.failures, 1);
 }

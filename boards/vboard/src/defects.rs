@@ -92,6 +92,10 @@ defects! {
         "a user's data export also holds every other paired user's entry (ids, roles, the owner's personal data)";
     WithdrawalHarder => "withdrawal-harder",
         "withdrawing analytics consent asks for a confirmation that giving it never does";
+    IgnoresAppConsent => "ignores-app-consent",
+        "consent given or withdrawn in the companion app is never adopted: only the console's decisions count (analytics go on after a withdrawal in the app)";
+    PrivacyNeedsLogin => "privacy-needs-login",
+        "'privacy' at the login prompt is taken as a user name (password prompt, a failed login): the privacy information is only shown after a login";
 }
 
 /// Why a list of defect names was refused.

@@ -199,7 +199,7 @@ mod tests {
     fn sample_privacy() -> PrivacyState {
         let mut p = PrivacyState::default();
         p.pair("alice").unwrap();
-        p.decide(crate::privacy::Purpose::Analytics, true);
+        p.decide(crate::privacy::Purpose::Analytics, true, 1_700_000_000_000);
         p.record_sent("alice", crate::privacy::ANALYTICS);
         p.profile.wifi = Some(crate::privacy::Wifi {
             ssid: "HomeNet".into(),

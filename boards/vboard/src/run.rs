@@ -156,6 +156,12 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
     if opts.defects.has(Defect::ExportLeaksOtherUser) {
         console.leak_other_users_in_export();
     }
+    if opts.defects.has(Defect::IgnoresAppConsent) {
+        console.ignore_app_consent();
+    }
+    if opts.defects.has(Defect::PrivacyNeedsLogin) {
+        console.require_login_for_privacy();
+    }
     console.boot();
     let mut agents: Vec<&dyn WakeSource> = Vec::new();
     if let Some((link, _)) = &update {

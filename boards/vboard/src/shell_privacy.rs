@@ -1,14 +1,15 @@
 //! The console's side of privacy: the `pair`, `users`, `set`, `show`, `consent`, `privacy`, `export`
 //! and `erase` commands, the wait for the privacy agent's answer, what the agent reports (a pairing,
-//! the erase notices, data sent to a recipient), and the privacy notices users are sent (on pairing,
-//! and to every paired user when processing changes).
+//! the erase notices, data sent to a recipient, the owner's latest consent decision in the cloud),
+//! and the privacy notices users are sent (on pairing, and to every paired user when processing
+//! changes).
 
 use crate::clock::Clock;
 use crate::cloud::printable;
 use crate::console::{Console, Mode, PrivacyWait};
 use crate::privacy::{
-    CLOUD, Decision, Event, PrivacyState, Psk, Purpose, Request, SUMMARY, Wifi, change_notice,
-    export, privacy_notice, valid_text,
+    CLOUD, CloudDecision, Decision, Event, PrivacyState, Psk, Purpose, Request, SUMMARY, Wifi,
+    change_notice, export, privacy_notice, valid_text,
 };
 
 /// How long `pair` and `erase` wait for the privacy agent (its exchanges are bounded well below).
@@ -190,7 +191,8 @@ impl<C: Clock> Console<C> {
     /// has the agent report it.
     fn decide(&mut self, purpose: Purpose, granted: bool) {
         let before = self.state.privacy.clone();
-        let Some(decision) = self.state.privacy.decide(purpose, granted) else {
+        let now = self.clock.now_ms();
+        let Some(decision) = self.state.privacy.decide(purpose, granted, now) else {
             return;
         };
         self.dirty |= self.state.privacy != before;
@@ -213,10 +215,47 @@ impl<C: Clock> Console<C> {
             }
             Some(_) => {}
         }
+        self.announce_switch(purpose, was_on, granted);
+    }
+
+    /// Adopts `latest`, the owner's newest decision in the cloud (made in the companion app, say),
+    /// when it differs from the device's and is newer (see [`crate::privacy::should_adopt`]). Stored
+    /// like a decision made here, but not reported back: the cloud has it already.
+    fn cloud_consent(&mut self, user: &str, purpose: Purpose, latest: CloudDecision) {
+        if self.ignores_app_consent {
+            tracing::debug!(
+                purpose = purpose.name(),
+                "consent decision in the cloud ignored"
+            );
+            return;
+        }
+        // The users are being erased: nothing more is decided or announced for them.
+        if self.erasing() {
+            return;
+        }
+        let was_on = self.state.privacy.owner_decision(purpose) == Some(Decision::Granted);
+        let Some(decision) = self.state.privacy.adopt(user, purpose, latest) else {
+            tracing::debug!(
+                purpose = purpose.name(),
+                "consent decision in the cloud not adopted"
+            );
+            return;
+        };
+        self.dirty = true;
+        tracing::info!(
+            purpose = purpose.name(),
+            decision = decision.word(),
+            "consent decision adopted from the cloud"
+        );
+        self.announce_switch(purpose, was_on, decision == Decision::Granted);
+    }
+
+    /// Tells every paired user when `purpose` was switched on or off.
+    fn announce_switch(&self, purpose: Purpose, was_on: bool, on: bool) {
         // Only a switch changes the processing: repeating "on", or "off" before any grant, does not.
-        if was_on != granted {
+        if was_on != on {
             let users = self.notices.on_change(&self.state.privacy);
-            self.notify(change_notice(purpose, granted), users);
+            self.notify(change_notice(purpose, on), users);
         }
     }
 
@@ -235,7 +274,8 @@ impl<C: Clock> Console<C> {
         }
     }
 
-    /// `privacy: <what the device processes>`, the text every user's privacy notice carries.
+    /// `privacy: <what the device processes>`, the text every user's privacy notice carries (also
+    /// shown at the login prompt, to anyone who types `privacy`).
     pub(crate) fn show_privacy(&mut self) {
         self.emit(&format!("privacy: {SUMMARY}\r\n"));
     }
@@ -366,6 +406,11 @@ impl<C: Clock> Console<C> {
                 Event::Sent { user, recipient } => {
                     self.dirty |= self.state.privacy.record_sent(&user, &recipient);
                 }
+                Event::CloudConsent {
+                    user,
+                    purpose,
+                    latest,
+                } => self.cloud_consent(&user, purpose, latest),
             }
         }
     }

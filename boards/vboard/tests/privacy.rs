@@ -1,7 +1,8 @@
 //! The board's privacy behaviour against the in-test HTTPS server playing the mock cloud and the
-//! third-party analytics processor: analytics only while the owner consents, and an erase that tells
-//! every recipient of a user's data, then wipes; privacy notices addressed to every user, and each
-//! user's own data export. Each named privacy defect breaks one of these.
+//! third-party analytics processor: analytics only while the owner consents (on the console or in the
+//! companion app), and an erase that tells every recipient of a user's data, then wipes; privacy
+//! notices addressed to every user, and each user's own data export. Each named privacy defect breaks
+//! one of these.
 
 mod support;
 
@@ -11,12 +12,13 @@ use std::time::Duration;
 use hilt_cloud::Pki;
 use hilt_report::keys::{KeyPair, public_pem};
 use serde_json::json;
-use support::update_server::{DeviceNotice, Record, UpdateServer};
+use support::update_server::{DeviceNotice, Record, UpdateServer, rfc3339};
 use support::{Board, command, expect, label_password, login, login_again, send, spawn};
 
 const INGEST: &str = "/thirdparty/analytics/ingest";
 const TOLD_ANALYTICS: &str = "/thirdparty/analytics/erasure";
 const CONSENTS: &str = "/device/consents/analytics";
+const HISTORY: &str = "/device/users/alice/consents";
 /// Analytics every 100 ms; windows of several intervals make a count meaningful.
 const EVERY: &str = "100";
 const QUIET: Duration = Duration::from_millis(600);
@@ -471,4 +473,116 @@ fn notice_to_owner_only_tells_the_member_nothing() {
             ]
         );
     });
+}
+
+/// How often `serial` asked for alice's consent history in `r.requests[from..to]`.
+fn polls(r: &Record, serial: &str, from: usize, to: usize) -> usize {
+    let asked = |s: &&support::update_server::Seen| {
+        s.cn.as_deref() == Some(serial) && s.method == "GET" && s.path == HISTORY
+    };
+    r.requests[from..to].iter().filter(asked).count()
+}
+
+/// Where the change notice `on` of `serial` is in the record, looking from `from` on.
+fn change_notice_at(r: &Record, serial: &str, on: &str, from: usize) -> Option<usize> {
+    let text = json!(change_notice(on));
+    (from..r.requests.len()).find(|&i| {
+        let s = &r.requests[i];
+        s.cn.as_deref() == Some(serial) && s.path == "/device/notices" && s.json["text"] == text
+    })
+}
+
+#[test]
+fn a_withdrawal_in_the_app_stops_analytics_within_a_few_periods() {
+    let lab = lab();
+    let serial = "VRB-PRIV0010";
+    let (board, dir) = lab.board(serial, &[]);
+    let mut port = login(&board, &dir);
+    household_opts_in(&lab, &mut port, serial);
+    lab.wait_for_report(serial, true);
+    lab.server.wait_for("analytics", |r| {
+        !r.bodies(serial, "POST", INGEST).is_empty()
+    });
+
+    let since = lab.server.app_consent("alice", "analytics", false);
+    lab.server.wait_for("the change notice", |r| {
+        change_notice_at(r, serial, "off", since).is_some()
+    });
+    lab.server.with(|r| {
+        let told = change_notice_at(r, serial, "off", since).unwrap();
+        let asked = polls(r, serial, since, told);
+        // Learnt at the first poll after the withdrawal (a slow machine may poll again meanwhile).
+        assert!(
+            (1..=3).contains(&asked),
+            "{asked} polls before the device adopted it"
+        );
+        assert_eq!(notices(r, serial).last().unwrap().1, to(&["alice", "bob"]));
+        // Not reported back: the cloud has it already.
+        assert_eq!(
+            r.bodies(serial, "PUT", CONSENTS),
+            vec![json!({"user": "alice", "granted": true})]
+        );
+    });
+    lab.assert_quiet(serial, "analytics after the withdrawal in the app");
+    assert_eq!(
+        answer(&mut port, "consent analytics"),
+        "consent: analytics=withdrawn"
+    );
+
+    // Given again in the app: the analytics resume.
+    lab.server.app_consent("alice", "analytics", true);
+    let before = lab.ingests(serial);
+    lab.server
+        .wait_for("analytics after the grant in the app", |r| {
+            r.bodies(serial, "POST", INGEST).len() > before
+        });
+    assert_eq!(
+        answer(&mut port, "consent analytics"),
+        "consent: analytics=granted"
+    );
+    let history = lab.server.consent_history("alice", "analytics");
+    let decisions: Vec<bool> = history.iter().map(|e| e.granted).collect();
+    assert_eq!(decisions, vec![true, false, true], "nothing reported back");
+}
+
+#[test]
+fn ignores_app_consent_keeps_sending_after_a_withdrawal_in_the_app() {
+    let lab = lab();
+    let serial = "VRB-PRIV0011";
+    let (board, dir) = lab.board(serial, &["ignores-app-consent"]);
+    let mut port = login(&board, &dir);
+    owner_sharing(&lab, &mut port, serial);
+    lab.wait_for_report(serial, true);
+    let since = lab.server.app_consent("alice", "analytics", false);
+    std::thread::sleep(IN_FLIGHT);
+    let after = lab.ingests(serial);
+    lab.server
+        .wait_for("analytics after the withdrawal in the app", |r| {
+            r.bodies(serial, "POST", INGEST).len() >= after + 3
+        });
+    assert_eq!(
+        answer(&mut port, "consent analytics"),
+        "consent: analytics=granted"
+    );
+    lab.server
+        .with(|r| assert_eq!(change_notice_at(r, serial, "off", since), None));
+    // Only the app's decisions are lost: the console's own still count.
+    assert_eq!(
+        answer(&mut port, "consent analytics off"),
+        "consent: analytics=withdrawn"
+    );
+    lab.assert_quiet(serial, "analytics after the withdrawal on the console");
+}
+
+#[test]
+fn the_test_clouds_times_are_what_the_board_reads() {
+    let now = std::time::SystemTime::now();
+    let ms = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    assert_eq!(
+        hilt_vboard::privacy::unix_ms(&rfc3339(now)).map(u128::from),
+        Some(ms)
+    );
 }

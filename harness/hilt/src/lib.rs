@@ -5,6 +5,7 @@
 //! [`exec`] runs one scenario against it, [`runner`] turns scenario × board into trials and a signed
 //! report, and [`selftest`] proves every scenario can FAIL.
 
+pub mod app;
 pub mod board;
 pub mod checks;
 pub mod cloud;

@@ -1,6 +1,7 @@
 //! Privacy routes devices call as themselves (client certificate = serial): `POST /device/pair` links a
 //! user to the device, `PUT /device/consents/{purpose}` reports a consent decision made on the device,
-//! `POST /device/erasure` reports a factory reset. What a device reports is kept so the harness can hold
+//! `POST /device/erasure` reports a factory reset, and `GET /device/users/{id}/consents` lets it learn the
+//! decisions its user made in the companion app. What a device reports is kept so the harness can hold
 //! it to it; the mock's own erasure propagation only runs when switched on.
 
 use crate::api::{ApiError, Ctx, Device, check_field, parse_json};
@@ -9,7 +10,7 @@ use crate::backend;
 use crate::state::StateError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -23,6 +24,26 @@ pub(crate) fn routes() -> Router<Ctx> {
         .route("/device/pair", post(pair))
         .route("/device/consents/{purpose}", put(consent))
         .route("/device/erasure", post(erasure))
+        .route("/device/users/{id}/consents", get(user_consents))
+}
+
+/// A linked user's consent history, every purpose, oldest decision first (the app's and the device's).
+async fn user_consents(
+    State(ctx): State<Ctx>,
+    device: Device,
+    Path(user): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_field("user", &user)?;
+    if !ctx.state.device_users(&device.0).contains(&user) {
+        return Err(StateError::NotLinked {
+            device: device.0,
+            user,
+        }
+        .into());
+    }
+    Ok(Json(
+        json!({ "user": user, "consents": ctx.state.consents(&user) }),
+    ))
 }
 
 #[derive(Deserialize)]

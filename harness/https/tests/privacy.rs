@@ -412,3 +412,39 @@ async fn user_erasure_propagates_only_when_the_backend_is_switched_on() {
     assert_eq!(notices[0].identity.as_deref(), Some(bob.as_str()));
     cloud.https.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_device_reads_the_consent_its_linked_user_gave_in_the_app() {
+    let cloud = start(false).await;
+    let anon = Client::new(&cloud);
+    let device = Client::with_cert(&cloud, SERIAL);
+    let (alice, a) = new_account(&anon, "Alice").await;
+    let (bob, _) = new_account(&anon, "Bob").await;
+    assert_eq!(pair(&device, &alice).await.status, 201);
+    // The user decides in the app; the device reads the history under its certificate.
+    let r = send_json(
+        &a,
+        "PUT",
+        &format!("/app/v1/users/{alice}/consents/analytics"),
+        json!({ "granted": false }),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let path = format!("/device/users/{alice}/consents");
+    let r = device.get(&path).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let history = &r.json()["consents"]["analytics"];
+    assert_eq!(history.as_array().map(Vec::len), Some(1));
+    assert_eq!(history[0]["granted"], false);
+    assert_eq!(
+        request_flow(&cloud, "GET", &path).actor,
+        Some(Actor::Device)
+    );
+    // Not another device's user, and not without a certificate.
+    let r = device
+        .get(&format!("/device/users/{bob}/consents"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert_eq!(anon.get(&path).await.unwrap().status, 401);
+}

@@ -80,6 +80,7 @@ impl Scenario {
                         | StepWhat::CloudFaultUntil { .. }
                         | StepWhat::WaitFlow(_)
                         | StepWhat::OfferUpdate(_)
+                        | StepWhat::AppConsent(_)
                 )
             })
     }
@@ -233,9 +234,22 @@ pub enum StepWhat {
     },
     /// Wait until the device makes a flow of this kind in the mock cloud's log.
     WaitFlow(WaitFlow),
+    /// Give or withdraw consent in the companion app, as the test account's user would (real HTTPS
+    /// with the account's token to the mock cloud's app API).
+    AppConsent(AppConsent),
     /// Put an update on the mock cloud's update server (`offer_update = "tampered"`), replacing any
     /// earlier offer; what was offered is the step's captures ([`OFFER_CAPTURES`]).
     OfferUpdate(UpdateOffer),
+}
+
+/// `app_consent = { account = "owner", purpose = "analytics", granted = false }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConsent {
+    /// A test account of `[accounts]`.
+    pub account: String,
+    pub purpose: String,
+    pub granted: bool,
 }
 
 /// The name of an update variant (`genuine`, `tampered`, `foreign-signed`, `unsigned`, `downgrade`,
@@ -336,6 +350,7 @@ struct RawStep {
     until: Option<String>,
     wait_flow: Option<WaitFlow>,
     offer_update: Option<UpdateOffer>,
+    app_consent: Option<AppConsent>,
     for_each: Option<String>,
     repeat: Option<Number>,
     #[serde(default)]
@@ -616,11 +631,23 @@ impl RawStep {
             self.cloud.is_some(),
             self.wait_flow.is_some(),
             self.offer_update.is_some(),
+            self.app_consent.is_some(),
         ];
         if given.iter().filter(|g| **g).count() != 1 {
             return Err(src.err(
                 span,
-                format!("{at}: give exactly one of `action`, `sleep_ms`, `cloud`, `wait_flow` or `offer_update`"),
+                format!("{at}: give exactly one of `action`, `sleep_ms`, `cloud`, `wait_flow`, `offer_update` or `app_consent`"),
+            ));
+        }
+        if let Some(a) = &self.app_consent
+            && !known.accounts.contains_key(&a.account)
+        {
+            return Err(src.err(
+                span,
+                format!(
+                    "{at}: app_consent names account {:?}, which [accounts] does not declare",
+                    a.account
+                ),
             ));
         }
         let lengths = usize::from(self.for_ms.is_some()) + usize::from(self.until.is_some());
@@ -631,6 +658,9 @@ impl RawStep {
             ));
         }
         let what = match (self.action, self.sleep_ms) {
+            (None, None) if self.app_consent.is_some() => {
+                StepWhat::AppConsent(self.app_consent.expect("checked above"))
+            }
             (None, None) => match (self.cloud, self.for_ms, self.wait_flow, self.offer_update) {
                 (Some(fault), None, None, None) => StepWhat::CloudFaultUntil {
                     fault,
@@ -719,7 +749,9 @@ impl RawStep {
                 number_ref(n).into_iter().collect()
             }
             StepWhat::WaitFlow(w) => number_ref(&w.timeout_ms).into_iter().collect(),
-            StepWhat::OfferUpdate(_) | StepWhat::CloudFaultUntil { .. } => Vec::new(),
+            StepWhat::OfferUpdate(_)
+            | StepWhat::CloudFaultUntil { .. }
+            | StepWhat::AppConsent(_) => Vec::new(),
         };
         templates.extend(self.repeat.as_ref().and_then(number_ref));
         templates.extend(self.retry.as_ref().and_then(|r| number_ref(&r.wait_ms)));

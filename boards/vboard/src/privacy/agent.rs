@@ -1,7 +1,9 @@
 //! The privacy agent: on its own thread (the update agent's runtime pattern), it pairs users and
-//! reports consent decisions to the cloud, sends usage analytics to the third-party processor only
-//! while the owner's consent allows it, and sends privacy notices to users and erasure notices. Every exchange is best effort and
-//! bounded: failures are logged, and reported to the console where it waits.
+//! reports consent decisions to the cloud, asks the cloud every analytics period for the decisions
+//! the owner made in the companion app, sends usage analytics to the third-party processor only
+//! while the owner's consent allows it, and sends privacy notices to users and erasure notices.
+//! Every exchange is best effort and bounded: failures are logged, and reported to the console
+//! where it waits.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::config::{ConsentPolicy, MIN_ANALYTICS_MS, PrivacyOptions};
 use super::link::{Event, PrivacyEnd, PrivacyOutbox, Request, Snapshot};
 use super::state::{ANALYTICS, Decision, Purpose, valid_user_id};
+use super::sync::{CloudDecision, SyncError, history_path, latest};
 use crate::agent_link::{AgentHandle, spawn_agent};
 use crate::update::NOTICES_PATH;
 use crate::update::http::Client;
@@ -38,24 +41,27 @@ pub fn start(
     let client = Client::new(opts.tls.clone()).with_limits(opts.limits);
     // Held while data goes out, so an erase's notices never overtake an analytics event in flight.
     let sending = Arc::new(Mutex::new(()));
+    // The command line refuses shorter intervals; a zero one would panic the timers.
+    let every = opts
+        .analytics_every
+        .max(Duration::from_millis(MIN_ANALYTICS_MS));
     let analytics = Analytics {
         outbox: end.outbox(),
         client: client.clone(),
         url: opts.url.with_path(INGEST_PATH),
         serial,
-        // The command line refuses shorter intervals; a zero one would panic the timer.
-        every: opts
-            .analytics_every
-            .max(Duration::from_millis(MIN_ANALYTICS_MS)),
+        every,
         policy: opts.consent,
         granted_by: None,
         sending: sending.clone(),
     };
     let agent = Agent {
+        poll_client: Client::new(opts.tls.clone()).with_limits(opts.poll_limits),
         url: opts.url,
         client,
         end,
         sending,
+        every,
     };
     Ok(spawn_agent("privacy", move |stop| {
         run(agent, analytics, stop)
@@ -75,32 +81,89 @@ async fn run(mut agent: Agent, mut analytics: Analytics, stop: oneshot::Receiver
     tracing::info!("privacy agent stopped");
 }
 
-/// Answers the console's requests, one at a time, in order.
+/// Answers the console's requests, one at a time, in order, and between them asks the cloud for the
+/// owner's consent history every `every`.
 struct Agent {
     url: HttpUrl,
     client: Client,
+    /// The client of the consent-history poll (shorter bounds, a larger answer).
+    poll_client: Client,
     end: PrivacyEnd,
     sending: Arc<Mutex<()>>,
+    every: Duration,
 }
 
 impl Agent {
     async fn serve(&mut self) {
-        while let Some(request) = self.end.recv().await {
-            match request {
-                Request::Pair { id, user } => self.pair(id, user).await,
-                Request::ReportConsent {
-                    user,
-                    purpose,
-                    granted,
-                } => self.report_consent(&user, purpose, granted).await,
-                Request::Notify { text, users } => self.notify(&text, users).await,
-                Request::Erase {
-                    id,
-                    third_parties,
-                    users,
-                } => self.erase(id, third_parties, users).await,
+        let mut polls = tokio::time::interval_at(Instant::now() + self.every, self.every);
+        polls.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                // Requests first, and never during a poll: a decision made on the console is in the
+                // cloud's history (or its report failed) before the history is read again.
+                biased;
+                request = self.end.recv() => match request {
+                    Some(request) => self.handle(request).await,
+                    None => return,
+                },
+                _ = polls.tick() => self.poll_consent().await,
             }
         }
+    }
+
+    async fn handle(&self, request: Request) {
+        match request {
+            Request::Pair { id, user } => self.pair(id, user).await,
+            Request::ReportConsent {
+                user,
+                purpose,
+                granted,
+            } => self.report_consent(&user, purpose, granted).await,
+            Request::Notify { text, users } => self.notify(&text, users).await,
+            Request::Erase {
+                id,
+                third_parties,
+                users,
+            } => self.erase(id, third_parties, users).await,
+        }
+    }
+
+    /// Tells the console the owner's latest analytics decision in the cloud when it differs from the
+    /// device's; failures are only logged, the next period asks again.
+    async fn poll_consent(&self) {
+        let snapshot = self.end.snapshot();
+        let Some(owner) = snapshot.owner else { return };
+        let purpose = Purpose::Analytics;
+        match self.cloud_decision(&owner, purpose).await {
+            Ok(None) => {}
+            Ok(Some(latest)) if Decision::from_granted(latest.granted) == snapshot.analytics => {}
+            Ok(Some(latest)) => {
+                tracing::debug!(
+                    granted = latest.granted,
+                    "the cloud holds another consent decision"
+                );
+                self.end.push(Event::CloudConsent {
+                    user: owner,
+                    purpose,
+                    latest,
+                });
+            }
+            Err(reason) => tracing::debug!(%reason, "cannot read the owner's consent history"),
+        }
+    }
+
+    /// The latest decision of `user` on `purpose` in the cloud's history, `None` for an empty one.
+    async fn cloud_decision(
+        &self,
+        user: &str,
+        purpose: Purpose,
+    ) -> Result<Option<CloudDecision>, SyncError> {
+        let url = self.url.with_path(&history_path(user));
+        let response = self.poll_client.get(&url).await?;
+        if !(200..300).contains(&response.status) {
+            return Err(SyncError::Status(response.status));
+        }
+        latest(&response.body, user, purpose)
     }
 
     async fn pair(&self, id: u64, user: String) {

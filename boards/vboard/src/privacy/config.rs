@@ -25,6 +25,14 @@ pub const LIMITS: Limits = Limits {
     max_body: 64 * 1024,
 };
 
+/// Bounds of each read of the owner's consent history: shorter, so a request the console waits for
+/// is held up little behind one; the answer is a user's whole history (thousands of decisions fit).
+pub const POLL_LIMITS: Limits = Limits {
+    connect: Duration::from_secs(2),
+    request: Duration::from_secs(2),
+    max_body: 256 * 1024,
+};
+
 /// When usage analytics may be sent for the owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ConsentPolicy {
@@ -61,6 +69,8 @@ pub struct PrivacyOptions {
     pub analytics_every: Duration,
     pub consent: ConsentPolicy,
     pub limits: Limits,
+    /// The bounds of the consent-history poll.
+    pub poll_limits: Limits,
 }
 
 impl PrivacyOptions {
@@ -71,6 +81,7 @@ impl PrivacyOptions {
             analytics_every,
             consent: ConsentPolicy::from_defects(defects),
             limits: LIMITS,
+            poll_limits: POLL_LIMITS,
         }
     }
 }

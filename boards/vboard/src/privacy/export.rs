@@ -108,7 +108,7 @@ mod tests {
             ssid: "HomeNet".into(),
             psk: Psk::new("hunter2-secret"),
         });
-        s.decide(Purpose::Analytics, true);
+        s.decide(Purpose::Analytics, true, 1);
         s.record_sent("alice", ANALYTICS);
         s
     }

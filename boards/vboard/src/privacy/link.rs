@@ -2,6 +2,7 @@
 //! channel: requests one way, events the other, and a snapshot of what the agent must know.
 
 use super::state::{Decision, PrivacyState, Purpose};
+use super::sync::CloudDecision;
 use crate::agent_link::{End, Link, Outbox};
 
 /// The console's end of the privacy agent's channel.
@@ -45,6 +46,13 @@ pub enum Event {
     Erased { id: u64, not_told: Vec<String> },
     /// `user`'s data is being sent to `recipient` (recorded so an erase can tell it).
     Sent { user: String, recipient: String },
+    /// The latest decision of `user` on `purpose` in the cloud's history, which differed from the
+    /// device's when the agent asked: the console decides whether to adopt it.
+    CloudConsent {
+        user: String,
+        purpose: Purpose,
+        latest: CloudDecision,
+    },
 }
 
 /// What the agent knows about the device: the owner (none while an erase is under way) and the

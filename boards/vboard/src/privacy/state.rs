@@ -1,10 +1,13 @@
 //! The privacy state kept in flash: paired users (the owner first), the personal data entered on the
-//! device, consent decisions, and which recipients were sent each user's data, so an erase can tell
-//! them. Everything here is checked before it is stored and again when an image is read.
+//! device, consent decisions (with when each was made), and which recipients were sent each user's
+//! data, so an erase can tell them. Everything here is checked before it is stored and again when an
+//! image is read.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+
+use super::sync::CloudDecision;
 
 /// Most users one device is paired with.
 pub const MAX_USERS: usize = 8;
@@ -62,11 +65,16 @@ impl Decision {
     }
 }
 
-/// One user's decisions.
+/// One user's decisions, each with when it was made (unix ms; 0 in images written before that was
+/// kept).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Consents {
     #[serde(default)]
     pub analytics: Decision,
+    /// When `analytics` was decided: on the console (the device's clock), or in the cloud for a
+    /// decision adopted from there (the time of the cloud's entry).
+    #[serde(default)]
+    pub analytics_ms: u64,
 }
 
 impl Consents {
@@ -76,9 +84,19 @@ impl Consents {
         }
     }
 
-    fn set(&mut self, purpose: Purpose, decision: Decision) {
+    /// When the decision on `purpose` was made (unix ms), 0 if never or not known.
+    pub fn decided_ms(&self, purpose: Purpose) -> u64 {
         match purpose {
-            Purpose::Analytics => self.analytics = decision,
+            Purpose::Analytics => self.analytics_ms,
+        }
+    }
+
+    fn set(&mut self, purpose: Purpose, decision: Decision, at_ms: u64) {
+        match purpose {
+            Purpose::Analytics => {
+                self.analytics = decision;
+                self.analytics_ms = at_ms;
+            }
         }
     }
 }
@@ -207,14 +225,38 @@ impl PrivacyState {
         )
     }
 
-    /// Records the owner's decision; `None` (and nothing recorded) without an owner.
-    pub fn decide(&mut self, purpose: Purpose, granted: bool) -> Option<Decision> {
+    /// Records the owner's decision made at `at_ms`; `None` (and nothing recorded) without an owner.
+    pub fn decide(&mut self, purpose: Purpose, granted: bool, at_ms: u64) -> Option<Decision> {
         let owner = self.owner()?.to_string();
         let decision = Decision::from_granted(granted);
         self.consents
             .entry(owner)
             .or_default()
-            .set(purpose, decision);
+            .set(purpose, decision, at_ms);
+        Some(decision)
+    }
+
+    /// Adopts `latest`, the newest decision in the cloud's history of `user` on `purpose`, when
+    /// [`should_adopt`] says so; the adopted decision, or `None` when nothing changed.
+    pub fn adopt(
+        &mut self,
+        user: &str,
+        purpose: Purpose,
+        latest: CloudDecision,
+    ) -> Option<Decision> {
+        if self.owner() != Some(user) {
+            return None;
+        }
+        let own = self.consents.get(user).cloned().unwrap_or_default();
+        if !should_adopt(own.get(purpose), own.decided_ms(purpose), latest) {
+            return None;
+        }
+        let decision = Decision::from_granted(latest.granted);
+        // The cloud's time, not the device's: a later decision in the app must still be newer.
+        self.consents
+            .entry(user.to_string())
+            .or_default()
+            .set(purpose, decision, latest.at_ms);
         Some(decision)
     }
 
@@ -272,6 +314,19 @@ impl PrivacyState {
         }
         Ok(())
     }
+}
+
+/// Whether the device takes `latest` from the cloud over its own decision `local`, made at `local_ms`.
+///
+/// Only a different decision that is newer than the device's own last one. The cloud's history also
+/// holds the device's own reports, stamped when the cloud received them, so a decision made on the
+/// console and not yet reported is newer than anything the history holds (the device and the cloud
+/// keep the same wall-clock time) and is not overwritten by an older cloud state; once reported, it is
+/// the history's latest entry and agrees with the device. (The agent reads the history only with no
+/// report queued or in flight, so the report of an earlier console decision, stamped after a later
+/// one was made, is never read before the later one's report.) An empty history changes nothing.
+pub fn should_adopt(local: Decision, local_ms: u64, latest: CloudDecision) -> bool {
+    Decision::from_granted(latest.granted) != local && latest.at_ms > local_ms
 }
 
 /// 1 to 64 characters of `[A-Za-z0-9._-]` (also the rule for recipient names).
@@ -334,14 +389,18 @@ mod tests {
     fn consent_is_the_owners_and_never_until_decided() {
         let mut s = PrivacyState::default();
         assert_eq!(s.owner_decision(Purpose::Analytics), None);
-        assert_eq!(s.decide(Purpose::Analytics, true), None);
+        assert_eq!(s.decide(Purpose::Analytics, true, 1), None);
         s = paired(&["alice", "bob"]);
         assert_eq!(s.owner_decision(Purpose::Analytics), Some(Decision::Never));
-        assert_eq!(s.decide(Purpose::Analytics, true), Some(Decision::Granted));
         assert_eq!(
-            s.decide(Purpose::Analytics, false),
+            s.decide(Purpose::Analytics, true, 1),
+            Some(Decision::Granted)
+        );
+        assert_eq!(
+            s.decide(Purpose::Analytics, false, 2),
             Some(Decision::Withdrawn)
         );
+        assert_eq!(s.consents["alice"].decided_ms(Purpose::Analytics), 2);
         assert_eq!(
             s.owner_decision(Purpose::Analytics),
             Some(Decision::Withdrawn)
@@ -349,6 +408,52 @@ mod tests {
         assert!(!s.consents.contains_key("bob"));
         assert_eq!(Purpose::parse("analytics"), Some(Purpose::Analytics));
         assert_eq!(Purpose::parse("marketing"), None);
+    }
+
+    fn cloud(granted: bool, at_ms: u64) -> CloudDecision {
+        CloudDecision { granted, at_ms }
+    }
+
+    #[test]
+    fn only_a_different_and_newer_cloud_decision_is_adopted() {
+        assert!(should_adopt(Decision::Granted, 100, cloud(false, 101)));
+        assert!(!should_adopt(Decision::Granted, 100, cloud(false, 100)));
+        assert!(
+            !should_adopt(Decision::Granted, 100, cloud(false, 99)),
+            "older: the console's decision is not in the cloud yet"
+        );
+        assert!(!should_adopt(Decision::Granted, 100, cloud(true, 200)));
+        assert!(!should_adopt(Decision::Withdrawn, 100, cloud(false, 200)));
+        assert!(should_adopt(Decision::Never, 0, cloud(true, 1)));
+        assert!(should_adopt(Decision::Never, 0, cloud(false, 1)));
+    }
+
+    #[test]
+    fn the_owners_decision_follows_the_cloud_unless_the_console_decided_later() {
+        let analytics = Purpose::Analytics;
+        let mut s = paired(&["alice", "bob"]);
+        s.decide(analytics, true, 1_000);
+        assert_eq!(s.adopt("bob", analytics, cloud(false, 2_000)), None);
+        assert_eq!(s.adopt("alice", analytics, cloud(false, 999)), None);
+        assert_eq!(s.owner_decision(analytics), Some(Decision::Granted));
+
+        assert_eq!(
+            s.adopt("alice", analytics, cloud(false, 2_000)),
+            Some(Decision::Withdrawn)
+        );
+        assert_eq!(s.owner_decision(analytics), Some(Decision::Withdrawn));
+        assert_eq!(s.consents["alice"].decided_ms(analytics), 2_000);
+        assert_eq!(s.adopt("alice", analytics, cloud(false, 3_000)), None);
+        assert!(!s.consents.contains_key("bob"));
+
+        // Granted again on the console: the withdrawal the cloud still shows is older.
+        s.decide(analytics, true, 2_500);
+        assert_eq!(s.adopt("alice", analytics, cloud(false, 2_000)), None);
+        assert_eq!(s.owner_decision(analytics), Some(Decision::Granted));
+        assert_eq!(
+            PrivacyState::default().adopt("alice", analytics, cloud(true, 1)),
+            None
+        );
     }
 
     #[test]
@@ -363,7 +468,7 @@ mod tests {
             vec![("analytics".to_string(), "alice".to_string())]
         );
         s.profile.name = Some("Alice".into());
-        s.decide(Purpose::Analytics, true);
+        s.decide(Purpose::Analytics, true, 1);
         let mut kept = s.clone();
         s.wipe(false);
         assert_eq!(s, PrivacyState::default());
@@ -405,5 +510,7 @@ mod tests {
         assert!(s.validate().is_err());
         let s: PrivacyState = serde_json::from_str("{}").unwrap();
         assert_eq!(s, PrivacyState::default());
+        let c: Consents = serde_json::from_str(r#"{"analytics":"granted"}"#).unwrap();
+        assert_eq!((c.analytics, c.analytics_ms), (Decision::Granted, 0));
     }
 }

@@ -1,11 +1,14 @@
 //! A tiny update server for the board's update agent: HTTPS (the run's PKI, client certificates
 //! recorded) and a plain HTTP listener beside it, serving whatever offer the test sets and recording
 //! every request and device notice (with the users it is addressed to). It also answers the mock cloud's privacy routes (pairing, consent
-//! reports, analytics ingest, erasure notices) and records their JSON bodies.
+//! reports, analytics ingest, erasure notices) and records their JSON bodies, and serves each user's
+//! consent history (`GET /device/users/{user}/consents`, to a device the user is paired with): the
+//! decisions the devices reported and those the test makes "in the app", oldest first.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hilt_update::variant::Offer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -84,12 +87,33 @@ impl Record {
     }
 }
 
+/// One decision in a consent history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentEntry {
+    pub granted: bool,
+    /// RFC 3339, as the mock cloud writes it.
+    pub time: String,
+}
+
 #[derive(Default)]
 struct State {
     offer: Option<Offer>,
     /// A path answered 503, to play a party that cannot be reached.
     refused: Option<String>,
     record: Record,
+    /// By user id, then purpose: the consent history, oldest first.
+    consents: BTreeMap<String, BTreeMap<String, Vec<ConsentEntry>>>,
+}
+
+impl State {
+    fn decide(&mut self, user: &str, purpose: &str, granted: bool) {
+        let entry = ConsentEntry {
+            granted,
+            time: rfc3339(SystemTime::now()),
+        };
+        let purposes = self.consents.entry(user.to_string()).or_default();
+        purposes.entry(purpose.to_string()).or_default().push(entry);
+    }
 }
 
 pub struct UpdateServer {
@@ -137,6 +161,24 @@ impl UpdateServer {
     /// Answers `path` with 503 from now on.
     pub fn refuse(&self, path: &str) {
         self.state.lock().unwrap().refused = Some(path.to_string());
+    }
+
+    /// `user` decides on `purpose` in the companion app, now; returns where the record then ends,
+    /// so requests after the decision can be told from those before.
+    pub fn app_consent(&self, user: &str, purpose: &str, granted: bool) -> usize {
+        let mut st = self.state.lock().unwrap();
+        st.decide(user, purpose, granted);
+        st.record.requests.len()
+    }
+
+    /// `user`'s history on `purpose`, oldest first.
+    pub fn consent_history(&self, user: &str, purpose: &str) -> Vec<ConsentEntry> {
+        let st = self.state.lock().unwrap();
+        let purposes = st.consents.get(user);
+        purposes
+            .and_then(|p| p.get(purpose))
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn with<T>(&self, f: impl FnOnce(&Record) -> T) -> T {
@@ -218,6 +260,9 @@ fn respond(seen: &Seen, body: &[u8], state: &Mutex<State>) -> (&'static str, Vec
     if st.refused.as_deref() == Some(seen.path.as_str()) {
         return ("503 Service Unavailable", Vec::new());
     }
+    if let Some(answer) = consents(seen, &mut st) {
+        return answer;
+    }
     if let Some(status) = privacy_status(seen) {
         return (status, b"{}".to_vec());
     }
@@ -245,6 +290,65 @@ fn respond(seen: &Seen, body: &[u8], state: &Mutex<State>) -> (&'static str, Vec
         return ("200 OK", offer.image.clone());
     }
     ("404 Not Found", Vec::new())
+}
+
+/// A consent report, recorded in the user's history, or a history asked for; `None` for other routes.
+fn consents(seen: &Seen, st: &mut State) -> Option<(&'static str, Vec<u8>)> {
+    let path = seen.path.as_str();
+    if seen.method == "PUT"
+        && let Some(purpose) = path.strip_prefix("/device/consents/")
+    {
+        let (user, granted) = (seen.json["user"].as_str()?, seen.json["granted"].as_bool()?);
+        st.decide(user, purpose, granted);
+        return None;
+    }
+    let user = path
+        .strip_prefix("/device/users/")?
+        .strip_suffix("/consents")?;
+    if seen.method != "GET" {
+        return None;
+    }
+    let cn = seen.cn.as_deref().unwrap_or_default();
+    let pair = serde_json::json!({ "user": user });
+    if !st.record.bodies(cn, "POST", "/device/pair").contains(&pair) {
+        return Some(("403 Forbidden", Vec::new()));
+    }
+    let history = st.consents.get(user).cloned().unwrap_or_default();
+    let purposes: serde_json::Map<String, serde_json::Value> = history
+        .into_iter()
+        .map(|(purpose, entries)| {
+            let entries = entries
+                .into_iter()
+                .map(|e| serde_json::json!({ "granted": e.granted, "time": e.time }));
+            (purpose, entries.collect())
+        })
+        .collect();
+    let body = serde_json::json!({ "user": user, "consents": purposes });
+    Some(("200 OK", body.to_string().into_bytes()))
+}
+
+/// `time` as the mock cloud writes it: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub fn rfc3339(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap();
+    let secs = since.as_secs();
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // H. Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rest / 3_600,
+        rest / 60 % 60,
+        rest % 60,
+        since.subsec_micros()
+    )
 }
 
 /// How the mock cloud answers its privacy routes.

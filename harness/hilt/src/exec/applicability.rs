@@ -65,9 +65,10 @@ fn step_numbers(what: &StepWhat) -> impl Iterator<Item = &Number> {
     let n = match what {
         StepWhat::Sleep(n) | StepWhat::CloudFault { for_ms: n, .. } => Some(n),
         StepWhat::WaitFlow(w) => Some(&w.timeout_ms),
-        StepWhat::Action { .. } | StepWhat::OfferUpdate(_) | StepWhat::CloudFaultUntil { .. } => {
-            None
-        }
+        StepWhat::Action { .. }
+        | StepWhat::OfferUpdate(_)
+        | StepWhat::CloudFaultUntil { .. }
+        | StepWhat::AppConsent(_) => None,
     };
     n.into_iter()
 }

@@ -31,6 +31,8 @@ pub(super) fn of(ctx: &Ctx, plan: &[Planned]) -> Result<Duration, Stop> {
             StepWhat::WaitFlow(w) => scope.number(&w.timeout_ms).map_err(Stop::not_tested)?,
             // A held fault lasts through the steps it surrounds, which are counted themselves.
             StepWhat::OfferUpdate(_) | StepWhat::CloudFaultUntil { .. } => 0,
+            // One bounded request.
+            StepWhat::AppConsent(_) => 10_000,
         };
         let retries = match &step.retry {
             Some(r) => {

@@ -136,6 +136,7 @@ fn run_step(ctx: &mut Ctx, step: &Step, planned: &Planned) -> Result<(), Stop> {
                 ctx.checkpoint()?;
             }
             StepWhat::OfferUpdate(_) => offer_update(ctx, step, planned.count)?,
+            StepWhat::AppConsent(a) => app_consent(ctx, step, a)?,
             StepWhat::WaitFlow(w) => {
                 let ms = scope.number(&w.timeout_ms).map_err(Stop::not_tested)?;
                 let c = ctx
@@ -158,6 +159,55 @@ fn run_step(ctx: &mut Ctx, step: &Step, planned: &Planned) -> Result<(), Stop> {
             }
         }
     }
+    Ok(())
+}
+
+/// Give or withdraw consent in the companion app as the test account's user (real HTTPS, the account's
+/// token): recorded as the step's attempt, outcome the decision the app API then reports. An app or
+/// cloud that does not take it is bench trouble (ERROR), never the device's FAIL.
+fn app_consent(
+    ctx: &mut Ctx,
+    step: &Step,
+    a: &hilt_model::scenario::AppConsent,
+) -> Result<(), Stop> {
+    let c = ctx
+        .bench
+        .cloud()
+        .ok_or_else(|| Stop::not_tested("the companion app needs the mock cloud"))?;
+    let (id, token) = ctx.vars.accounts.get(&a.account).cloned().ok_or_else(|| {
+        Stop(
+            Verdict::Error,
+            format!("no test account {:?} was made", a.account),
+        )
+    })?;
+    let path = format!("/app/v1/users/{id}/consents/{}", a.purpose);
+    let body = serde_json::json!({ "granted": a.granted });
+    let stop = |e: String| Stop(Verdict::Error, format!("step {}: {e}", step.id));
+    let answer = crate::app::AppClient::new(c)
+        .and_then(|app| app.put_json(&path, &token, &body))
+        .map_err(|e| stop(e.to_string()))?;
+    if answer.status != 200 {
+        return Err(stop(format!("the app API answered {}", answer.status)));
+    }
+    let outcome = if answer.body["granted"] == serde_json::Value::Bool(true) {
+        "granted"
+    } else {
+        "withdrawn"
+    };
+    ctx.note_all(&format!(
+        "step {}: {} {} consent to {} in the companion app",
+        step.id,
+        a.account,
+        if a.granted { "gave" } else { "withdrew" },
+        a.purpose
+    ));
+    let mut attempt = offer_attempt(ctx, &a.purpose, outcome, BTreeMap::new());
+    attempt.args = BTreeMap::from([
+        ("account".to_string(), a.account.clone()),
+        ("purpose".to_string(), a.purpose.clone()),
+        ("granted".to_string(), a.granted.to_string()),
+    ]);
+    record(ctx, step, attempt, 1);
     Ok(())
 }
 
@@ -216,7 +266,7 @@ fn offer_update(ctx: &mut Ctx, step: &Step, of: usize) -> Result<(), Stop> {
     Ok(())
 }
 
-/// An `offer_update` step's record: what was put on the update server, as an attempt.
+/// The record of a step the harness carries out itself (an offer, an app request), as an attempt.
 fn offer_attempt(
     ctx: &Ctx,
     variant: &str,

@@ -15,6 +15,7 @@ mod pair;
 mod read_auto_update;
 mod read_consent;
 mod read_personal_data;
+mod read_privacy_info;
 mod read_support_period;
 mod read_update_notice;
 mod reboot;
@@ -41,6 +42,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     read_consent::SPEC,
     erase::SPEC,
     export_data::SPEC,
+    read_privacy_info::SPEC,
 ];
 
 /// One abstract action and what it may observe.
