@@ -216,7 +216,7 @@ fn ics_drives_applicability_and_fails_closed() {
     let good = std::fs::read_to_string(root().join("boards/vboard.toml")).unwrap();
     // Feature (e) absent and 5.1-5 N/A with a rationale: the brute-force case does not apply.
     let na = good
-        .replace("e = true ", "e = false ")
+        .replace("\ne = true ", "\ne = false ")
         .replace("\"5.1-5\" = { support = \"Y\", detail = \"lockout after consecutive failures, persisted across reboot\" }", "\"5.1-5\" = { support = \"N/A\", detail = \"no authentication over a network interface\" }");
     let p = tmp.path().join("na.toml");
     std::fs::write(&p, na).unwrap();
@@ -235,7 +235,7 @@ fn ics_drives_applicability_and_fails_closed() {
     assert_eq!(en["verdict"], "NOT_APPLICABLE");
 
     // Feature (e) not declared at all: undecided, so NOT_TESTED and exit 3, never PASS.
-    let undeclared = good.replace("e = true ", "# e undeclared ");
+    let undeclared = good.replace("\ne = true ", "\n# e undeclared ");
     std::fs::write(&p, undeclared).unwrap();
     let out = tmp.path().join("nt");
     let o = run_case(&p, &out, "bf.console.lockout", tmp.path());
