@@ -53,14 +53,7 @@ impl NoticePolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn paired(users: &[&str]) -> PrivacyState {
-        let mut s = PrivacyState::default();
-        for u in users {
-            s.pair(u).unwrap();
-        }
-        s
-    }
+    use crate::privacy::state::tests::paired;
 
     #[test]
     fn texts_name_the_device_and_the_change() {

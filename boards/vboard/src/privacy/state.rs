@@ -346,10 +346,11 @@ pub fn valid_text(text: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn paired(users: &[&str]) -> PrivacyState {
+    /// A state with these users paired, the first as owner (shared by the privacy modules' tests).
+    pub(crate) fn paired(users: &[&str]) -> PrivacyState {
         let mut s = PrivacyState::default();
         for u in users {
             s.pair(u).unwrap();
