@@ -154,6 +154,10 @@ pub struct Console<C: Clock> {
     pub(crate) ignores_app_consent: bool,
     /// The `privacy-needs-login` defect: `privacy` at the login prompt is taken as a user name.
     privacy_needs_login: bool,
+    /// The `consent-record-unstamped` defect: consent decisions are stored without when they were made.
+    pub(crate) unstamped_consents: bool,
+    /// The `erase-keeps-presence-name` defect: the cloud session keeps the last owner name it saw.
+    presence_keeps_name: bool,
     line: LineEditor,
     deferred: Option<Deferred>,
     queued: VecDeque<u8>,
@@ -183,6 +187,8 @@ impl<C: Clock> Console<C> {
             export_leaks_others: false,
             ignores_app_consent: false,
             privacy_needs_login: false,
+            unstamped_consents: false,
+            presence_keeps_name: false,
             line: LineEditor::default(),
             deferred: None,
             queued: VecDeque::new(),
@@ -256,6 +262,17 @@ impl<C: Clock> Console<C> {
     /// The `privacy-needs-login` defect: the privacy summary is shown only to a logged-in user.
     pub fn require_login_for_privacy(&mut self) {
         self.privacy_needs_login = true;
+    }
+
+    /// The `consent-record-unstamped` defect: a consent decision is kept, but not when it was made.
+    pub fn store_consents_unstamped(&mut self) {
+        self.unstamped_consents = true;
+    }
+
+    /// The `erase-keeps-presence-name` defect: presence reports go on carrying the erased owner's
+    /// name (the cloud session keeps its own copy, which the erase forgets to clear).
+    pub fn keep_presence_name(&mut self) {
+        self.presence_keeps_name = true;
     }
 
     /// Prints the boot banner and the first login prompt.
@@ -363,6 +380,12 @@ impl<C: Clock> Console<C> {
     /// Tells the privacy agent the owner and their analytics decision; no owner while an erase is
     /// under way, so nothing more is sent about users who are being erased.
     pub(crate) fn publish_privacy(&self) {
+        // The cloud session's copy of the owner's name, for presence reports; the
+        // `erase-keeps-presence-name` defect never lets it go.
+        let name = self.state.privacy.profile.name.as_deref();
+        if name.is_some() || !self.presence_keeps_name {
+            self.cloud.set_owner_name(name);
+        }
         let Some(link) = &self.privacy else { return };
         let mut snapshot = privacy::Snapshot::of(&self.state.privacy);
         if self.erasing() {

@@ -800,3 +800,64 @@ fn privacy_needs_login_defect_takes_privacy_for_a_user_name() {
     assert!(!out.contains(SUMMARY));
     assert_eq!(c.state().login.failures, 1);
 }
+
+#[test]
+fn the_consent_record_says_whose_decision_and_when_unless_unstamped() {
+    use crate::clock::Clock;
+    let (mut c, clock, mut agent) = board();
+    assert_eq!(
+        send(&mut c, "consent analytics record\r"),
+        "consent analytics record\r\nconsent: no user paired\r\nvrb$ "
+    );
+    pair(&mut c, &mut agent, &["alice"]);
+    assert_eq!(
+        send(&mut c, "consent analytics record\r"),
+        "consent analytics record\r\nconsent record: user=alice analytics=never\r\nvrb$ "
+    );
+    send(&mut c, "consent analytics on\r");
+    let at = clock.now_ms();
+    assert_eq!(
+        send(&mut c, "consent analytics record\r"),
+        format!(
+            "consent analytics record\r\nconsent record: user=alice analytics=granted at_ms={at}\r\nvrb$ "
+        )
+    );
+
+    let (mut c, _, mut agent) = board();
+    c.store_consents_unstamped();
+    pair(&mut c, &mut agent, &["alice"]);
+    send(&mut c, "consent analytics on\r");
+    assert_eq!(
+        send(&mut c, "consent analytics record\r"),
+        "consent analytics record\r\nconsent record: user=alice analytics=granted\r\nvrb$ "
+    );
+}
+
+/// Lives in, erases, and returns the name the cloud session's presence reports carried before and
+/// after the erase.
+fn presence_name_around_erase(keep: bool) -> (Option<String>, Option<String>) {
+    let (mut c, _, mut agent) = board();
+    let view = crate::cloud::CloudView::new("mqtts://cloud.test:8883");
+    c.attach_cloud(view.clone());
+    if keep {
+        c.keep_presence_name();
+    }
+    lived_in(&mut c, &mut agent);
+    let before = view.owner_name();
+    let (Request::Erase { id, .. }, _) = confirm_erase(&mut c, &mut agent) else {
+        panic!("no erase request")
+    };
+    agent.push(Event::Erased {
+        id,
+        not_told: vec![],
+    });
+    assert_eq!(after_events(&mut c), DONE);
+    (before, view.owner_name())
+}
+
+#[test]
+fn presence_reports_carry_the_owners_name_until_an_erase_unless_the_defect_keeps_it() {
+    let name = Some("Alice Example".to_string());
+    assert_eq!(presence_name_around_erase(false), (name.clone(), None));
+    assert_eq!(presence_name_around_erase(true), (name.clone(), name));
+}

@@ -96,6 +96,10 @@ defects! {
         "consent given or withdrawn in the companion app is never adopted: only the console's decisions count (analytics go on after a withdrawal in the app)";
     PrivacyNeedsLogin => "privacy-needs-login",
         "'privacy' at the login prompt is taken as a user name (password prompt, a failed login): the privacy information is only shown after a login";
+    ConsentRecordUnstamped => "consent-record-unstamped",
+        "consent decisions are stored without when they were made: the consent record holds no time";
+    EraseKeepsPresenceName => "erase-keeps-presence-name",
+        "after an erase, presence reports to the cloud still carry the erased owner's name (the cloud session keeps its own copy)";
 }
 
 /// Why a list of defect names was refused.

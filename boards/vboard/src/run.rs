@@ -162,6 +162,12 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
     if opts.defects.has(Defect::PrivacyNeedsLogin) {
         console.require_login_for_privacy();
     }
+    if opts.defects.has(Defect::ConsentRecordUnstamped) {
+        console.store_consents_unstamped();
+    }
+    if opts.defects.has(Defect::EraseKeepsPresenceName) {
+        console.keep_presence_name();
+    }
     console.boot();
     let mut agents: Vec<&dyn WakeSource> = Vec::new();
     if let Some((link, _)) = &update {

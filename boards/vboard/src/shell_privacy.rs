@@ -17,7 +17,7 @@ pub const PRIVACY_WAIT_MS: u64 = 15_000;
 /// Longest failure line `pair` prints, in characters.
 const MAX_FAILURE_LINE: usize = 200;
 const SET_USAGE: &str = "usage: set name <text> | set email <text> | set wifi <ssid> <psk>\r\n";
-const CONSENT_USAGE: &str = "usage: consent analytics [on|off]\r\n";
+const CONSENT_USAGE: &str = "usage: consent analytics [on|off|record]\r\n";
 const ERASE_QUESTION: &str =
     "erase: this removes every user's data and credentials; type ERASE to confirm\r\n";
 const ERASE_DONE: &str = "erase: done; user data and credentials removed\r\n";
@@ -137,6 +137,9 @@ impl<C: Clock> Console<C> {
     /// `consent analytics [on|off]`: shows the owner's decision, after recording and reporting a
     /// new one if asked.
     pub(crate) fn consent_command(&mut self, args: &[&str]) {
+        if let [p, "record"] = args {
+            return self.emit_record(Purpose::parse(p));
+        }
         let (purpose, setting) = match args {
             [p] => (Purpose::parse(p), None),
             [p, "on"] => (Purpose::parse(p), Some(true)),
@@ -177,6 +180,32 @@ impl<C: Clock> Console<C> {
         self.emit(&line);
     }
 
+    /// `consent PURPOSE record`: the stored record of the owner's decision, `consent record:
+    /// user=ID PURPOSE=DECISION at_ms=UNIX_MS` (EN 303 645 6-3B), the time left out when not known.
+    fn emit_record(&mut self, purpose: Option<Purpose>) {
+        let Some(purpose) = purpose else {
+            self.emit(CONSENT_USAGE);
+            return;
+        };
+        let privacy = &self.state.privacy;
+        let Some(owner) = privacy.owner() else {
+            self.emit("consent: no user paired\r\n");
+            return;
+        };
+        let consents = privacy.consents.get(owner).cloned().unwrap_or_default();
+        let mut line = format!(
+            "consent record: user={owner} {}={}",
+            purpose.name(),
+            consents.get(purpose).word()
+        );
+        match consents.decided_ms(purpose) {
+            0 => {}
+            at => line.push_str(&format!(" at_ms={at}")),
+        }
+        line.push_str("\r\n");
+        self.emit(&line);
+    }
+
     /// The `withdrawal-harder` defect's confirmation: `yes` withdraws analytics consent.
     pub(crate) fn confirm_withdrawal(&mut self, answer: &[u8]) {
         let purpose = Purpose::Analytics;
@@ -191,7 +220,11 @@ impl<C: Clock> Console<C> {
     /// has the agent report it.
     fn decide(&mut self, purpose: Purpose, granted: bool) {
         let before = self.state.privacy.clone();
-        let now = self.clock.now_ms();
+        let now = if self.unstamped_consents {
+            0
+        } else {
+            self.clock.now_ms()
+        };
         let Some(decision) = self.state.privacy.decide(purpose, granted, now) else {
             return;
         };
@@ -241,6 +274,11 @@ impl<C: Clock> Console<C> {
             );
             return;
         };
+        if self.unstamped_consents {
+            self.state
+                .privacy
+                .decide(purpose, decision == Decision::Granted, 0);
+        }
         self.dirty = true;
         tracing::info!(
             purpose = purpose.name(),

@@ -1,11 +1,12 @@
 //! What the board says to the cloud and understands from it: topics, payloads and commands.
 //!
 //! Telemetry is device health only; presence is personal data (the occupancy of a home, tagged
-//! with the owner's name, a fixed canary a scenario can look for in captured traffic).
+//! with the owner's name as entered on the device, which a scenario can plant as a canary and look for
+//! in captured traffic; before a name is entered, the sample name below).
 
 use serde_json::{Value, json};
 
-/// The owner's name carried in presence reports: a canary, never a real person.
+/// The name presence reports carry before one is entered on the device: never a real person.
 pub const OWNER_NAME: &str = "Alice Example";
 
 /// The board's topics, all under `vrb/<serial>/`.
@@ -48,11 +49,12 @@ pub fn telemetry(serial: &str, uptime_s: u64) -> Vec<u8> {
     }))
 }
 
-/// Occupancy of the home (personal data): occupied for 30 s, empty for 30 s, and so on.
-pub fn presence(uptime_s: u64, at_unix_s: u64) -> Vec<u8> {
+/// Occupancy of the home (personal data): occupied for 30 s, empty for 30 s, and so on, with the
+/// owner's name (the sample name when none was entered).
+pub fn presence(uptime_s: u64, at_unix_s: u64, owner: Option<&str>) -> Vec<u8> {
     to_bytes(&json!({
         "occupied": (uptime_s / 30).is_multiple_of(2),
-        "user": OWNER_NAME,
+        "user": owner.unwrap_or(OWNER_NAME),
         "at": at_unix_s,
     }))
 }
@@ -168,12 +170,16 @@ mod tests {
     }
 
     #[test]
-    fn presence_carries_the_canary_and_alternates() {
-        let a = parse(&presence(0, 1_700_000_000));
+    fn presence_carries_the_owners_name_and_alternates() {
+        let a = parse(&presence(0, 1_700_000_000, None));
         assert_eq!(a["user"], "Alice Example");
+        assert_eq!(
+            parse(&presence(0, 1, Some("Q7x Canary")))["user"],
+            "Q7x Canary"
+        );
         assert_eq!(a["at"], 1_700_000_000u64);
         assert_eq!(a["occupied"], true);
-        assert_eq!(parse(&presence(31, 1))["occupied"], false);
+        assert_eq!(parse(&presence(31, 1, None))["occupied"], false);
         assert_eq!(a.as_object().unwrap().len(), 3);
     }
 

@@ -82,6 +82,7 @@ impl Recording {
             scope: &scope,
             steps: &self.steps,
             secrets: &[],
+            started_unix_ms: None,
             cloud: Some(CloudEvidence {
                 flows,
                 dut: Dut {

@@ -227,7 +227,7 @@ async fn report(
             (&topics.telemetry, telemetry::telemetry(&serial, uptime_s)),
             (
                 &topics.presence,
-                telemetry::presence(uptime_s, unix_now_s()),
+                telemetry::presence(uptime_s, unix_now_s(), view.owner_name().as_deref()),
             ),
         ];
         if undeclared_flow {

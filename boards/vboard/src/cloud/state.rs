@@ -24,6 +24,9 @@ struct Inner {
     last_error: Option<String>,
     /// (received at, Unix ms; text), oldest first.
     notices: VecDeque<(u64, String)>,
+    /// The owner's name as entered on the device, which presence reports carry; none before one is
+    /// entered and after an erase.
+    owner_name: Option<String>,
 }
 
 /// A cheap, cloneable handle on the shared state.
@@ -53,6 +56,7 @@ impl CloudView {
             url,
             last_error: None,
             notices: VecDeque::new(),
+            owner_name: None,
         })))
     }
 
@@ -88,6 +92,19 @@ impl CloudView {
     /// Stored notices with the Unix ms they arrived at, oldest first.
     pub fn timed_notices(&self) -> Vec<(u64, String)> {
         self.lock().notices.iter().cloned().collect()
+    }
+
+    /// The name presence reports carry, if any.
+    pub fn owner_name(&self) -> Option<String> {
+        self.lock().owner_name.clone()
+    }
+
+    /// Sets the name presence reports carry (`None`: no name).
+    pub fn set_owner_name(&self, name: Option<&str>) {
+        let mut s = self.lock();
+        if s.owner_name.as_deref() != name {
+            s.owner_name = name.map(str::to_string);
+        }
     }
 
     pub fn set_connected(&self) {

@@ -9,9 +9,11 @@
 mod app_notice;
 mod capture_equals;
 mod capture_excludes;
+mod capture_time;
 mod erasure_propagated;
 mod export_scoped;
 mod flow_absent;
+mod flow_excludes;
 mod flow_stops;
 mod flows_declared;
 mod lockout_duration;
@@ -55,6 +57,8 @@ pub const KINDS: &[Kind] = &[
     users_notified::KIND,
     export_scoped::KIND,
     withdrawal_parity::KIND,
+    capture_time::KIND,
+    flow_excludes::KIND,
 ];
 
 /// A registered check kind: its name and how its parameters become a typed check.
@@ -186,6 +190,9 @@ pub struct Evidence<'a> {
     pub steps: &'a [StepRecord],
     /// The case's secrets (secret, mask label): a detail must not show a value giving one away.
     pub secrets: &'a [(String, String)],
+    /// When the case began, unix milliseconds (step times are offsets from it); `None` for
+    /// recordings that do not say.
+    pub started_unix_ms: Option<u64>,
     pub cloud: Option<CloudEvidence<'a>>,
 }
 

@@ -358,10 +358,13 @@ fn transcript_evidence(link: &str, c: &Console<Box<dyn Port>>) -> [EvidenceFile;
 /// in partial evidence is still the device's FAIL; anything else yields to why the case stopped.
 fn run_checks(ctx: &Ctx, case: &Case, flows: Option<&[hilt_cloud::Flow]>) -> Vec<CheckRecord> {
     let scope = ctx.scope();
+    let started_unix_ms =
+        chrono::Utc::now().timestamp_millis() as u64 - ctx.t0.elapsed().as_millis() as u64;
     let ev = Evidence {
         scope: &scope,
         steps: &ctx.steps,
         secrets: &ctx.secrets,
+        started_unix_ms: Some(started_unix_ms),
         cloud: ctx
             .bench
             .cloud()

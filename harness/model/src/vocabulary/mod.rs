@@ -14,6 +14,7 @@ mod logout;
 mod pair;
 mod read_auto_update;
 mod read_consent;
+mod read_consent_record;
 mod read_personal_data;
 mod read_privacy_info;
 mod read_support_period;
@@ -40,6 +41,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     read_personal_data::SPEC,
     set_consent::SPEC,
     read_consent::SPEC,
+    read_consent_record::SPEC,
     erase::SPEC,
     export_data::SPEC,
     read_privacy_info::SPEC,
