@@ -44,6 +44,9 @@ struct RunArgs {
     /// Serial number to provision with (default VRB-<8 random hex digits>).
     #[arg(long, value_name = "SN")]
     serial: Option<String>,
+    /// Where this unit came in the factory's sequence, at provisioning (1 = the first unit made).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    factory_seq: u32,
     /// Switch on a named defect (repeatable; see `hilt-vboard defects`).
     #[arg(long = "defect", value_name = "NAME")]
     defects: Vec<String>,
@@ -68,6 +71,11 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_ANALYTICS_MS,
           value_parser = clap::value_parser!(u64).range(MIN_ANALYTICS_MS..))]
     analytics_ms: u64,
+    /// Open the debug port (a GDB remote stub on TCP serving the flash) on this address, e.g.
+    /// 127.0.0.1:0; the ready line then reads `PTY <path> DEBUG <ip:port>`. Locked (memory reads
+    /// refused) unless the debug-port-open defect is on.
+    #[arg(long, value_name = "ADDR")]
+    debug_port: Option<std::net::SocketAddr>,
     #[command(flatten)]
     cloud: CloudSettings,
     #[command(flatten)]
@@ -100,6 +108,7 @@ impl RunArgs {
         Ok(RunOptions {
             state_dir: self.state,
             serial: self.serial,
+            factory_seq: self.factory_seq,
             defects,
             policy: RateLimitPolicy {
                 max_failures: self.max_failures,
@@ -111,6 +120,7 @@ impl RunArgs {
             cloud,
             update,
             privacy,
+            debug_port: self.debug_port,
         })
     }
 }
@@ -151,10 +161,12 @@ pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
 
 /// Logs go to stderr (stdout carries the PTY line). `HILT_VBOARD_LOG` sets
 /// the filter. A host process that already installed a subscriber keeps it.
+/// The debug port's protocol library only warns by default (every packet a
+/// debugger probes with that it does not know would be an info line).
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("HILT_VBOARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("HILT_VBOARD_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,gdbstub=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -221,6 +233,21 @@ mod tests {
         assert!(parse(&["run", "--state", "d", "--max-failures", "0"]).is_err());
         assert!(parse(&["run", "--state", "d", "--serial", "a b"]).is_err());
         assert!(parse(&["run"]).is_err());
+    }
+
+    #[test]
+    fn debug_port_option() {
+        assert!(
+            parse(&["run", "--state", "d"])
+                .unwrap()
+                .debug_port
+                .is_none()
+        );
+        let o = parse(&["run", "--state", "d", "--debug-port", "127.0.0.1:0"]).unwrap();
+        assert_eq!(o.debug_port, Some("127.0.0.1:0".parse().unwrap()));
+        assert!(parse(&["run", "--state", "d", "--debug-port", "nowhere"]).is_err());
+        let o = parse(&["run", "--state", "d", "--defect", "debug-port-open"]).unwrap();
+        assert!(o.defects.has(crate::Defect::DebugPortOpen));
     }
 
     #[test]

@@ -265,7 +265,7 @@ fn consent_is_off_until_the_owner_opts_in_and_each_decision_is_reported() {
     for bad in ["consent", "consent marketing on", "consent analytics maybe"] {
         assert_eq!(
             send(&mut c, &format!("{bad}\r")),
-            format!("{bad}\r\nusage: consent analytics [on|off]\r\nvrb$ ")
+            format!("{bad}\r\nusage: consent analytics [on|off|record]\r\nvrb$ ")
         );
     }
     assert_eq!(agent.try_recv(), None);

@@ -23,6 +23,7 @@ pub(crate) fn state() -> FlashState {
         update: UpdateState::default(),
         factory_password: None,
         privacy: Default::default(),
+        service_key: None,
     }
 }
 

@@ -98,8 +98,18 @@ defects! {
         "'privacy' at the login prompt is taken as a user name (password prompt, a failed login): the privacy information is only shown after a login";
     ConsentRecordUnstamped => "consent-record-unstamped",
         "consent decisions are stored without when they were made: the consent record holds no time";
+    SharedDeviceKey => "shared-device-key",
+        "every unit carries the firmware's one service key, in the clear in flash, instead of its own sealed one";
+    SequentialPasswords => "sequential-passwords",
+        "unit passwords come from the factory's counter (Vrb10001x, Vrb10002x, …) instead of a CSPRNG";
     EraseKeepsPresenceName => "erase-keeps-presence-name",
         "after an erase, presence reports to the cloud still carry the erased owner's name (the cloud session keeps its own copy)";
+    PlaintextWifiPsk => "plaintext-wifi-psk",
+        "the Wi-Fi SSID and PSK are also stored unencrypted in the flash image, beside the sealed user data (a driver keeps its own copy)";
+    ObfuscatedSecrets => "obfuscated-secrets",
+        "the user data in flash (names, e-mail, Wi-Fi credentials, consents) is only base64-encoded, not encrypted";
+    DebugPortOpen => "debug-port-open",
+        "the debug port (--debug-port) answers memory reads: anyone on it can dump the flash";
 }
 
 /// Why a list of defect names was refused.

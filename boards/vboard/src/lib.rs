@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod cloud;
 pub mod console;
+pub mod debug_port;
 pub mod defects;
 pub mod flash;
 pub mod line;
@@ -23,6 +24,7 @@ pub mod serve;
 mod shell;
 mod shell_privacy;
 mod shell_update;
+pub mod storage;
 pub mod telemetry;
 pub mod update;
 

@@ -59,20 +59,51 @@ pub fn generate_serial() -> Result<String, ProvisionError> {
     Ok(format!("VRB-{}", hex::encode_upper(buf)))
 }
 
+/// Length of a unit's service key, in bytes.
+pub const SERVICE_KEY_LEN: usize = 64;
+
+/// The unit's own service key, or (`shared-device-key`) the one built into the firmware, which is
+/// the same on every unit: base64.
+fn service_key(defects: &DefectSet) -> Result<String, ProvisionError> {
+    use base64::Engine;
+    let mut key = [0u8; SERVICE_KEY_LEN];
+    if defects.has(Defect::SharedDeviceKey) {
+        use sha2::Digest;
+        key.copy_from_slice(&sha2::Sha512::digest(
+            b"hilt vboard firmware 1.0 service key",
+        ));
+    } else {
+        random_bytes(&mut key)?;
+    }
+    Ok(base64::engine::general_purpose::STANDARD.encode(key))
+}
+
+/// The `sequential-passwords` defect's password for the unit numbered `seq` by the factory.
+pub fn counter_password(seq: u32) -> String {
+    format!("Vrb{}x", 10_000 + u64::from(seq))
+}
+
 /// A freshly provisioned unit: what goes to flash and what goes on the label.
 pub struct Provisioned {
     pub state: FlashState,
     pub label: String,
 }
 
-/// Provisions a unit. The password is only ever in the label, never in flash.
-pub fn provision(serial: Option<&str>, defects: &DefectSet) -> Result<Provisioned, ProvisionError> {
+/// Provisions a unit, the `seq`-th the factory made. The password is only ever in the label, never
+/// in flash.
+pub fn provision(
+    serial: Option<&str>,
+    seq: u32,
+    defects: &DefectSet,
+) -> Result<Provisioned, ProvisionError> {
     let serial = match serial {
         Some(s) => s.to_string(),
         None => generate_serial()?,
     };
     let password = if defects.has(Defect::UniversalDefaultPassword) {
         UNIVERSAL_PASSWORD.to_string()
+    } else if defects.has(Defect::SequentialPasswords) {
+        counter_password(seq)
     } else if defects.has(Defect::SerialDerivedPassword) {
         // The classic mistake: an unkeyed hash of a printed identifier, which anyone can recompute.
         use sha2::Digest;
@@ -89,6 +120,7 @@ pub fn provision(serial: Option<&str>, defects: &DefectSet) -> Result<Provisione
         login: LoginCounters::default(),
         update: UpdateState::factory(!defects.has(Defect::AutoUpdateOff)),
         privacy: PrivacyState::default(),
+        service_key: Some(service_key(defects)?),
     };
     let label =
         format!("model={MODEL}\nserial={serial}\nusername={ADMIN_USER}\npassword={password}\n");
@@ -142,7 +174,7 @@ mod tests {
 
     #[test]
     fn provisioning_writes_label_not_flash_password() {
-        let p = provision(Some("SN-1"), &DefectSet::default()).unwrap();
+        let p = provision(Some("SN-1"), 1, &DefectSet::default()).unwrap();
         let pw = p
             .label
             .lines()
@@ -161,7 +193,8 @@ mod tests {
             .expect("factory hash kept");
         assert!(factory.verify(pw.as_bytes()));
         assert_eq!(p.state.privacy, PrivacyState::default());
-        let image = crate::flash::encode(&p.state).unwrap();
+        let key = crate::storage::DeviceKey::generate().unwrap();
+        let image = crate::flash::encode(&p.state, &key, Default::default()).unwrap();
         assert!(!String::from_utf8_lossy(&image).contains(pw));
         assert!(generate_serial().unwrap().starts_with("VRB-"));
         assert_eq!(generate_serial().unwrap().len(), 12);
@@ -171,7 +204,7 @@ mod tests {
     fn universal_password_defect() {
         let mut defects = DefectSet::default();
         defects.insert(Defect::UniversalDefaultPassword);
-        let p = provision(None, &defects).unwrap();
+        let p = provision(None, 1, &defects).unwrap();
         assert!(p.label.ends_with("password=admin\n"));
         assert!(p.state.admin_password.verify(b"admin"));
         assert!(p.state.update.auto, "automatic updates are on by default");
@@ -180,7 +213,7 @@ mod tests {
     #[test]
     fn auto_update_off_defect_ships_with_automatic_updates_off() {
         let defects = DefectSet::parse(&["auto-update-off"]).unwrap();
-        let p = provision(None, &defects).unwrap();
+        let p = provision(None, 1, &defects).unwrap();
         assert!(!p.state.update.auto);
         assert_eq!(p.state.update.running.version, crate::FW_VERSION);
     }
@@ -191,5 +224,50 @@ mod tests {
         assert!(!valid_serial(""));
         assert!(!valid_serial("has space"));
         assert!(!valid_serial(&"x".repeat(33)));
+    }
+
+    /// The image each of two units would write, and their service keys.
+    fn two_units(defects: &DefectSet) -> [(Vec<u8>, String); 2] {
+        use crate::storage::{DeviceKey, Sealing};
+        [1, 2].map(|seq| {
+            let p = provision(None, seq, defects).unwrap();
+            let key = DeviceKey::generate().unwrap();
+            let image =
+                crate::flash::encode(&p.state, &key, Sealing::for_defects(defects)).unwrap();
+            (image, p.state.service_key.unwrap())
+        })
+    }
+
+    fn contains(hay: &[u8], needle: &str) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+    }
+
+    #[test]
+    fn each_unit_draws_its_own_sealed_service_key_unless_the_firmware_shares_one() {
+        let [(a, ka), (b, kb)] = two_units(&DefectSet::default());
+        assert_ne!(ka, kb);
+        assert_eq!(
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &ka)
+                .unwrap()
+                .len(),
+            SERVICE_KEY_LEN
+        );
+        assert!(!contains(&a, &ka) && !contains(&b, &kb));
+        let shared = DefectSet::parse(&["shared-device-key"]).unwrap();
+        let [(a, ka), (b, kb)] = two_units(&shared);
+        assert_eq!(ka, kb);
+        assert!(contains(&a, &ka) && contains(&b, &kb));
+    }
+
+    #[test]
+    fn sequential_passwords_count_up_from_the_factory_sequence() {
+        let seq = DefectSet::parse(&["sequential-passwords"]).unwrap();
+        let label = |n| provision(Some("SN-1"), n, &seq).unwrap().label;
+        assert!(label(1).contains("password=Vrb10001x\n"));
+        assert!(label(2).contains("password=Vrb10002x\n"));
+        let own = provision(Some("SN-1"), 2, &DefectSet::default())
+            .unwrap()
+            .label;
+        assert!(!own.contains("Vrb1000"));
     }
 }

@@ -1,6 +1,7 @@
 //! `hilt-vboard run`: provision or boot from flash, open the UART, serve.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,12 +11,14 @@ use crate::auth::RateLimitPolicy;
 use crate::clock::SystemClock;
 use crate::cloud::{CloudError, CloudHandle, CloudOptions};
 use crate::console::Console;
+use crate::debug_port::{Access, DebugPort};
 use crate::defects::{Defect, DefectSet};
 use crate::flash::{Flash, FlashError, FlashState, write_atomic};
 use crate::privacy::{PrivacyLink, PrivacyOptions};
 use crate::provision::{ProvisionError, provision, write_label};
 use crate::pty::{PtyError, open_raw};
 use crate::serve::{Loop, ServeError, Stop, signal_fd};
+use crate::storage::{Sealing, unit_key};
 use crate::update::{Snapshot, StartError, UpdateHandle, UpdateLink, UpdateOptions};
 
 pub const FLASH_FILE: &str = "flash.img";
@@ -33,6 +36,9 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     /// Only used at factory provisioning; the serial in flash wins afterwards.
     pub serial: Option<String>,
+    /// Where the unit came in the factory's sequence (1 = first); only the `sequential-passwords`
+    /// defect lets it show.
+    pub factory_seq: u32,
     pub defects: DefectSet,
     pub policy: RateLimitPolicy,
     pub ready_file: Option<PathBuf>,
@@ -43,6 +49,8 @@ pub struct RunOptions {
     pub update: Option<UpdateOptions>,
     /// The privacy agent (which needs the update service's origin); `None` runs without one.
     pub privacy: Option<PrivacyOptions>,
+    /// Where the debug port (a GDB remote stub over TCP) listens; `None` runs without one.
+    pub debug_port: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +74,11 @@ pub enum RunError {
     Update(#[from] StartError),
     #[error(transparent)]
     Privacy(#[from] crate::privacy::StartError),
+    #[error("cannot open the debug port on {addr}: {source}")]
+    DebugPort {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot write ready file {path}: {source}")]
     ReadyFile {
         path: PathBuf,
@@ -93,7 +106,10 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
             path: opts.state_dir.clone(),
             source,
         })?;
-    let flash = Flash::new(opts.state_dir.join(FLASH_FILE));
+    // The device key (eFuse stand-in) lives beside the image, never in it.
+    let image = opts.state_dir.join(FLASH_FILE);
+    let key = unit_key(&opts.state_dir, &image)?;
+    let flash = Flash::new(image, key).with_sealing(Sealing::for_defects(&opts.defects));
     let state = boot_state(&flash, opts)?;
     let policy = if opts.defects.has(Defect::NoLoginRateLimit) {
         RateLimitPolicy::OFF
@@ -119,8 +135,21 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
         Some(p) => Some(start_privacy(p, &state)?),
         None => None,
     };
+    let debug = match opts.debug_port {
+        Some(addr) => Some(start_debug_port(addr, &flash, &opts.defects)?),
+        None => {
+            if opts.defects.has(Defect::DebugPortOpen) {
+                tracing::warn!("no --debug-port: debug-port-open has no effect");
+            }
+            None
+        }
+    };
     let pty = open_raw()?;
-    announce(&pty.slave_path, opts.ready_file.as_deref())?;
+    announce(
+        &pty.slave_path,
+        debug.as_ref().map(DebugPort::local_addr),
+        opts.ready_file.as_deref(),
+    )?;
 
     let mut console = Console::new(state, policy, SystemClock);
     if opts.defects.has(Defect::WrongModelDesignation) {
@@ -185,6 +214,9 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
         watch_stdin: opts.exit_on_stdin_eof,
     }
     .run()?;
+    if let Some(port) = debug {
+        port.shutdown();
+    }
     if let Some((_, handle)) = privacy {
         handle.shutdown(PRIVACY_STOP_WAIT);
     }
@@ -196,6 +228,21 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
     }
     tracing::info!(?stop, "board stopped");
     Ok(stop)
+}
+
+/// Opens the debug port on `addr`, serving the flash image; locked unless `debug-port-open`.
+fn start_debug_port(
+    addr: SocketAddr,
+    flash: &Flash,
+    defects: &DefectSet,
+) -> Result<DebugPort, RunError> {
+    let access = if defects.has(Defect::DebugPortOpen) {
+        Access::Open
+    } else {
+        Access::Locked
+    };
+    DebugPort::start(addr, flash.path().to_path_buf(), access)
+        .map_err(|source| RunError::DebugPort { addr, source })
 }
 
 /// Starts the update agent, which sees `state` until the console publishes.
@@ -229,10 +276,13 @@ fn boot_state(flash: &Flash, opts: &RunOptions) -> Result<FlashState, RunError> 
         if opts.defects.has(Defect::UniversalDefaultPassword) {
             tracing::warn!("unit already provisioned: universal-default-password has no effect");
         }
+        // Written back at once in this firmware's format and storage policy: an image of earlier
+        // firmware (user data in the clear) is sealed from this boot on.
+        flash.store(&state)?;
         return Ok(state);
     }
     tracing::info!("no flash image: factory provisioning");
-    let unit = provision(opts.serial.as_deref(), &opts.defects)?;
+    let unit = provision(opts.serial.as_deref(), opts.factory_seq, &opts.defects)?;
     // Label first: a crash before the flash write re-provisions next boot
     // instead of leaving a unit whose password nobody knows.
     write_label(&opts.state_dir.join(LABEL_FILE), &unit.label)?;
@@ -240,9 +290,14 @@ fn boot_state(flash: &Flash, opts: &RunOptions) -> Result<FlashState, RunError> 
     Ok(unit.state)
 }
 
-/// Tells the host where the console is: the ready file first, then the PTY
-/// line, so a host that saw either can rely on both.
-fn announce(slave: &Path, ready_file: Option<&Path>) -> Result<(), RunError> {
+/// Tells the host where the console is: the ready file first, then the ready
+/// line (`PTY <path>`, or `PTY <path> DEBUG <ip:port>` with a debug port), so a
+/// host that saw either can rely on both.
+fn announce(
+    slave: &Path,
+    debug_port: Option<SocketAddr>,
+    ready_file: Option<&Path>,
+) -> Result<(), RunError> {
     if let Some(path) = ready_file {
         write_atomic(path, slave.as_os_str().as_encoded_bytes(), 0o644).map_err(|source| {
             RunError::ReadyFile {
@@ -252,8 +307,17 @@ fn announce(slave: &Path, ready_file: Option<&Path>) -> Result<(), RunError> {
         })?;
     }
     let mut out = std::io::stdout().lock();
-    if let Err(e) = writeln!(out, "PTY {}", slave.display()).and_then(|()| out.flush()) {
+    if let Err(e) = writeln!(out, "{}", ready_line(slave, debug_port)).and_then(|()| out.flush()) {
         tracing::warn!(error = %e, "cannot print the PTY line on stdout");
     }
     Ok(())
+}
+
+/// The line on stdout that says the board is up: `PTY <path>`, then ` DEBUG <ip:port>` when it
+/// has a debug port.
+pub fn ready_line(slave: &Path, debug_port: Option<SocketAddr>) -> String {
+    match debug_port {
+        Some(addr) => format!("PTY {} DEBUG {addr}", slave.display()),
+        None => format!("PTY {}", slave.display()),
+    }
 }

@@ -231,6 +231,10 @@ impl CloudSession {
             )?;
         }
         let (client_cert, client_key) = write_client_cert(&pki, &dut, state)?;
+        // The other units of a fleet get theirs too, so their requests are attributed to them.
+        for name in client_names.iter().skip(1) {
+            write_client_cert(&pki, name, state)?;
+        }
         let update_keys = UpdateKeys::generate()?;
         let update_key = update_keys.write_vendor_public(state)?;
         let port = |a: Option<std::net::SocketAddr>| a.map(|a| a.port()).unwrap_or(0);
@@ -274,22 +278,54 @@ impl CloudSession {
     /// vendor's update-verification public key).
     pub fn vars(&self, state: &Path) -> Vec<(String, String)> {
         let path = |p: &Path| p.display().to_string();
+        self.vars_of(
+            &self.dut_username,
+            state,
+            path(&self.client_cert),
+            path(&self.client_key),
+        )
+    }
+
+    /// [`CloudSession::vars`] for another unit of the fleet: its own account and client certificate
+    /// (written into the same `state` directory the cloud was started with). `None` for a client
+    /// name the cloud was not started with.
+    pub fn vars_for(&self, name: &str, state: &Path) -> Option<Vec<(String, String)>> {
+        if !self.endpoints.clients.iter().any(|c| c.username == name) {
+            return None;
+        }
+        let file = |what: &str| {
+            state
+                .join(format!("client-{name}.{what}.pem"))
+                .display()
+                .to_string()
+        };
+        Some(self.vars_of(name, state, file("crt"), file("key")))
+    }
+
+    fn vars_of(
+        &self,
+        username: &str,
+        state: &Path,
+        client_cert: String,
+        client_key: String,
+    ) -> Vec<(String, String)> {
+        let path = |p: &Path| p.display().to_string();
         vec![
             ("cloud.mqtt".into(), self.endpoints.mqtt.clone()),
             ("cloud.mqtts".into(), self.endpoints.mqtts.clone()),
             ("cloud.https".into(), self.endpoints.https.clone()),
             ("cloud.http".into(), self.endpoints.http.clone()),
             ("cloud.ca_cert".into(), self.endpoints.ca_cert.clone()),
-            ("cloud.username".into(), self.dut_username.clone()),
+            ("cloud.username".into(), username.to_string()),
             (
                 "cloud.password_file".into(),
                 state
-                    .join(format!("cloud-{}.password", self.dut_username))
+                    .join(format!("cloud-{username}.password"))
                     .display()
                     .to_string(),
             ),
-            ("cloud.client_cert".into(), path(&self.client_cert)),
-            ("cloud.client_key".into(), path(&self.client_key)),
+            ("cloud.client_cert".into(), client_cert),
+            ("cloud.client_key".into(), client_key),
             ("cloud.update_key".into(), path(&self.update_key)),
         ]
     }
@@ -406,7 +442,22 @@ mod tests {
         );
         let mode = std::fs::metadata(&key).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert!(!state.path().join("client-other.crt.pem").exists());
+        // Every other unit of the fleet has its own account and certificate.
+        let other: std::collections::BTreeMap<_, _> = c
+            .vars_for("other", state.path())
+            .unwrap()
+            .into_iter()
+            .collect();
+        let other_key = state.path().join("client-other.key.pem");
+        assert_eq!(other["cloud.username"], "other");
+        assert_eq!(other["cloud.client_key"], other_key.display().to_string());
+        let other_der =
+            CertificateDer::from_pem_file(state.path().join("client-other.crt.pem")).unwrap();
+        assert_eq!(
+            hilt_cloud::pki::peer_identity(Some(&[other_der])).as_deref(),
+            Some("other")
+        );
+        assert!(c.vars_for("stranger", state.path()).is_none());
 
         let public = state.path().join("update-vendor.pub.pem");
         assert_eq!(vars["cloud.update_key"], public.display().to_string());
@@ -415,14 +466,14 @@ mod tests {
         assert_eq!(loaded, vendor.verifying_key());
         assert_ne!(vendor.key_id(), foreign.key_id());
 
-        // No update-signing private key reaches the disk: the only private key is the device's TLS key.
+        // No update-signing private key reaches the disk: the only private keys are the units' TLS keys.
         let vendor_pem = vendor.private_pem().unwrap();
         for entry in std::fs::read_dir(state.path()).unwrap() {
             let path = entry.unwrap().path();
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             assert!(!text.contains(vendor_pem.as_str()), "{}", path.display());
             if text.contains("PRIVATE KEY") {
-                assert_eq!(path, key);
+                assert!(path == key || path == other_key, "{}", path.display());
             }
         }
         let shown = format!("{:?}", c.update_keys);

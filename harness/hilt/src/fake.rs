@@ -113,6 +113,8 @@ pub struct FakeBench {
     passwords: BTreeMap<String, String>,
     devices: BTreeMap<String, Factory>,
     cloud: Option<CloudSession>,
+    /// Variables the profile's memory links are rendered with (e.g. `state`).
+    vars: BTreeMap<String, String>,
 }
 
 impl FakeBench {
@@ -124,7 +126,14 @@ impl FakeBench {
             passwords: BTreeMap::new(),
             devices: BTreeMap::new(),
             cloud: None,
+            vars: BTreeMap::new(),
         }
+    }
+
+    /// A variable for rendering the profile's memory links (`{state}`, `{launch.debug}`, …).
+    pub fn var(mut self, name: &str, value: &str) -> Self {
+        self.vars.insert(name.into(), value.into());
+        self
     }
 
     /// The unit's password for credential surface `surface` (e.g. `console`).
@@ -210,5 +219,26 @@ impl Bench for FakeBench {
         if let Some(c) = &self.cloud {
             c.mask_secret(secret, label);
         }
+    }
+
+    fn memory_plan(&self, link: &str, unit: usize) -> Result<crate::memory::MemoryPlan, String> {
+        if unit != 0 {
+            return Err(format!(
+                "this fake bench has one unit, not unit {}",
+                unit + 1
+            ));
+        }
+        let Some(hilt_model::profile::Link::Memory(decl)) = self.profile.links.get(link) else {
+            return Err(format!("no memory link {link:?} in this profile"));
+        };
+        crate::memory::MemoryPlan::new(link, decl, |t| {
+            t.render(|name| {
+                self.vars
+                    .get(name)
+                    .map(|v| hilt_model::template::Value::plain(v.clone()))
+                    .ok_or_else(|| format!("unknown variable {{{name}}}"))
+            })
+            .map(|v| v.text)
+        })
     }
 }

@@ -11,6 +11,12 @@
 //! and URL-safe, at each alignment, of each case form) and percent-encoding, and every beginning of
 //! it from 8 characters on, as is and as hex.
 //!
+//! Planted canaries too: the profile's flash link becomes a dump command that also keeps a copy of
+//! every dump where this test reads it. Under `plaintext-wifi-psk` and `obfuscated-secrets` the
+//! board stores the storage case's canaries (a Wi-Fi passphrase, a name and an email made of random
+//! characters, secret case variables) readably, so the test learns them from the dumps and searches
+//! every output for them in every form.
+//!
 //! A secret shorter than 8 characters (the universal default `admin`) is a common word: as is it is
 //! looked for as a whole word only (`administrator` is no leak), outside the published texts the
 //! report quotes (the provision catalogue's "alerts the user or admin", the scenarios' own texts),
@@ -32,8 +38,9 @@ fn defects(profile: &str) -> Vec<String> {
     d.keys().cloned().collect()
 }
 
-/// `profile` with the board's state directory at `dir/board` (kept: its label holds the unit
-/// password), and a launch that first copies the mock cloud's device password to `dir/cloud.password`.
+/// `profile` with each unit's state directory at `dir/board-N` (kept: its label holds the unit
+/// password), a launch that first copies the mock cloud's device password to `dir/cloud.password`,
+/// and a flash link that keeps a copy of every dump in `dir/dumps`.
 fn knowing_profile(profile: &str, dir: &Path) -> String {
     let d = dir.display();
     let swaps = [
@@ -45,11 +52,17 @@ fn knowing_profile(profile: &str, dir: &Path) -> String {
         ),
         (
             r#""--state", "{state}""#.to_string(),
-            format!(r#""--state", "{d}/board""#),
+            format!(r#""--state", "{d}/board-{{unit.index}}""#),
         ),
         (
             r#"file = "{state}/label.txt""#.to_string(),
-            format!(r#"file = "{d}/board/label.txt""#),
+            format!(r#"file = "{d}/board-{{unit.index}}/label.txt""#),
+        ),
+        (
+            "source = \"file\"\npath = \"{state}/flash.img\"".to_string(),
+            format!(
+                "source = \"command\"\ncommand = [\"sh\", \"-c\", \"mkdir -p {d}/dumps && cp {d}/board-{{unit.index}}/flash.img {d}/dumps/unit{{unit.index}}-$$.img && cp {d}/board-{{unit.index}}/flash.img {{state}}/dump.img\"]\noutput = \"{{state}}/dump.img\""
+            ),
         ),
     ];
     let mut out = profile.to_string();
@@ -129,13 +142,24 @@ fn run(profile: &str, defect: Option<&str>, tmp: &Path) -> Run {
         format!("{name}: report.dsse.json payload, decoded"),
         payload,
     ));
-    let label = std::fs::read_to_string(dir.join("board/label.txt")).expect("the unit's label");
-    let unit = label
-        .lines()
-        .find_map(|l| l.strip_prefix("password="))
-        .expect("a password= line")
-        .trim()
-        .to_string();
+    let label = std::fs::read_to_string(dir.join("board-1/label.txt")).expect("the unit's label");
+    let password = |label: &str| {
+        label
+            .lines()
+            .find_map(|l| l.strip_prefix("password="))
+            .expect("a password= line")
+            .trim()
+            .to_string()
+    };
+    let unit = password(&label);
+    let mut secrets = vec![("the unit password".to_string(), unit.clone())];
+    // The fleet's other units, when a case launched them.
+    for n in 2..=3 {
+        if let Ok(label) = std::fs::read_to_string(dir.join(format!("board-{n}/label.txt"))) {
+            secrets.push((format!("unit {n}'s password"), password(&label)));
+        }
+    }
+    secrets.extend(planted(&dir.join("dumps")));
     let cloud = std::fs::read_to_string(dir.join("cloud.password"))
         .expect("the mock cloud's device password")
         .trim()
@@ -146,12 +170,43 @@ fn run(profile: &str, defect: Option<&str>, tmp: &Path) -> Run {
         name,
         code: o.status.code(),
         outputs,
-        secrets: vec![
-            ("the unit password".into(), unit),
-            ("the mock cloud's device password".into(), cloud),
-        ],
+        secrets: {
+            secrets.push(("the mock cloud's device password".into(), cloud));
+            secrets
+        },
         report,
     }
+}
+
+/// The canaries the board stored readably in any dump kept in `dumps`: a Wi-Fi passphrase in the
+/// clear (`wifi_cache`), or the personal data in a base64-only section (`privacy_encoded`). The
+/// board's image is `VRBFLASH`, version, body length (u32 LE at 12), CRC, then the JSON body at 20.
+fn planted(dumps: &Path) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dumps) else {
+        return found;
+    };
+    for e in entries {
+        let image = std::fs::read(e.unwrap().path()).unwrap();
+        let len = u32::from_le_bytes(image[12..16].try_into().unwrap()) as usize;
+        let body: serde_json::Value = serde_json::from_slice(&image[20..20 + len]).unwrap();
+        let mut keep = |what: &str, v: &serde_json::Value| {
+            if let Some(t) = v.as_str().filter(|t| t.len() >= MIN_PREFIX) {
+                let t = t.trim_end_matches("@example.org").to_string();
+                if !found.iter().any(|(_, f)| *f == t) {
+                    found.push((format!("a planted {what}"), t));
+                }
+            }
+        };
+        keep("Wi-Fi passphrase", &body["wifi_cache"]["psk"]);
+        if let Some(encoded) = body["privacy_encoded"].as_str() {
+            let privacy: serde_json::Value =
+                serde_json::from_slice(&base64_decode(encoded)).unwrap();
+            keep("owner name", &privacy["profile"]["name"]);
+            keep("Wi-Fi passphrase", &privacy["profile"]["wifi"]["psk"]);
+        }
+    }
+    found
 }
 
 /// Every file under `dir`, recursively.
@@ -438,6 +493,20 @@ fn no_secret_reaches_any_output_in_any_form_under_any_defect() {
         verdict(&universal.report, "pw.console.no-universal-default"),
         "FAIL"
     );
+    // The storage defects made the board store the planted canaries readably, so this test knew them
+    // and searched for them: a passphrase under one, a name and a passphrase under the other.
+    for (defect, at_least) in [("plaintext-wifi-psk", 1), ("obfuscated-secrets", 2)] {
+        let r = runs.iter().find(|r| r.name == defect).unwrap();
+        let planted = r
+            .secrets
+            .iter()
+            .filter(|(what, _)| what.starts_with("a planted"))
+            .count();
+        assert!(
+            planted >= at_least,
+            "{defect}: {planted} planted canaries learnt"
+        );
+    }
     // Masked, not absent: the attempts with the unit's own password show the marker, and so does
     // the transcript of the login with it.
     for r in &runs {

@@ -83,6 +83,7 @@ impl Recording {
             steps: &self.steps,
             secrets: &[],
             started_unix_ms: None,
+            memory: &Default::default(),
             cloud: Some(CloudEvidence {
                 flows,
                 dut: Dut {

@@ -2,10 +2,12 @@
 //!
 //! `serial` drives a console (real UART or the virtual board's pseudo-terminal) with send/expect
 //! scripts and keeps a timestamped, secret-masked transcript as evidence. USB, BLE and debug-probe
-//! links will sit beside it and reuse [`Port`], [`Console`] and [`Transcript`].
+//! links will sit beside it and reuse [`Port`], [`Console`] and [`Transcript`]. `memory` reads a
+//! device's storage (flash images, GDB remote stubs, debug probes, vendor dump commands) into snapshots.
 
 mod cancel;
 mod error;
+pub mod memory;
 pub mod serial;
 
 pub use cancel::Cancel;

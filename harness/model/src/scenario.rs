@@ -190,6 +190,9 @@ pub enum Rows {
     /// Candidate passwords derived from the unit's serial number the way careless factories do
     /// (`derived:unit.serial`): columns `derivation` and `password`.
     DerivedFromSerial,
+    /// Every unit of the board profile, in order (`for_each = "units"`): columns `unit` (1-based) and
+    /// `serial`. Only actions that read memory run per unit.
+    Units,
 }
 
 #[derive(Debug, Clone)]
@@ -723,11 +726,26 @@ impl RawStep {
         let for_each = match self.for_each {
             None => None,
             Some(f) if f == "derived:unit.serial" => Some(Rows::DerivedFromSerial),
+            Some(f) if f == "units" => {
+                let per_unit = match &what {
+                    StepWhat::Action { name, .. } => {
+                        vocabulary::action(name).is_some_and(|a| a.reads_memory)
+                    }
+                    _ => false,
+                };
+                if !per_unit {
+                    return Err(src.err(
+                        span,
+                        format!("{at}: for_each = \"units\" runs only actions that read memory (read-storage, read-debug-port)"),
+                    ));
+                }
+                Some(Rows::Units)
+            }
             Some(f) => {
                 let Some(rel) = f.strip_prefix("fixture:") else {
                     return Err(src.err(
                         span,
-                        format!("{at}: for_each must be \"fixture:PATH\" (relative to fixtures/) or \"derived:unit.serial\""),
+                        format!("{at}: for_each must be \"fixture:PATH\" (relative to fixtures/), \"derived:unit.serial\" or \"units\""),
                     ));
                 };
                 let p = fixtures.join(rel);

@@ -8,7 +8,7 @@ use hilt_model::profile::{BoardProfile, Credential, Link, SecretSource, SerialTa
 use hilt_model::template::{Template, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use launch::VirtualProcess;
@@ -45,12 +45,24 @@ pub struct BoardSession {
     pub profile: Arc<BoardProfile>,
     pub unit: Unit,
     pub defects: Vec<String>,
+    opts: SessionOptions,
     vars: BTreeMap<String, String>,
-    // Field order matters: stop the board, then its cloud, before the state directory is removed.
-    // Held for its Drop, which stops the board.
+    // Field order matters: stop the boards, then their cloud, before the state directories are
+    // removed. Processes are held for their Drop, which stops them.
+    /// The other units of a fleet (by index, 1 = the second unit), launched when a case first reads
+    /// their memory and stopped when it ends; their state directories outlive them.
+    fleet: Mutex<BTreeMap<usize, FleetUnit>>,
     process: Option<VirtualProcess>,
     cloud: Option<CloudSession>,
     _state: tempfile::TempDir,
+    /// State directories of units 2, 3, …: their labels and flash persist from case to case.
+    fleet_states: Vec<tempfile::TempDir>,
+}
+
+/// A launched unit other than the unit under test.
+struct FleetUnit {
+    vars: BTreeMap<String, String>,
+    _process: Option<VirtualProcess>,
 }
 
 impl BoardSession {
@@ -59,25 +71,18 @@ impl BoardSession {
         opts: &SessionOptions,
     ) -> Result<BoardSession, BoardError> {
         let unit = profile.units[0].clone();
-        // 0700: it holds the unit's label (its password) and the cloud password.
-        let state = tempfile::Builder::new()
-            .prefix("hilt-board-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .tempdir()
-            .map_err(|e| BoardError::Launch(format!("cannot create a state directory: {e}")))?;
-        let mut vars = BTreeMap::new();
-        vars.insert("state".to_string(), state.path().display().to_string());
-        vars.insert("hilt".to_string(), opts.hilt_exe.display().to_string());
-        vars.insert(
-            "profile_dir".to_string(),
-            profile.dir().display().to_string(),
-        );
-        vars.insert("unit.serial".to_string(), unit.serial.clone());
+        let state = state_dir()?;
+        let fleet_states = (1..profile.units.len())
+            .map(|_| state_dir())
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut vars = unit_vars(&profile, opts, 0, state.path());
         let mut cloud = None;
         if profile.cloud_link().is_some() {
+            // One account and client certificate per unit, so a fleet's units are told apart.
+            let serials: Vec<String> = profile.units.iter().map(|u| u.serial.clone()).collect();
             let c = CloudSession::start(
                 std::net::Ipv4Addr::LOCALHOST.into(),
-                std::slice::from_ref(&unit.serial),
+                &serials,
                 state.path(),
                 hilt_cloud::FlowLog::new(),
             )
@@ -85,61 +90,77 @@ impl BoardSession {
             vars.extend(c.vars(state.path()));
             cloud = Some(c);
         }
-        let mut process = None;
-        match &profile.launch {
-            Some(launch) => {
-                let mut argv = Vec::new();
-                for t in &launch.command {
-                    argv.push(render(t, &vars)?.text);
-                }
-                for d in &opts.defects {
-                    if !launch.defects.contains_key(d) {
-                        return Err(BoardError::Profile(format!(
-                            "{}: unknown defect {d:?} (declared: {})",
-                            profile.path.display(),
-                            launch
-                                .defects
-                                .keys()
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )));
-                    }
-                    if let Some(flag) = &launch.defect_flag {
-                        argv.push(flag.clone());
-                    }
-                    argv.push(d.clone());
-                }
-                let ready = regex::Regex::new(launch.ready.get_ref())
-                    .map_err(|e| BoardError::Profile(e.to_string()))?;
-                tracing::info!(board = profile.name(), defects = ?opts.defects, "launching virtual board");
-                let (p, launch_vars) = VirtualProcess::start(
-                    &argv,
-                    &ready,
-                    Duration::from_millis(launch.ready_timeout_ms),
-                )?;
-                for (k, v) in launch_vars {
-                    vars.insert(format!("launch.{k}"), v);
-                }
-                process = Some(p);
-            }
-            None if !opts.defects.is_empty() => {
-                return Err(BoardError::Profile(format!(
-                    "{}: defects need a [launch] section (a virtual board)",
-                    profile.path.display()
-                )));
-            }
-            None => {}
-        }
+        let process = launch(&profile, opts, &mut vars)?;
         Ok(BoardSession {
             profile,
             unit,
             defects: opts.defects.clone(),
+            opts: opts.clone(),
             vars,
+            fleet: Mutex::new(BTreeMap::new()),
             process,
             cloud,
             _state: state,
+            fleet_states,
         })
+    }
+
+    /// The variables of unit `index` (0 = the unit under test), launching it first if it is another
+    /// unit of a virtual fleet that is not running.
+    fn unit_vars_launched(&self, index: usize) -> Result<BTreeMap<String, String>, BoardError> {
+        if index == 0 {
+            return Ok(self.vars.clone());
+        }
+        let state = self.fleet_states.get(index - 1).ok_or_else(|| {
+            BoardError::Profile(format!("the board profile has no unit {}", index + 1))
+        })?;
+        let mut fleet = self.fleet.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(u) = fleet.get(&index) {
+            return Ok(u.vars.clone());
+        }
+        let mut vars = unit_vars(&self.profile, &self.opts, index, state.path());
+        if let Some(c) = &self.cloud {
+            let serial = &self.profile.units[index].serial;
+            let own = c.vars_for(serial, self._state.path()).ok_or_else(|| {
+                BoardError::Launch(format!("the mock cloud has no account for unit {serial}"))
+            })?;
+            vars.extend(own);
+        }
+        tracing::info!(unit = index + 1, "launching another unit of the fleet");
+        let process = launch(&self.profile, &self.opts, &mut vars)?;
+        fleet.insert(
+            index,
+            FleetUnit {
+                vars: vars.clone(),
+                _process: process,
+            },
+        );
+        Ok(vars)
+    }
+
+    /// The variables of unit `index` as they stand, without launching it: a fleet unit never
+    /// launched has its state directory but nothing in it yet.
+    fn unit_vars_now(&self, index: usize) -> Result<BTreeMap<String, String>, BoardError> {
+        if index == 0 {
+            return Ok(self.vars.clone());
+        }
+        let state = self.fleet_states.get(index - 1).ok_or_else(|| {
+            BoardError::Profile(format!("the board profile has no unit {}", index + 1))
+        })?;
+        let fleet = self.fleet.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(fleet
+            .get(&index)
+            .map(|u| u.vars.clone())
+            .unwrap_or_else(|| unit_vars(&self.profile, &self.opts, index, state.path())))
+    }
+
+    /// Stops every launched unit but the unit under test (their state stays for the next case).
+    pub fn release_fleet(&self) {
+        let mut fleet = self.fleet.lock().unwrap_or_else(|p| p.into_inner());
+        if !fleet.is_empty() {
+            tracing::info!(units = fleet.len(), "stopping the other units of the fleet");
+        }
+        fleet.clear();
     }
 
     /// The board's mock cloud, when its profile declares a cloud link.
@@ -201,12 +222,14 @@ impl Bench for BoardSession {
     }
 
     fn credential(&self, unit: usize, surface: &str, field: &str) -> Result<Value, String> {
-        let unit = self
+        let u = self
             .profile
             .units
             .get(unit)
             .ok_or_else(|| format!("the board profile has no unit {}", unit + 1))?;
-        unit_credential(unit, surface, field, &self.vars).map_err(|e| e.to_string())
+        // Never launches a unit: a fleet unit's label exists once a step has read its memory.
+        let vars = self.unit_vars_now(unit).map_err(|e| e.to_string())?;
+        unit_credential(u, surface, field, &vars).map_err(|e| e.to_string())
     }
 
     fn open_console(&self, link: &str, cancel: Cancel) -> Result<Console<Box<dyn Port>>, String> {
@@ -225,6 +248,106 @@ impl Bench for BoardSession {
             p.mask(secret, label);
         }
     }
+
+    fn memory_plan(&self, link: &str, unit: usize) -> Result<crate::memory::MemoryPlan, String> {
+        let Some(Link::Memory(decl)) = self.profile.links.get(link) else {
+            return Err(format!(
+                "no memory link {link:?} in {}",
+                self.profile.path.display()
+            ));
+        };
+        let vars = self.unit_vars_launched(unit).map_err(|e| e.to_string())?;
+        crate::memory::MemoryPlan::new(link, decl, |t| {
+            render(t, &vars).map(|v| v.text).map_err(|e| e.to_string())
+        })
+    }
+
+    fn end_case(&self) {
+        self.release_fleet();
+    }
+}
+
+/// A 0700 state directory: it holds the unit's label (its password) and the cloud's passwords.
+fn state_dir() -> Result<tempfile::TempDir, BoardError> {
+    tempfile::Builder::new()
+        .prefix("hilt-board-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .map_err(|e| BoardError::Launch(format!("cannot create a state directory: {e}")))
+}
+
+/// `state`, `hilt`, `profile_dir`, `unit.serial` and `unit.index` (1-based) of unit `index`.
+fn unit_vars(
+    profile: &BoardProfile,
+    opts: &SessionOptions,
+    index: usize,
+    state: &Path,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("state".to_string(), state.display().to_string()),
+        ("hilt".to_string(), opts.hilt_exe.display().to_string()),
+        (
+            "profile_dir".to_string(),
+            profile.dir().display().to_string(),
+        ),
+        (
+            "unit.serial".to_string(),
+            profile.units[index].serial.clone(),
+        ),
+        ("unit.index".to_string(), (index + 1).to_string()),
+    ])
+}
+
+/// Launches the board for the unit `vars` describe, when the profile says how; its ready line's
+/// named groups become `launch.NAME` variables.
+fn launch(
+    profile: &BoardProfile,
+    opts: &SessionOptions,
+    vars: &mut BTreeMap<String, String>,
+) -> Result<Option<VirtualProcess>, BoardError> {
+    let Some(launch) = &profile.launch else {
+        if !opts.defects.is_empty() {
+            return Err(BoardError::Profile(format!(
+                "{}: defects need a [launch] section (a virtual board)",
+                profile.path.display()
+            )));
+        }
+        return Ok(None);
+    };
+    let mut argv = Vec::new();
+    for t in &launch.command {
+        argv.push(render(t, vars)?.text);
+    }
+    for d in &opts.defects {
+        if !launch.defects.contains_key(d) {
+            return Err(BoardError::Profile(format!(
+                "{}: unknown defect {d:?} (declared: {})",
+                profile.path.display(),
+                launch
+                    .defects
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if let Some(flag) = &launch.defect_flag {
+            argv.push(flag.clone());
+        }
+        argv.push(d.clone());
+    }
+    let ready = regex::Regex::new(launch.ready.get_ref())
+        .map_err(|e| BoardError::Profile(e.to_string()))?;
+    tracing::info!(board = profile.name(), defects = ?opts.defects, "launching virtual board");
+    let (p, launch_vars) = VirtualProcess::start(
+        &argv,
+        &ready,
+        Duration::from_millis(launch.ready_timeout_ms),
+    )?;
+    for (k, v) in launch_vars {
+        vars.insert(format!("launch.{k}"), v);
+    }
+    Ok(Some(p))
 }
 
 fn unit_credential(

@@ -95,6 +95,14 @@ fn shown(value: &str, secret: bool, secrets: &[(String, String)]) -> String {
     }
 }
 
+/// Whether `captured` is the mask marker (`‹secret:LABEL›`) of a secret that is exactly `expected`:
+/// captures are masked as they are recorded, so a secret shown back arrives as its marker.
+fn is_marker_of(captured: &str, expected: &str, secrets: &[(String, String)]) -> bool {
+    secrets
+        .iter()
+        .any(|(s, label)| s == expected && captured == format!("‹secret:{label}›"))
+}
+
 fn judge(
     step: &hilt_report::model::StepRecord,
     capture: &str,
@@ -118,7 +126,7 @@ fn judge(
     for a in answered {
         let n = a.iteration + 1;
         match a.captures.get(capture) {
-            Some(v) if v == expected => {}
+            Some(v) if v == expected || is_marker_of(v, expected, secrets) => {}
             Some(v) => {
                 return (
                     Verdict::Fail,
@@ -196,6 +204,22 @@ mod tests {
         let (v, detail) = judge(&s, "pin", &Value::secret("hunter3"), &[]);
         assert_eq!(v, Verdict::Pass);
         assert_eq!(detail, "pin is ‹secret› as declared");
+        // Recorded masked: the marker of exactly the declared secret is that secret.
+        let secrets = [("hunter3".to_string(), "pin".to_string())];
+        s.attempts[0]
+            .captures
+            .insert("pin".into(), "‹secret:pin›".into());
+        assert_eq!(
+            judge(&s, "pin", &Value::secret("hunter3"), &secrets).0,
+            Verdict::Pass
+        );
+        assert_eq!(
+            judge(&s, "pin", &Value::secret("hunter4"), &secrets).0,
+            Verdict::Fail
+        );
+        s.attempts[0]
+            .captures
+            .insert("pin".into(), "hunter3".into());
         // A plain expectation, and a captured value giving a unit password away (its upper-case
         // form, or a beginning of it): that value is masked, the declared one is not.
         let pw = [("2a7438eda0cd".to_string(), "unit-secret-1".to_string())];

@@ -18,13 +18,19 @@ mod flow_stops;
 mod flows_declared;
 mod lockout_duration;
 mod orderly_reconnect;
+mod password_pattern;
+mod passwords_patternless;
 mod periodic_update_check;
 mod refuses_untrusted_cert;
+mod storage_excludes;
 mod support_period;
 mod throttled;
 mod tls_only;
+mod units_distinct;
 mod users_notified;
 mod withdrawal_parity;
+
+use std::collections::BTreeMap;
 
 use hilt_cloud::Flow;
 use hilt_model::flows::DeclaredFlow;
@@ -59,6 +65,9 @@ pub const KINDS: &[Kind] = &[
     withdrawal_parity::KIND,
     capture_time::KIND,
     flow_excludes::KIND,
+    storage_excludes::KIND,
+    units_distinct::KIND,
+    passwords_patternless::KIND,
 ];
 
 /// A registered check kind: its name and how its parameters become a typed check.
@@ -193,6 +202,8 @@ pub struct Evidence<'a> {
     /// When the case began, unix milliseconds (step times are offsets from it); `None` for
     /// recordings that do not say.
     pub started_unix_ms: Option<u64>,
+    /// By step id, what each memory read got.
+    pub memory: &'a BTreeMap<String, Vec<crate::memory::MemoryRead>>,
     pub cloud: Option<CloudEvidence<'a>>,
 }
 

@@ -117,7 +117,9 @@ fn say_once(e: &anyhow::Error) -> String {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HILT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // probe-rs warns about every USB back end it cannot list on a machine without USB: the
+        // verdict already says what was not found.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,probe_rs=error"));
     // Colour only on a terminal: logs redirected to a file carry no ANSI codes.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

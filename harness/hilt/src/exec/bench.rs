@@ -7,6 +7,7 @@ use hilt_model::profile::{BoardProfile, Unit};
 use hilt_model::template::Value;
 
 use crate::cloud::CloudSession;
+use crate::memory::MemoryPlan;
 
 pub trait Bench {
     fn profile(&self) -> &BoardProfile;
@@ -23,4 +24,14 @@ pub trait Bench {
     /// Mask `secret` in everything the bench records from now on besides the case's own transcripts:
     /// the mock cloud's evidence and the board's logged output.
     fn mask(&self, secret: &str, label: &str);
+    /// How to read memory link `link` of the profile's `unit`-th unit (0 = the unit under test):
+    /// `Err` = the profile or the bench cannot say (NOT_TESTED).
+    fn memory_plan(&self, link: &str, unit: usize) -> Result<MemoryPlan, String> {
+        Err(format!(
+            "this bench reads no memory link ({link} of unit {})",
+            unit + 1
+        ))
+    }
+    /// A case has ended: release what it alone needed (e.g. the other units of a fleet).
+    fn end_case(&self) {}
 }

@@ -11,6 +11,7 @@ mod binding;
 mod budget;
 mod cloud;
 mod derive;
+mod memory_step;
 mod steps;
 mod vars;
 
@@ -88,6 +89,10 @@ pub(crate) struct Ctx<'a> {
     pub offered: bool,
     /// (step id, signed manifest) of each update offered, kept as evidence.
     pub offers: Vec<(String, Vec<u8>)>,
+    /// By step id, what each memory read got (kept for the checks; its evidence is digests).
+    pub memory: BTreeMap<String, Vec<crate::memory::MemoryRead>>,
+    /// (step id, unit, why) of each memory read the device refused.
+    pub refusals: Vec<(String, usize, String)>,
 }
 
 impl<'a> Ctx<'a> {
@@ -173,6 +178,8 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
         held: None,
         offered: false,
         offers: Vec::new(),
+        memory: BTreeMap::new(),
+        refusals: Vec::new(),
     };
     let mut checks = Vec::new();
     let mut budget_ms = None;
@@ -221,6 +228,7 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
         media_type: "application/json".into(),
         description: format!("the signed update manifest (DSSE envelope) offered in step {step:?}"),
     }));
+    evidence.extend(memory_step::evidence(&ctx));
     if let Some(c) = bench.cloud().filter(|_| !scenario.accounts.is_empty()) {
         evidence.push(account_records(c, &ctx.vars, &scenario.accounts));
     }
@@ -228,6 +236,8 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
         let flows = flows.unwrap_or_else(|| cloud_flows(c, from));
         evidence.extend(cloud_evidence(c, &flows));
     }
+    // After the evidence is taken: a fleet's other units stop here.
+    bench.end_case();
     CaseRun {
         result: CaseResult {
             id: scenario.id.clone(),
@@ -365,6 +375,7 @@ fn run_checks(ctx: &Ctx, case: &Case, flows: Option<&[hilt_cloud::Flow]>) -> Vec
         steps: &ctx.steps,
         secrets: &ctx.secrets,
         started_unix_ms: Some(started_unix_ms),
+        memory: &ctx.memory,
         cloud: ctx
             .bench
             .cloud()

@@ -32,6 +32,7 @@ pub(super) fn prepare(ctx: &mut Ctx) -> Result<Vec<Planned>, Stop> {
             Some(Rows::DerivedFromSerial) => {
                 Some(Arc::new(derive::from_serial(&ctx.bench.unit().serial)))
             }
+            Some(Rows::Units) => Some(Arc::new(unit_rows(ctx.bench.profile()))),
             None => None,
         };
         let count = match (&rows, &step.repeat) {
@@ -50,6 +51,21 @@ pub(super) fn prepare(ctx: &mut Ctx) -> Result<Vec<Planned>, Stop> {
         budget,
     });
     Ok(plan)
+}
+
+/// One row per unit of the profile: `unit` (1-based) and `serial`.
+fn unit_rows(profile: &hilt_model::profile::BoardProfile) -> Vec<Row> {
+    profile
+        .units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            Row::from([
+                ("unit".to_string(), (i + 1).to_string()),
+                ("serial".to_string(), u.serial.clone()),
+            ])
+        })
+        .collect()
 }
 
 pub(super) fn run(ctx: &mut Ctx, plan: &[Planned]) -> Result<(), Stop> {
@@ -322,6 +338,16 @@ fn run_attempt(
         })
         .collect();
     let binding = &ctx.bench.profile().bindings[action];
+    if binding.script.is_empty() {
+        // A memory link's binding: the link reads its regions.
+        let unit = scope
+            .row
+            .and_then(|r| r.get("unit"))
+            .and_then(|n| n.parse::<usize>().ok())
+            .map_or(0, |n| n.saturating_sub(1));
+        let link = binding.link.clone();
+        return super::memory_step::read(ctx, step, action, (&link, unit), scope.iteration, of);
+    }
     open_link(ctx, &binding.link)?;
     mask_everywhere(ctx, &binding.link, &masked);
     let n = scope.iteration + 1;
@@ -389,23 +415,30 @@ fn run_attempt(
             return Err(stop);
         }
     }
-    if !step.expect.is_empty() {
-        let ok = attempt
-            .outcome
-            .as_ref()
-            .is_some_and(|o| step.expect.contains(o));
-        if !ok {
-            ctx.failures.push(format!(
-                "{}: answered {:?}, expected {}",
-                describe(&attempt),
-                attempt.outcome.as_deref().unwrap_or("nothing"),
-                step.expect.join(" or ")
-            ));
-        }
-        attempt.conforms = Some(ok);
-    }
+    let what = describe(&attempt);
+    judge_expect(ctx, step, &mut attempt, &what);
     record(ctx, step, attempt, of);
     Ok(())
+}
+
+/// Holds the attempt's outcome against the step's `expect`: a different answer is the device's
+/// failure, with the attempt as its evidence.
+pub(super) fn judge_expect(ctx: &mut Ctx, step: &Step, attempt: &mut Attempt, what: &str) {
+    if step.expect.is_empty() {
+        return;
+    }
+    let ok = attempt
+        .outcome
+        .as_ref()
+        .is_some_and(|o| step.expect.contains(o));
+    if !ok {
+        ctx.failures.push(format!(
+            "{what}: answered {:?}, expected {}",
+            attempt.outcome.as_deref().unwrap_or("nothing"),
+            step.expect.join(" or ")
+        ));
+    }
+    attempt.conforms = Some(ok);
 }
 
 /// Whether showing `candidate` would give away one of `secrets`: it contains one in any ASCII case
@@ -448,7 +481,7 @@ fn open_link(ctx: &mut Ctx, link: &str) -> Result<(), Stop> {
     Ok(())
 }
 
-fn record(ctx: &mut Ctx, step: &Step, attempt: Attempt, of: usize) {
+pub(super) fn record(ctx: &mut Ctx, step: &Step, attempt: Attempt, of: usize) {
     // Later steps may use what this attempt captured (`{step.ID.NAME}`).
     if !attempt.captures.is_empty() {
         let vars = Arc::make_mut(&mut ctx.vars);
@@ -484,7 +517,7 @@ fn is_cancelled(e: &ActionError) -> bool {
     )
 }
 
-fn ms(d: Duration) -> f64 {
+pub(super) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 

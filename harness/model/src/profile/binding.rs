@@ -97,6 +97,8 @@ pub(super) struct RawBinding {
     link: String,
     #[serde(default = "default_timeout")]
     timeout_ms: u64,
+    /// None of its own on a memory link: the link reads its regions.
+    #[serde(default)]
     steps: Vec<Spanned<RawStep>>,
 }
 
@@ -143,13 +145,39 @@ impl RawBinding {
                 ),
             ));
         };
-        if !links.contains_key(&self.link) {
+        let Some(link) = links.get(&self.link) else {
             return Err(src.err(
                 span,
                 format!(
                     "bindings.{action}: link {:?} is not declared under [links]",
                     self.link
                 ),
+            ));
+        };
+        match (link, spec.reads_memory, self.steps.is_empty()) {
+            (Link::Memory(_), true, true) => {
+                return Ok(Binding {
+                    action: action.to_string(),
+                    link: self.link,
+                    timeout_ms: self.timeout_ms,
+                    script: Vec::new(),
+                });
+            }
+            (Link::Memory(_), true, false) => {
+                return Err(src.err(span, format!("bindings.{action}: a binding on memory link {:?} takes no steps: the link reads its regions", self.link)));
+            }
+            (_, true, _) => {
+                return Err(src.err(span, format!("bindings.{action}: action {action} reads memory; bind it to a link of kind \"memory\"")));
+            }
+            (Link::Memory(_), false, _) => {
+                return Err(src.err(span, format!("bindings.{action}: memory link {:?} can only carry actions that read memory", self.link)));
+            }
+            _ => {}
+        }
+        if self.steps.is_empty() {
+            return Err(src.err(
+                span,
+                format!("bindings.{action}: give the script's `steps`"),
             ));
         }
         let mut v = Validator {

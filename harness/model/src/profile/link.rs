@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use std::ops::Range;
 
+use super::memory::{MemoryLink, RawMemory, RegionDecl};
 use crate::error::{LoadError, Source};
 use crate::template::Template;
 
@@ -18,6 +19,18 @@ struct RawLink {
     baud: u32,
     #[serde(default)]
     char_delay_us: u64,
+    // Memory links (see [`super::memory`]).
+    source: Option<String>,
+    address: Option<Template>,
+    probe: Option<String>,
+    chip: Option<String>,
+    command: Option<Vec<Template>>,
+    output: Option<Template>,
+    regions: Option<Vec<RegionDecl>>,
+    #[serde(default)]
+    keep_bytes: bool,
+    max_bytes: Option<u64>,
+    timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -25,6 +38,44 @@ pub enum Link {
     Serial(SerialLink),
     /// The device talks to hilt's mock cloud (MQTT and HTTPS): `hilt run` starts one for the board.
     Cloud(CloudLink),
+    /// The device's storage or memory, read into snapshots.
+    Memory(MemoryLink),
+}
+
+impl RawLink {
+    /// Whether any memory-link field is set (a serial or cloud link takes none).
+    fn has_memory_fields(&self) -> bool {
+        self.source.is_some()
+            || self.address.is_some()
+            || self.probe.is_some()
+            || self.chip.is_some()
+            || self.command.is_some()
+            || self.output.is_some()
+            || self.regions.is_some()
+            || self.keep_bytes
+            || self.max_bytes.is_some()
+            || self.timeout_ms.is_some()
+    }
+
+    fn into_memory(self) -> Result<MemoryLink, String> {
+        if self.usb.is_some() {
+            return Err("a memory link takes no usb".into());
+        }
+        RawMemory {
+            source: self.source,
+            path: self.path,
+            address: self.address,
+            probe: self.probe,
+            chip: self.chip,
+            command: self.command,
+            output: self.output,
+            regions: self.regions,
+            keep_bytes: self.keep_bytes,
+            max_bytes: self.max_bytes,
+            timeout_ms: self.timeout_ms,
+        }
+        .into_link()
+    }
 }
 
 /// A mock-cloud link. Its endpoints and the unit's credentials become `{cloud.*}` variables.
@@ -34,6 +85,12 @@ pub struct CloudLink {}
 impl<'de> Deserialize<'de> for Link {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = RawLink::deserialize(d)?;
+        if raw.kind != "memory" && raw.has_memory_fields() {
+            return Err(serde::de::Error::custom(format!(
+                "a {} link takes no memory fields (source, address, probe, chip, command, output, regions, keep_bytes, max_bytes, timeout_ms)",
+                raw.kind
+            )));
+        }
         match raw.kind.as_str() {
             "serial" => Ok(Link::Serial(SerialLink {
                 path: raw.path,
@@ -45,8 +102,12 @@ impl<'de> Deserialize<'de> for Link {
             "cloud" => Err(serde::de::Error::custom(
                 "a cloud link takes no path or usb",
             )),
+            "memory" => raw
+                .into_memory()
+                .map(Link::Memory)
+                .map_err(serde::de::Error::custom),
             other => Err(serde::de::Error::custom(format!(
-                "unknown link kind {other:?} (known: serial, cloud)"
+                "unknown link kind {other:?} (known: serial, cloud, memory)"
             ))),
         }
     }
@@ -131,7 +192,7 @@ impl Link {
                 }
                 Ok(())
             }
-            Link::Cloud(_) => Ok(()),
+            Link::Cloud(_) | Link::Memory(_) => Ok(()),
         }
     }
 }

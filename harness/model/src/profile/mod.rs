@@ -3,10 +3,12 @@
 
 mod binding;
 mod link;
+mod memory;
 mod update;
 
 pub use binding::{Binding, ExpectSpec, Script, ScriptStep, StepKind};
 pub use link::{CloudLink, Link, SerialLink, SerialTarget, UsbMatch};
+pub use memory::{MemoryLink, MemorySource, RegionDecl};
 pub use update::{DeclaredImage, DeclaredImages, UpdateOffers};
 
 use serde::Deserialize;

@@ -11,4 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["rejected"],
     lockouts: &[],
     captures: &["version", "detail"],
+    reads_memory: false,
 };

@@ -11,4 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["cancelled"],
     lockouts: &[],
     captures: &[],
+    reads_memory: false,
 };

@@ -11,4 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["refused"],
     lockouts: &[],
     captures: &["export"],
+    reads_memory: false,
 };

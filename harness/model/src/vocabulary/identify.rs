@@ -10,4 +10,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &[],
     lockouts: &[],
     captures: &["model", "serial", "firmware"],
+    reads_memory: false,
 };

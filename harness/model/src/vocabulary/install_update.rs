@@ -11,4 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["nothing"],
     lockouts: &[],
     captures: &["version"],
+    reads_memory: false,
 };

@@ -10,4 +10,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["rejected"],
     lockouts: &["locked"],
     captures: &[],
+    reads_memory: false,
 };

@@ -15,8 +15,10 @@ mod pair;
 mod read_auto_update;
 mod read_consent;
 mod read_consent_record;
+mod read_debug_port;
 mod read_personal_data;
 mod read_privacy_info;
+mod read_storage;
 mod read_support_period;
 mod read_update_notice;
 mod reboot;
@@ -42,6 +44,8 @@ pub const ACTIONS: &[ActionSpec] = &[
     set_consent::SPEC,
     read_consent::SPEC,
     read_consent_record::SPEC,
+    read_debug_port::SPEC,
+    read_storage::SPEC,
     erase::SPEC,
     export_data::SPEC,
     read_privacy_info::SPEC,
@@ -62,6 +66,9 @@ pub struct ActionSpec {
     pub lockouts: &'static [&'static str],
     /// Values the binding may capture (named regex groups).
     pub captures: &'static [&'static str],
+    /// Carried out by reading memory over a memory link (outcome `read` or `refused`), not by a
+    /// send/expect script.
+    pub reads_memory: bool,
 }
 
 impl ActionSpec {

@@ -10,4 +10,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["refused"],
     lockouts: &[],
     captures: &[],
+    reads_memory: false,
 };

@@ -12,4 +12,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["refused"],
     lockouts: &[],
     captures: &["user", "at"],
+    reads_memory: false,
 };

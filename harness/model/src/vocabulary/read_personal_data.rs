@@ -10,4 +10,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &[],
     lockouts: &[],
     captures: &["name", "email", "wifi"],
+    reads_memory: false,
 };

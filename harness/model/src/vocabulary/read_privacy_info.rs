@@ -11,4 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["unavailable"],
     lockouts: &[],
     captures: &["summary"],
+    reads_memory: false,
 };

@@ -11,4 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &[],
     lockouts: &[],
     captures: &["version", "state", "risk"],
+    reads_memory: false,
 };

@@ -11,4 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &[],
     lockouts: &[],
     captures: &[],
+    reads_memory: false,
 };
