@@ -158,6 +158,8 @@ pub struct Console<C: Clock> {
     pub(crate) unstamped_consents: bool,
     /// The `erase-keeps-presence-name` defect: the cloud session keeps the last owner name it saw.
     presence_keeps_name: bool,
+    /// The `erase-keeps-wifi-history` defect: joined networks are listed in the clear, past erases.
+    pub(crate) keeps_wifi_history: bool,
     line: LineEditor,
     deferred: Option<Deferred>,
     queued: VecDeque<u8>,
@@ -189,6 +191,7 @@ impl<C: Clock> Console<C> {
             privacy_needs_login: false,
             unstamped_consents: false,
             presence_keeps_name: false,
+            keeps_wifi_history: false,
             line: LineEditor::default(),
             deferred: None,
             queued: VecDeque::new(),
@@ -273,6 +276,12 @@ impl<C: Clock> Console<C> {
     /// name (the cloud session keeps its own copy, which the erase forgets to clear).
     pub fn keep_presence_name(&mut self) {
         self.presence_keeps_name = true;
+    }
+
+    /// The `erase-keeps-wifi-history` defect: the networks the device joined are kept in a list in the
+    /// clear that the erase function forgets.
+    pub fn keep_wifi_history(&mut self) {
+        self.keeps_wifi_history = true;
     }
 
     /// Prints the boot banner and the first login prompt.

@@ -861,3 +861,27 @@ fn presence_reports_carry_the_owners_name_until_an_erase_unless_the_defect_keeps
     assert_eq!(presence_name_around_erase(false), (name.clone(), None));
     assert_eq!(presence_name_around_erase(true), (name.clone(), name));
 }
+
+#[test]
+fn only_the_wifi_history_defect_lists_joined_networks_and_an_erase_leaves_them() {
+    for keep in [false, true] {
+        let (mut c, _) = board_with(provisioned(), FAST);
+        login(&mut c);
+        if keep {
+            c.keep_wifi_history();
+        }
+        send(
+            &mut c,
+            "set wifi HomeNet hunter2\rset wifi Cafe7 latte\rset wifi HomeNet hunter2\r",
+        );
+        send(&mut c, "erase\r");
+        assert_eq!(send(&mut c, "ERASE\r"), format!("ERASE\r\n{DONE}"));
+        assert_eq!(c.state().privacy, PrivacyState::default());
+        let expected: Vec<String> = if keep {
+            vec!["Cafe7".into(), "HomeNet".into()]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(c.state().wifi_history, expected);
+    }
+}

@@ -24,6 +24,7 @@ pub(crate) fn state() -> FlashState {
         factory_password: None,
         privacy: Default::default(),
         service_key: None,
+        wifi_history: Vec::new(),
     }
 }
 

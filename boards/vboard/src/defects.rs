@@ -102,6 +102,8 @@ defects! {
         "every unit carries the firmware's one service key, in the clear in flash, instead of its own sealed one";
     SequentialPasswords => "sequential-passwords",
         "unit passwords come from the factory's counter (Vrb10001x, Vrb10002x, …) instead of a CSPRNG";
+    EraseKeepsWifiHistory => "erase-keeps-wifi-history",
+        "the device lists the Wi-Fi networks it joined in the clear in flash, and its erase function leaves the list";
     EraseKeepsPresenceName => "erase-keeps-presence-name",
         "after an erase, presence reports to the cloud still carry the erased owner's name (the cloud session keeps its own copy)";
     PlaintextWifiPsk => "plaintext-wifi-psk",

@@ -89,6 +89,10 @@ pub struct FlashState {
     /// sealed with the privacy section; `None` in images provisioned before it existed.
     #[serde(default)]
     pub service_key: Option<String>,
+    /// Networks joined, in the clear: kept only by the `erase-keeps-wifi-history` defect, which an
+    /// erase does not clear.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wifi_history: Vec<String>,
 }
 
 fn corrupt(m: impl std::fmt::Display) -> FlashError {
@@ -375,6 +379,7 @@ mod tests {
             factory_password: Some(PasswordHash::new(b"label-pass").unwrap()),
             privacy: sample_privacy(),
             service_key: Some("c2VydmljZS1rZXktb2YtdGhpcy11bml0".into()),
+            wifi_history: vec!["OldNet".into()],
         }
     }
 

@@ -121,6 +121,7 @@ pub fn provision(
         update: UpdateState::factory(!defects.has(Defect::AutoUpdateOff)),
         privacy: PrivacyState::default(),
         service_key: Some(service_key(defects)?),
+        wifi_history: Vec::new(),
     };
     let label =
         format!("model={MODEL}\nserial={serial}\nusername={ADMIN_USER}\npassword={password}\n");

@@ -197,6 +197,9 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
     if opts.defects.has(Defect::EraseKeepsPresenceName) {
         console.keep_presence_name();
     }
+    if opts.defects.has(Defect::EraseKeepsWifiHistory) {
+        console.keep_wifi_history();
+    }
     console.boot();
     let mut agents: Vec<&dyn WakeSource> = Vec::new();
     if let Some((link, _)) = &update {

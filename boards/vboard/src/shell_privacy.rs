@@ -119,6 +119,9 @@ impl<C: Clock> Console<C> {
             ssid: ssid.to_string(),
             psk: Psk::new(psk),
         });
+        if self.keeps_wifi_history {
+            remember_network(&mut self.state.wifi_history, ssid);
+        }
         self.saved("wifi");
     }
 
@@ -510,6 +513,18 @@ fn split_word(text: &str) -> (&str, &str) {
     match text.trim().split_once(' ') {
         Some((word, rest)) => (word, rest.trim()),
         None => (text.trim(), ""),
+    }
+}
+
+/// Most networks the `erase-keeps-wifi-history` defect remembers.
+const MAX_HISTORY: usize = 8;
+
+/// Adds `ssid` to the joined-networks list (newest last, no repeats, the oldest dropped when full).
+fn remember_network(history: &mut Vec<String>, ssid: &str) {
+    history.retain(|s| s != ssid);
+    history.push(ssid.to_string());
+    if history.len() > MAX_HISTORY {
+        history.remove(0);
     }
 }
 

@@ -31,7 +31,39 @@ pub enum LinkError {
     Unsettled { quiet: Duration, max: Duration },
 }
 
+impl LinkError {
+    /// Whether opening failed because the port is held by another (its lock is taken): worth a
+    /// short retry, unlike a missing device or a refused permission.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, LinkError::Open { source, .. }
+            if source.kind() == serialport::ErrorKind::NoDevice
+                && source.description.contains("lock"))
+    }
+}
+
 fn list(ports: &[PathBuf]) -> String {
     let names: Vec<String> = ports.iter().map(|p| p.display().to_string()).collect();
     names.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::SerialPort;
+
+    #[test]
+    fn a_port_held_by_another_is_busy_and_a_missing_one_is_not() {
+        let pair = nix::pty::openpty(None, None).unwrap();
+        let path = nix::unistd::ttyname(&pair.slave).unwrap();
+        let first = SerialPort::open(&path, 115_200).unwrap();
+        let again = SerialPort::open(&path, 115_200)
+            .err()
+            .expect("held by the first");
+        assert!(again.is_busy(), "{again}");
+        drop(first);
+        assert!(SerialPort::open(&path, 115_200).is_ok());
+        let missing = SerialPort::open(std::path::Path::new("/dev/hilt-no-such-port"), 115_200)
+            .err()
+            .unwrap();
+        assert!(!missing.is_busy(), "{missing}");
+    }
 }

@@ -77,6 +77,16 @@ pub fn read_text(path: &Path) -> Result<String, ReadError> {
     })
 }
 
+/// Opens `path` for reading only if it is a regular file, without blocking on a FIFO or taking a
+/// terminal; the checks apply to the opened handle, so what is judged is what is read. For readers
+/// with their own size limits (key files, signed envelopes).
+pub fn open_regular(path: &Path) -> Result<(File, Metadata), ReadError> {
+    let file = open_nonblocking(path).map_err(|e| ReadError::io(path, e))?;
+    let meta = file.metadata().map_err(|e| ReadError::io(path, e))?;
+    check_regular(path, &meta)?;
+    Ok((file, meta))
+}
+
 fn open_nonblocking(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)

@@ -6,7 +6,7 @@
 //! leaked signing key lets anyone forge conformance reports; a warning would be ignored in CI logs.
 
 use std::fmt;
-use std::fs::{self, File, Permissions};
+use std::fs::{self, Permissions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -189,14 +189,14 @@ fn read_key_file(path: &Path) -> Result<(Zeroizing<String>, u32), KeyError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = File::open(path).map_err(io_err)?;
-    // Metadata of the opened handle, so the checks apply to what is actually read.
-    let meta = file.metadata().map_err(io_err)?;
-    if !meta.is_file() {
-        return Err(KeyError::NotAFile {
+    // Not File::open: opening a FIFO would wait for a writer forever. The checks apply to the
+    // opened handle, so they hold for what is actually read.
+    let (file, meta) = hilt_model::fsread::open_regular(path).map_err(|e| match e {
+        hilt_model::fsread::ReadError::Io { error, .. } => io_err(error),
+        _ => KeyError::NotAFile {
             path: path.to_path_buf(),
-        });
-    }
+        },
+    })?;
     if meta.len() > MAX_KEY_FILE {
         return Err(KeyError::TooLarge {
             path: path.to_path_buf(),

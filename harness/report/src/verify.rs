@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -61,6 +61,9 @@ pub enum VerifyError {
     },
     #[error("{}: larger than {MAX_FILE_BYTES} bytes, refused", path.display())]
     TooLarge { path: PathBuf },
+    /// Not a regular file (a FIFO, a device, a directory).
+    #[error(transparent)]
+    Open(#[from] hilt_model::fsread::ReadError),
     #[error("{}: not a DSSE envelope: {reason}", path.display())]
     NotEnvelope { path: PathBuf, reason: String },
     #[error("{}: not in canonical form (first difference at byte {offset}): edited after signing", path.display())]
@@ -90,6 +93,7 @@ impl VerifyError {
         match self {
             VerifyError::Io { .. }
             | VerifyError::TooLarge { .. }
+            | VerifyError::Open(_)
             | VerifyError::NotEnvelope { .. } => true,
             VerifyError::NotCanonical { .. }
             | VerifyError::PayloadType { .. }
@@ -367,11 +371,15 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, VerifyError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = File::open(path).map_err(io_err)?;
+    // Not File::open: opening a FIFO would wait for a writer forever.
+    let (file, meta) = hilt_model::fsread::open_regular(path).map_err(|e| match e {
+        hilt_model::fsread::ReadError::Io { error, .. } => io_err(error),
+        other => VerifyError::Open(other),
+    })?;
     let too_large = || VerifyError::TooLarge {
         path: path.to_path_buf(),
     };
-    if file.metadata().map_err(io_err)?.len() > MAX_FILE_BYTES {
+    if meta.len() > MAX_FILE_BYTES {
         return Err(too_large());
     }
     let mut bytes = Vec::new();
@@ -388,6 +396,27 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, VerifyError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_fifo_or_a_directory_is_refused_at_once_never_waited_on() {
+        let dir = std::env::temp_dir().join(format!("hilt-verify-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("report.dsse.json");
+        let _ = std::fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let started = std::time::Instant::now();
+        for path in [fifo.as_path(), dir.as_path()] {
+            let e = read_limited(path).unwrap_err();
+            assert!(e.is_input_error(), "{e}");
+            assert!(e.to_string().contains("is not a regular file"), "{e}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn first_difference_points_at_the_change() {

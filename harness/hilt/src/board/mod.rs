@@ -194,7 +194,7 @@ impl BoardSession {
                 })?
             }
         };
-        let port = SerialPort::open(&path, s.baud).map_err(|source| BoardError::Link {
+        let port = open_port(&path, s.baud, &cancel).map_err(|source| BoardError::Link {
             link: link.into(),
             source,
         })?;
@@ -264,6 +264,27 @@ impl Bench for BoardSession {
 
     fn end_case(&self) {
         self.release_fleet();
+    }
+}
+
+/// How long a port another holder has locked is retried: a process forked elsewhere in hilt (a board
+/// launched by another thread) holds every open descriptor until it execs, the port's lock included,
+/// and a serial tool of the lab's may hold it for a moment.
+const PORT_BUSY_RETRY: Duration = Duration::from_secs(2);
+
+/// Opens a serial port, retrying for [`PORT_BUSY_RETRY`] while it is locked by another holder.
+fn open_port(path: &Path, baud: u32, cancel: &Cancel) -> Result<SerialPort, hilt_link::LinkError> {
+    let until = std::time::Instant::now() + PORT_BUSY_RETRY;
+    loop {
+        match SerialPort::open(path, baud) {
+            Err(e)
+                if e.is_busy() && std::time::Instant::now() < until && !cancel.is_cancelled() =>
+            {
+                tracing::debug!(path = %path.display(), %e, "serial port busy: retrying");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
     }
 }
 
