@@ -145,6 +145,18 @@ impl Params<'_> {
         }
     }
 
+    /// [`Params::action_step`] for a step whose action reads a memory snapshot.
+    pub fn memory_step(&self, id: &str) -> Result<(), String> {
+        let (_, spec) = self.action_step(id)?;
+        if !spec.reads_memory {
+            return Err(format!(
+                "step {id:?} runs action {}, which reads no memory snapshot",
+                spec.name
+            ));
+        }
+        Ok(())
+    }
+
     /// [`Params::action_step`] for a step whose action captures `capture`.
     pub fn capture_step(
         &self,

@@ -50,13 +50,7 @@ fn two() -> usize {
 
 fn parse(p: &Params) -> Result<Box<dyn Check>, String> {
     let c: UnitsDistinct = p.get()?;
-    let (_, spec) = p.action_step(&c.step)?;
-    if !spec.reads_memory {
-        return Err(format!(
-            "step {:?} runs action {}, which reads no memory snapshot",
-            c.step, spec.name
-        ));
-    }
+    p.memory_step(&c.step)?;
     if c.min_units < 2 {
         return Err("min_units must be at least 2: one unit has nothing to differ from".into());
     }

@@ -10,9 +10,8 @@ use std::time::Instant;
 use hilt_link::memory::MemoryError;
 use hilt_model::Verdict;
 use hilt_model::scenario::Step;
-use hilt_report::model::Attempt;
 
-use super::steps::{judge_expect, ms, record};
+use super::steps::{judge_expect, ms, new_attempt, record};
 use super::{Ctx, Stop};
 
 /// Reads memory link `link` of unit `unit` (0 = the unit under test) as attempt `iteration`.
@@ -33,21 +32,11 @@ pub(super) fn read(
         step.id,
         unit + 1
     ));
-    let mut attempt = Attempt {
-        iteration,
-        args: BTreeMap::from([
-            ("link".to_string(), link.to_string()),
-            ("unit".to_string(), (unit + 1).to_string()),
-        ]),
-        outcome: None,
-        captures: BTreeMap::new(),
-        at_ms: ms(ctx.t0.elapsed()),
-        elapsed_ms: 0.0,
-        retries: 0,
-        conforms: None,
-        error: None,
-        sends: None,
-    };
+    let args = BTreeMap::from([
+        ("link".to_string(), link.to_string()),
+        ("unit".to_string(), (unit + 1).to_string()),
+    ]);
+    let mut attempt = new_attempt(ctx, iteration, args);
     let started = Instant::now();
     let result = plan.read(ctx.ctl.cancel.clone());
     attempt.elapsed_ms = ms(started.elapsed());

@@ -353,18 +353,7 @@ fn run_attempt(
     let n = scope.iteration + 1;
     let console = ctx.consoles.get_mut(&binding.link).expect("opened above");
     console.note(&format!("step {} #{n}: {action}", step.id));
-    let mut attempt = Attempt {
-        iteration: scope.iteration,
-        args: shown,
-        outcome: None,
-        captures: BTreeMap::new(),
-        at_ms: ms(ctx.t0.elapsed()),
-        elapsed_ms: 0.0,
-        retries: 0,
-        conforms: None,
-        error: None,
-        sends: None,
-    };
+    let mut attempt = new_attempt(ctx, scope.iteration, shown);
     let describe = |a: &Attempt| {
         let shown: Vec<String> = a.args.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
         format!("step {} attempt {n} ({})", step.id, shown.join(", "))
@@ -419,6 +408,22 @@ fn run_attempt(
     judge_expect(ctx, step, &mut attempt, &what);
     record(ctx, step, attempt, of);
     Ok(())
+}
+
+/// An attempt about to be made, now, with the arguments as shown.
+pub(super) fn new_attempt(ctx: &Ctx, iteration: usize, args: BTreeMap<String, String>) -> Attempt {
+    Attempt {
+        iteration,
+        args,
+        outcome: None,
+        captures: BTreeMap::new(),
+        at_ms: ms(ctx.t0.elapsed()),
+        elapsed_ms: 0.0,
+        retries: 0,
+        conforms: None,
+        error: None,
+        sends: None,
+    }
 }
 
 /// Holds the attempt's outcome against the step's `expect`: a different answer is the device's

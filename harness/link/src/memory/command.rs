@@ -157,13 +157,7 @@ impl MemoryLink for DumpCommand {
     }
 
     fn read(&mut self, region: &Region, limits: &Limits) -> Result<Vec<u8>, MemoryError> {
-        if region.len > limits.max_bytes {
-            return Err(MemoryError::TooLarge {
-                region: region.name.clone(),
-                len: region.len,
-                max: limits.max_bytes,
-            });
-        }
+        limits.admit(region)?;
         if self.image.is_none() {
             self.run(limits)?;
         }

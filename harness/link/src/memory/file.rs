@@ -112,13 +112,7 @@ impl MemoryLink for FileImage {
     }
 
     fn read(&mut self, region: &Region, limits: &Limits) -> Result<Vec<u8>, MemoryError> {
-        if region.len > limits.max_bytes {
-            return Err(MemoryError::TooLarge {
-                region: region.name.clone(),
-                len: region.len,
-                max: limits.max_bytes,
-            });
-        }
+        limits.admit(region)?;
         let size = self.size()?;
         match region.start.checked_add(region.len) {
             Some(end) if end <= size => {}

@@ -702,13 +702,7 @@ impl MemoryLink for GdbRemote {
     }
 
     fn read(&mut self, region: &Region, limits: &Limits) -> Result<Vec<u8>, MemoryError> {
-        if region.len > limits.max_bytes {
-            return Err(MemoryError::TooLarge {
-                region: region.name.clone(),
-                len: region.len,
-                max: limits.max_bytes,
-            });
-        }
+        limits.admit(region)?;
         if region.start.checked_add(region.len).is_none() {
             return Err(self.unreachable(format!(
                 "region {} ({} bytes at {:#x}) runs past the end of the address space",

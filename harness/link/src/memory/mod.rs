@@ -67,6 +67,18 @@ impl Limits {
         }
     }
 
+    /// `Err(TooLarge)` for a region over the size limit, before anything is read.
+    pub fn admit(&self, region: &Region) -> Result<(), MemoryError> {
+        if region.len > self.max_bytes {
+            return Err(MemoryError::TooLarge {
+                region: region.name.clone(),
+                len: region.len,
+                max: self.max_bytes,
+            });
+        }
+        Ok(())
+    }
+
     /// Time left before the deadline (zero when passed).
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
@@ -125,13 +137,7 @@ pub fn snapshot(
 ) -> Result<Snapshot, MemoryError> {
     let mut images = Vec::with_capacity(regions.len());
     for region in regions {
-        if region.len > limits.max_bytes {
-            return Err(MemoryError::TooLarge {
-                region: region.name.clone(),
-                len: region.len,
-                max: limits.max_bytes,
-            });
-        }
+        limits.admit(region)?;
         if limits.cancel.is_cancelled() {
             return Err(MemoryError::Cancelled);
         }

@@ -707,13 +707,7 @@ impl MemoryLink for ProbeMemory {
 
     fn read(&mut self, region: &Region, limits: &Limits) -> Result<Vec<u8>, MemoryError> {
         let started = Instant::now();
-        if region.len > limits.max_bytes {
-            return Err(MemoryError::TooLarge {
-                region: region.name.clone(),
-                len: region.len,
-                max: limits.max_bytes,
-            });
-        }
+        limits.admit(region)?;
         let desc = self.describe();
         let len = usize::try_from(region.len).map_err(|_| MemoryError::TooLarge {
             region: region.name.clone(),
