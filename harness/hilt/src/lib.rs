@@ -15,6 +15,7 @@ pub mod events;
 pub mod exec;
 pub mod fake;
 pub mod faults;
+pub mod inventory;
 pub mod memory;
 pub mod report;
 pub mod runner;

@@ -232,3 +232,24 @@ fn a_board_that_ignores_eof_and_sigterm_is_still_reaped() {
         "processes of the board's group remain: {left:?}"
     );
 }
+
+#[test]
+fn boards_lists_what_is_attached_and_exits_0_even_with_no_usb_bus() {
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [vec!["boards"], vec!["boards", "--json"]] {
+        let o = hilt(&args, tmp.path());
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    let o = hilt(&["boards", "--json"], tmp.path());
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in ["usb", "serial_ports", "probes", "ble"] {
+        assert!(j.get(key).is_some(), "{key}: {j}");
+    }
+    if !std::path::Path::new("/sys/bus/usb").exists() {
+        let why = j["usb"]["absent"].as_str().unwrap_or_default();
+        assert!(why.starts_with("no USB bus on this machine"), "{j}");
+        assert!(j["probes"]["absent"].is_string(), "{j}");
+        let plain = text(&hilt(&["boards"], tmp.path()));
+        assert!(plain.contains("no USB bus on this machine"), "{plain}");
+    }
+}

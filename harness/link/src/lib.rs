@@ -9,6 +9,7 @@ mod cancel;
 mod error;
 pub mod memory;
 pub mod serial;
+pub mod usb;
 
 pub use cancel::Cancel;
 

@@ -2,6 +2,7 @@
 //! codes of [`exit`] (0 conformant, 1 a mandatory provision FAILs, 2 bad input or usage, 3 undecided,
 //! 130/143 interrupted).
 
+mod boards;
 mod cloud;
 pub mod exit;
 mod keygen;
@@ -37,6 +38,9 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     /// Run the mock cloud (MQTT broker, HTTPS services) for testing a real device by hand
     Cloud(cloud::CloudArgs),
+    /// List what is attached to this bench (USB devices, serial ports, debug probes) and which
+    /// board profile each is
+    Boards(boards::BoardsArgs),
     /// Prove the suite can tell the reference board from each of its defects
     Selftest(selftest::SelftestArgs),
     /// Run the virtual reference board by hand (see `hilt vboard --help`)
@@ -87,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::Render(a) => render::run(a),
         Command::Selftest(a) => selftest::run(a),
         Command::Cloud(a) => cloud::run(a),
+        Command::Boards(a) => boards::run(a),
         Command::Vboard { .. } => unreachable!("handled above"),
     };
     match result {
