@@ -74,6 +74,18 @@ fn pair_one(c: &mut Console<ManualClock>, agent: &mut PrivacyEnd, user: &str) {
 }
 
 /// `erase`, confirmed; returns the erase request and what was printed meanwhile.
+/// Confirms an erase and has the played agent report every recipient told: the erase completes.
+fn erase_all_told(c: &mut Console<ManualClock>, agent: &mut PrivacyEnd) {
+    let (Request::Erase { id, .. }, _) = confirm_erase(c, agent) else {
+        panic!("no erase request")
+    };
+    agent.push(Event::Erased {
+        id,
+        not_told: vec![],
+    });
+    assert_eq!(after_events(c), DONE);
+}
+
 fn confirm_erase(c: &mut Console<ManualClock>, agent: &mut PrivacyEnd) -> (Request, String) {
     assert_eq!(
         send(c, "erase\r"),
@@ -419,14 +431,7 @@ fn erase_without_a_cloud_wipes_at_once() {
 fn an_image_without_a_factory_hash_keeps_the_current_password_on_erase() {
     let (mut c, _, mut agent) = board_with_agent(state());
     pair(&mut c, &mut agent, &["alice"]);
-    let (Request::Erase { id, .. }, _) = confirm_erase(&mut c, &mut agent) else {
-        panic!("no erase request")
-    };
-    agent.push(Event::Erased {
-        id,
-        not_told: vec![],
-    });
-    assert_eq!(after_events(&mut c), DONE);
+    erase_all_told(&mut c, &mut agent);
     assert!(c.state().admin_password.verify(PW.as_bytes()));
     assert!(c.state().privacy.users.is_empty());
 }
@@ -436,14 +441,7 @@ fn erase_keeps_user_data_defect_keeps_only_the_personal_data() {
     let (mut c, _, mut agent) = board();
     c.keep_user_data_on_erase();
     lived_in(&mut c, &mut agent);
-    let (Request::Erase { id, .. }, _) = confirm_erase(&mut c, &mut agent) else {
-        panic!("no erase request")
-    };
-    agent.push(Event::Erased {
-        id,
-        not_told: vec![],
-    });
-    assert_eq!(after_events(&mut c), DONE);
+    erase_all_told(&mut c, &mut agent);
     let p = &c.state().privacy;
     assert!(p.users.is_empty() && p.consents.is_empty() && p.shared_with.is_empty());
     assert_eq!(p.profile.name.as_deref(), Some("Alice Example"));
@@ -844,14 +842,7 @@ fn presence_name_around_erase(keep: bool) -> (Option<String>, Option<String>) {
     }
     lived_in(&mut c, &mut agent);
     let before = view.owner_name();
-    let (Request::Erase { id, .. }, _) = confirm_erase(&mut c, &mut agent) else {
-        panic!("no erase request")
-    };
-    agent.push(Event::Erased {
-        id,
-        not_told: vec![],
-    });
-    assert_eq!(after_events(&mut c), DONE);
+    erase_all_told(&mut c, &mut agent);
     (before, view.owner_name())
 }
 

@@ -400,17 +400,16 @@ mod tests {
     use super::*;
     use crate::flash::{Flash, MAGIC};
     use crate::storage::DeviceKey;
+    use hilt_link::memory::gdb_remote::codec::{self, Decoder, Frame};
 
     const WAIT: Duration = Duration::from_secs(5);
 
-    /// A raw GDB remote client, in acknowledgement mode: every reply is acknowledged with `+`.
+    /// A raw GDB remote client, in acknowledgement mode: every reply is acknowledged with `+`. The
+    /// framing is hilt's own client codec (`hilt_link::memory::gdb_remote::codec`).
     struct Raw {
         s: TcpStream,
-        pending: Vec<u8>,
-    }
-
-    fn checksum(data: &[u8]) -> u8 {
-        data.iter().fold(0u8, |a, b| a.wrapping_add(*b))
+        decoder: Decoder,
+        frames: std::collections::VecDeque<Frame>,
     }
 
     impl Raw {
@@ -421,7 +420,8 @@ mod tests {
             s.set_write_timeout(Some(WAIT)).unwrap();
             Raw {
                 s,
-                pending: Vec::new(),
+                decoder: Decoder::new(64 * 1024),
+                frames: Default::default(),
             }
         }
 
@@ -430,8 +430,7 @@ mod tests {
         }
 
         fn send(&mut self, payload: &str) {
-            let packet = format!("${payload}#{:02x}", checksum(payload.as_bytes()));
-            self.send_raw(packet.as_bytes()).unwrap();
+            self.send_raw(&codec::encode(payload.as_bytes())).unwrap();
         }
 
         /// The next reply packet, unescaped and run-length decoded; `Err` when the connection
@@ -439,9 +438,15 @@ mod tests {
         fn reply(&mut self) -> Result<String, String> {
             let deadline = Instant::now() + WAIT;
             loop {
-                if let Some(reply) = self.take_packet()? {
-                    Write::write_all(&mut self.s, b"+").map_err(|e| e.to_string())?;
-                    return Ok(reply);
+                while let Some(frame) = self.frames.pop_front() {
+                    match frame {
+                        Frame::Ack => {}
+                        Frame::Packet(body) => {
+                            Write::write_all(&mut self.s, b"+").map_err(|e| e.to_string())?;
+                            return String::from_utf8(body).map_err(|e| e.to_string());
+                        }
+                        other => return Err(format!("not a reply: {other:?}")),
+                    }
                 }
                 if Instant::now() >= deadline {
                     return Err("timed out".into());
@@ -449,61 +454,16 @@ mod tests {
                 let mut buf = [0u8; 4096];
                 match Read::read(&mut self.s, &mut buf) {
                     Ok(0) => return Err("closed".into()),
-                    Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                    Ok(n) => {
+                        let mut out = Vec::new();
+                        let fed = self.decoder.feed(&buf[..n], &mut out);
+                        self.frames.extend(out);
+                        fed.map_err(|e| e.to_string())?;
+                    }
                     Err(e) if is_wait(&e) => {}
                     Err(e) => return Err(e.to_string()),
                 }
             }
-        }
-
-        fn take_packet(&mut self) -> Result<Option<String>, String> {
-            // Acknowledgements before the packet are skipped.
-            while matches!(self.pending.first(), Some(b'+')) {
-                self.pending.remove(0);
-            }
-            let Some(&first) = self.pending.first() else {
-                return Ok(None);
-            };
-            if first != b'$' {
-                return Err(format!(
-                    "not a packet: {:?}",
-                    String::from_utf8_lossy(&self.pending)
-                ));
-            }
-            let Some(hash) = self.pending.iter().position(|&b| b == b'#') else {
-                return Ok(None);
-            };
-            if self.pending.len() < hash + 3 {
-                return Ok(None);
-            }
-            let body = self.pending[1..hash].to_vec();
-            let sum = std::str::from_utf8(&self.pending[hash + 1..hash + 3])
-                .unwrap()
-                .to_string();
-            self.pending.drain(..hash + 3);
-            if u8::from_str_radix(&sum, 16) != Ok(checksum(&body)) {
-                return Err(format!("bad checksum {sum}"));
-            }
-            let mut out = Vec::new();
-            let mut i = 0;
-            while i < body.len() {
-                match body[i] {
-                    b'}' => {
-                        out.push(body[i + 1] ^ 0x20);
-                        i += 2;
-                    }
-                    b'*' => {
-                        let last = *out.last().unwrap();
-                        out.extend(std::iter::repeat_n(last, usize::from(body[i + 1] - 29)));
-                        i += 2;
-                    }
-                    b => {
-                        out.push(b);
-                        i += 1;
-                    }
-                }
-            }
-            Ok(Some(String::from_utf8(out).unwrap()))
         }
 
         fn ask(&mut self, payload: &str) -> String {

@@ -4,7 +4,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::collections::VecDeque;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -12,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use hilt_link::memory::gdb_remote::codec::{self, Decoder, Frame};
 use hilt_vboard::flash::{FLASH_SIZE, MAGIC};
 use support::{Board, command, login};
 
@@ -23,30 +25,7 @@ const EMAIL: &str = "canary.owner@example.org";
 
 /// Starts `hilt-vboard run --state <dir>/unit <extra>`; the board and what its ready line said.
 fn spawn(dir: &Path, extra: &[&str]) -> (Board, String) {
-    let stderr = dir.join("stderr");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hilt-vboard"))
-        .arg("run")
-        .arg("--state")
-        .arg(dir.join("unit"))
-        .args(["--failure-delay-ms", "50"])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .env("HILT_VBOARD_LOG", "info")
-        .spawn()
-        .expect("spawn board");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let line = line.trim_end().to_string();
-    let pty = line
-        .strip_prefix("PTY ")
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_else(|| panic!("no PTY line, got {line:?}"))
-        .to_string();
-    (Board { child, pty, stderr }, line)
+    support::spawn_ready(dir, extra, "info")
 }
 
 /// The address in a `PTY <path> DEBUG <ip:port>` line.
@@ -57,14 +36,12 @@ fn debug_addr(line: &str) -> SocketAddr {
     words[3].parse().unwrap_or_else(|_| panic!("{line:?}"))
 }
 
-/// A minimal GDB remote client: acknowledgement mode, replies acknowledged, run-length decoded.
+/// A minimal GDB remote client: acknowledgement mode, replies acknowledged; framing, escapes and
+/// run-length decoding by hilt's own codec.
 struct Gdb {
     s: TcpStream,
-    pending: Vec<u8>,
-}
-
-fn checksum(data: &[u8]) -> u8 {
-    data.iter().fold(0u8, |a, b| a.wrapping_add(*b))
+    decoder: Decoder,
+    frames: VecDeque<Frame>,
 }
 
 impl Gdb {
@@ -74,7 +51,8 @@ impl Gdb {
             .unwrap();
         let mut gdb = Gdb {
             s,
-            pending: Vec::new(),
+            decoder: Decoder::new(64 * 1024),
+            frames: VecDeque::new(),
         };
         gdb.s.write_all(b"+").unwrap();
         let features = gdb.ask("qSupported:swbreak+;hwbreak+");
@@ -84,29 +62,30 @@ impl Gdb {
     }
 
     fn ask(&mut self, payload: &str) -> String {
-        let packet = format!("${payload}#{:02x}", checksum(payload.as_bytes()));
-        self.s.write_all(packet.as_bytes()).unwrap();
+        self.s
+            .write_all(&codec::encode(payload.as_bytes()))
+            .unwrap();
         let deadline = Instant::now() + WAIT;
         loop {
-            while self.pending.first() == Some(&b'+') {
-                self.pending.remove(0);
-            }
-            if let Some(hash) = self.pending.iter().position(|&b| b == b'#')
-                && self.pending.len() >= hash + 3
-            {
-                assert_eq!(self.pending[0], b'$', "{:?}", self.pending);
-                let body = self.pending[1..hash].to_vec();
-                let sum = String::from_utf8_lossy(&self.pending[hash + 1..hash + 3]).into_owned();
-                assert_eq!(u8::from_str_radix(&sum, 16), Ok(checksum(&body)));
-                self.pending.drain(..hash + 3);
-                self.s.write_all(b"+").unwrap();
-                return unpack(&body);
+            while let Some(frame) = self.frames.pop_front() {
+                match frame {
+                    Frame::Ack => {}
+                    Frame::Packet(body) => {
+                        self.s.write_all(b"+").unwrap();
+                        return String::from_utf8(body).unwrap();
+                    }
+                    other => panic!("{other:?} in reply to {payload}"),
+                }
             }
             assert!(Instant::now() < deadline, "no reply to {payload}");
             let mut buf = [0u8; 8192];
             match self.s.read(&mut buf) {
                 Ok(0) => panic!("the debug port hung up on {payload}"),
-                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    let mut out = Vec::new();
+                    self.decoder.feed(&buf[..n], &mut out).unwrap();
+                    self.frames.extend(out);
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -127,29 +106,6 @@ impl Gdb {
         }
         out
     }
-}
-
-fn unpack(body: &[u8]) -> String {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < body.len() {
-        match body[i] {
-            b'}' => {
-                out.push(body[i + 1] ^ 0x20);
-                i += 2;
-            }
-            b'*' => {
-                let last = *out.last().unwrap();
-                out.extend(std::iter::repeat_n(last, usize::from(body[i + 1] - 29)));
-                i += 2;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

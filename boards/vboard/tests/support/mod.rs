@@ -37,6 +37,11 @@ impl Board {
 
 /// Starts `hilt-vboard run --state <dir>/unit <extra>`, logging at `log_level` into `<dir>/stderr`.
 pub fn spawn(dir: &Path, extra: &[&str], log_level: &str) -> Board {
+    spawn_ready(dir, extra, log_level).0
+}
+
+/// [`spawn`], with the ready line the board printed.
+pub fn spawn_ready(dir: &Path, extra: &[&str], log_level: &str) -> (Board, String) {
     let stderr = dir.join("stderr");
     let mut child = Command::new(env!("CARGO_BIN_EXE_hilt-vboard"))
         .arg("run")
@@ -50,8 +55,9 @@ pub fn spawn(dir: &Path, extra: &[&str], log_level: &str) -> Board {
         .env("HILT_VBOARD_LOG", log_level)
         .spawn()
         .expect("spawn board");
-    let pty = serial::pty_path(&mut child);
-    Board { child, pty, stderr }
+    let line = serial::ready_line(&mut child);
+    let pty = serial::pty_of(&line);
+    (Board { child, pty, stderr }, line)
 }
 
 /// The password printed on the unit's label.

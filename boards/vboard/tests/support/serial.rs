@@ -35,12 +35,22 @@ pub fn expect(port: &mut serialport::TTYPort, needle: &str) -> String {
 
 /// The slave path from the board's `PTY <path>` ready line on stdout.
 pub fn pty_path(child: &mut std::process::Child) -> String {
+    pty_of(&ready_line(child))
+}
+
+/// The board's ready line (`PTY <path>`, then ` DEBUG <addr>` with a debug port), trimmed.
+pub fn ready_line(child: &mut std::process::Child) -> String {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
+    line.trim_end().to_string()
+}
+
+/// The pty path a ready line names.
+pub fn pty_of(line: &str) -> String {
     line.strip_prefix("PTY ")
+        .and_then(|rest| rest.split(' ').next())
         .unwrap_or_else(|| panic!("no PTY line, got {line:?}"))
-        .trim_end()
         .to_string()
 }

@@ -101,10 +101,13 @@ fn judge(
             format!("missing evidence: the device made no {name} flow after the step to judge"),
         );
     }
+    // Each payload looked at once (it is fetched from the flow log).
+    let carried: Vec<Option<bool>> = after.iter().map(|f| carries(f)).collect();
     let holding: Vec<&Flow> = after
         .iter()
-        .copied()
-        .filter(|f| carries(f) == Some(true))
+        .zip(&carried)
+        .filter(|(_, c)| **c == Some(true))
+        .map(|(f, _)| *f)
         .collect();
     if !holding.is_empty() {
         return (
@@ -117,7 +120,7 @@ fn judge(
             ),
         );
     }
-    let unknown = after.iter().filter(|f| carries(f).is_none()).count();
+    let unknown = carried.iter().filter(|c| c.is_none()).count();
     if unknown == after.len() {
         return (
             Verdict::Inconclusive,

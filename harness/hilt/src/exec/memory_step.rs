@@ -98,7 +98,9 @@ pub(super) fn evidence(ctx: &Ctx) -> Vec<super::EvidenceFile> {
             "the device refused the memory read",
         ));
     }
-    let scanner = secrets_scanner(ctx);
+    // Built only when some link keeps bytes: every other read shows digests alone.
+    let keeping = ctx.memory.values().flatten().any(|r| r.plan.keep_bytes);
+    let scanner = if keeping { secrets_scanner(ctx) } else { None };
     let reads = ctx
         .memory
         .iter()
