@@ -13,6 +13,7 @@ use crate::privacy::{DEFAULT_ANALYTICS_MS, MIN_ANALYTICS_MS, PrivacyOptions};
 use crate::provision::valid_serial;
 use crate::run::{RunOptions, run};
 use crate::update::UpdateSettings;
+use crate::usb::UsbOptions;
 
 /// Exit code for bad arguments or a state the board refuses to boot from.
 const USAGE: u8 = 2;
@@ -76,6 +77,18 @@ struct RunArgs {
     /// refused) unless the debug-port-open defect is on.
     #[arg(long, value_name = "ADDR")]
     debug_port: Option<std::net::SocketAddr>,
+    /// Publish the board's USB device in this file (rewritten atomically): a JSON list of one
+    /// device, a CDC ACM console on the pty, as a host would enumerate it.
+    #[arg(long, value_name = "PATH")]
+    usb_bus: Option<PathBuf>,
+    /// A reboot re-enumerates the USB device: it leaves the bus and comes back with its console on
+    /// a new pty, as a native-USB console does.
+    #[arg(long, requires = "usb_bus")]
+    usb_reenumerate: bool,
+    /// Run the BLE radio: a Unix stream socket at PATH speaking hilt's BLE wire protocol (JSON lines),
+    /// listening before the ready line is printed.
+    #[arg(long, value_name = "PATH")]
+    ble: Option<PathBuf>,
     #[command(flatten)]
     cloud: CloudSettings,
     #[command(flatten)]
@@ -121,6 +134,11 @@ impl RunArgs {
             update,
             privacy,
             debug_port: self.debug_port,
+            usb: self.usb_bus.map(|bus| UsbOptions {
+                bus,
+                reenumerate: self.usb_reenumerate,
+            }),
+            ble: self.ble,
         })
     }
 }
@@ -248,6 +266,31 @@ mod tests {
         assert!(parse(&["run", "--state", "d", "--debug-port", "nowhere"]).is_err());
         let o = parse(&["run", "--state", "d", "--defect", "debug-port-open"]).unwrap();
         assert!(o.defects.has(crate::Defect::DebugPortOpen));
+    }
+
+    #[test]
+    fn usb_and_ble_options() {
+        let o = parse(&["run", "--state", "d"]).unwrap();
+        assert!(o.usb.is_none() && o.ble.is_none());
+        let o = parse(&[
+            "run",
+            "--state",
+            "d",
+            "--usb-bus",
+            "bus.json",
+            "--ble",
+            "b.sock",
+        ])
+        .unwrap();
+        let usb = o.usb.expect("a USB device");
+        assert_eq!(
+            (usb.bus.to_str(), usb.reenumerate),
+            (Some("bus.json"), false)
+        );
+        assert_eq!(o.ble.as_deref(), Some(std::path::Path::new("b.sock")));
+        let o = parse(&["run", "--state", "d", "--usb-bus", "b", "--usb-reenumerate"]).unwrap();
+        assert!(o.usb.unwrap().reenumerate);
+        assert!(parse(&["run", "--state", "d", "--usb-reenumerate"]).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 
 use crate::auth::{Gate, LoginCounters, RateLimitPolicy, remaining_secs};
+use crate::ble::{DeviceFacts, SharedFacts};
 use crate::clock::Clock;
 use crate::cloud::CloudView;
 use crate::flash::FlashState;
@@ -160,6 +161,8 @@ pub struct Console<C: Clock> {
     presence_keeps_name: bool,
     /// The `erase-keeps-wifi-history` defect: joined networks are listed in the clear, past erases.
     pub(crate) keeps_wifi_history: bool,
+    /// What the BLE radio shows of the unit, when the board has one.
+    ble: Option<SharedFacts>,
     line: LineEditor,
     deferred: Option<Deferred>,
     queued: VecDeque<u8>,
@@ -192,6 +195,7 @@ impl<C: Clock> Console<C> {
             unstamped_consents: false,
             presence_keeps_name: false,
             keeps_wifi_history: false,
+            ble: None,
             line: LineEditor::default(),
             deferred: None,
             queued: VecDeque::new(),
@@ -282,6 +286,12 @@ impl<C: Clock> Console<C> {
     /// clear that the erase function forgets.
     pub fn keep_wifi_history(&mut self) {
         self.keeps_wifi_history = true;
+    }
+
+    /// Keeps the BLE radio's view of the unit (serial, firmware, owner's name) current.
+    pub fn attach_ble(&mut self, facts: SharedFacts) {
+        self.ble = Some(facts);
+        self.publish_privacy();
     }
 
     /// Prints the boot banner and the first login prompt.
@@ -387,8 +397,12 @@ impl<C: Clock> Console<C> {
     }
 
     /// Tells the privacy agent the owner and their analytics decision; no owner while an erase is
-    /// under way, so nothing more is sent about users who are being erased.
+    /// under way, so nothing more is sent about users who are being erased. Also tells the BLE radio
+    /// the unit's facts, the owner's name among them.
     pub(crate) fn publish_privacy(&self) {
+        if let Some(facts) = &self.ble {
+            facts.set(&DeviceFacts::of(&self.state));
+        }
         // The cloud session's copy of the owner's name, for presence reports; the
         // `erase-keeps-presence-name` defect never lets it go.
         let name = self.state.privacy.profile.name.as_deref();

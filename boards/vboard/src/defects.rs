@@ -112,6 +112,14 @@ defects! {
         "the user data in flash (names, e-mail, Wi-Fi credentials, consents) is only base64-encoded, not encrypted";
     DebugPortOpen => "debug-port-open",
         "the debug port (--debug-port) answers memory reads: anyone on it can dump the flash";
+    UsbDfuExposed => "usb-dfu-exposed",
+        "the USB device (--usb-bus) also has a DFU runtime interface: a firmware loader left on in production";
+    BleLeaksSerial => "ble-leaks-serial",
+        "the BLE serial number characteristic (0x2a25) is readable without pairing";
+    BleAdvertisesOwner => "ble-advertises-owner",
+        "once an owner name is set, the BLE advertisement's local name is \"<owner name>'s VRB\" (broadcast to anyone in range)";
+    BleExtraService => "ble-extra-service",
+        "the BLE GATT table also has an undeclared factory-test service with a characteristic anyone may write";
 }
 
 /// Why a list of defect names was refused.

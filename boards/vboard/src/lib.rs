@@ -3,11 +3,13 @@
 //! A simulated consumer IoT device that runs as its own process and is reached
 //! only through its links: a raw pseudo-terminal console, a flash image file,
 //! when given a broker, an MQTT link to the mock [`cloud`] and, when given an
-//! update service, an [`update`] agent and a [`privacy`] agent. Conformant by
+//! update service, an [`update`] agent and a [`privacy`] agent; when asked, a
+//! [`usb`] descriptor set and a simulated [`ble`] radio. Conformant by
 //! default; named [`defects`] each add one non-conformance.
 
 pub mod agent_link;
 pub mod auth;
+pub mod ble;
 pub mod cli;
 pub mod clock;
 pub mod cloud;
@@ -27,6 +29,7 @@ mod shell_update;
 pub mod storage;
 pub mod telemetry;
 pub mod update;
+pub mod usb;
 
 #[cfg(test)]
 mod console_privacy_tests;

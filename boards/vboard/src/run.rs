@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::agent_link::{AgentHandle, WakeSource};
 use crate::auth::RateLimitPolicy;
+use crate::ble::{BleRadio, DeviceFacts, Peripheral, SharedFacts};
 use crate::clock::SystemClock;
 use crate::cloud::{CloudError, CloudHandle, CloudOptions};
 use crate::console::Console;
@@ -16,10 +17,11 @@ use crate::defects::{Defect, DefectSet};
 use crate::flash::{Flash, FlashError, FlashState, write_atomic};
 use crate::privacy::{PrivacyLink, PrivacyOptions};
 use crate::provision::{ProvisionError, provision, write_label};
-use crate::pty::{PtyError, open_raw};
+use crate::pty::{Pty, PtyError, open_raw};
 use crate::serve::{Loop, ServeError, Stop, signal_fd};
 use crate::storage::{Sealing, unit_key};
 use crate::update::{Snapshot, StartError, UpdateHandle, UpdateLink, UpdateOptions};
+use crate::usb::{UsbLink, UsbOptions};
 
 pub const FLASH_FILE: &str = "flash.img";
 pub const LABEL_FILE: &str = "label.txt";
@@ -51,6 +53,10 @@ pub struct RunOptions {
     pub privacy: Option<PrivacyOptions>,
     /// Where the debug port (a GDB remote stub over TCP) listens; `None` runs without one.
     pub debug_port: Option<SocketAddr>,
+    /// The bus file the USB device is published in, and whether it re-enumerates at reboot.
+    pub usb: Option<UsbOptions>,
+    /// The BLE radio's socket; `None` runs without a radio.
+    pub ble: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +83,16 @@ pub enum RunError {
     #[error("cannot open the debug port on {addr}: {source}")]
     DebugPort {
         addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the BLE radio on {path}: {source}")]
+    Ble {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the USB bus file {path}: {source}")]
+    Usb {
+        path: PathBuf,
         source: std::io::Error,
     },
     #[error("cannot write ready file {path}: {source}")]
@@ -144,7 +160,10 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
             None
         }
     };
+    // Listening before the ready line, so a host that saw it can connect at once.
+    let ble = start_ble(opts, &state)?;
     let pty = open_raw()?;
+    let usb = plug_usb(opts, &state.serial, &pty)?;
     announce(
         &pty.slave_path,
         debug.as_ref().map(DebugPort::local_addr),
@@ -200,6 +219,9 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
     if opts.defects.has(Defect::EraseKeepsWifiHistory) {
         console.keep_wifi_history();
     }
+    if let Some((_, facts)) = &ble {
+        console.attach_ble(facts.clone());
+    }
     console.boot();
     let mut agents: Vec<&dyn WakeSource> = Vec::new();
     if let Some((link, _)) = &update {
@@ -210,13 +232,22 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
     }
     let stop = Loop {
         console: &mut console,
-        pty: &pty,
+        pty,
         flash: &flash,
         signals: &signals,
         agents,
         watch_stdin: opts.exit_on_stdin_eof,
+        usb: usb.as_ref().filter(|u| u.reenumerates()),
     }
     .run()?;
+    if let Some(usb) = &usb
+        && let Err(e) = usb.unplug()
+    {
+        tracing::warn!(error = %e, "cannot take the USB device off the bus");
+    }
+    if let Some((radio, _)) = ble {
+        radio.shutdown();
+    }
     if let Some(port) = debug {
         port.shutdown();
     }
@@ -231,6 +262,48 @@ pub fn run(opts: &RunOptions) -> Result<Stop, RunError> {
     }
     tracing::info!(?stop, "board stopped");
     Ok(stop)
+}
+
+/// Starts the BLE radio when asked for, showing the unit as `state` has it until the console
+/// publishes; returns the radio and the facts the console keeps current.
+fn start_ble(
+    opts: &RunOptions,
+    state: &FlashState,
+) -> Result<Option<(BleRadio, SharedFacts)>, RunError> {
+    let ble_defects = [
+        Defect::BleLeaksSerial,
+        Defect::BleAdvertisesOwner,
+        Defect::BleExtraService,
+    ];
+    let Some(path) = &opts.ble else {
+        for d in ble_defects.into_iter().filter(|d| opts.defects.has(*d)) {
+            tracing::warn!("no --ble: {} has no effect", d.name());
+        }
+        return Ok(None);
+    };
+    let facts = SharedFacts::new(DeviceFacts::of(state));
+    let peripheral = Peripheral::new(facts.clone(), &opts.defects, opts.factory_seq);
+    let radio = BleRadio::start(path, peripheral).map_err(|source| RunError::Ble {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(Some((radio, facts)))
+}
+
+/// Puts the USB device on the bus file when asked for, its console on `pty`.
+fn plug_usb(opts: &RunOptions, serial: &str, pty: &Pty) -> Result<Option<UsbLink>, RunError> {
+    let Some(usb) = &opts.usb else {
+        if opts.defects.has(Defect::UsbDfuExposed) {
+            tracing::warn!("no --usb-bus: usb-dfu-exposed has no effect");
+        }
+        return Ok(None);
+    };
+    let link = UsbLink::new(usb, serial, &opts.defects);
+    link.plug(&pty.slave_path).map_err(|source| RunError::Usb {
+        path: usb.bus.clone(),
+        source,
+    })?;
+    Ok(Some(link))
 }
 
 /// Opens the debug port on `addr`, serving the flash image; locked unless `debug-port-open`.

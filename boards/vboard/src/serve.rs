@@ -1,6 +1,7 @@
 //! The event loop: moves bytes between the pty master and the console,
 //! persists state, wakes the console when an agent has news, restarts
-//! it from flash when it reboots, and stops on SIGTERM/SIGINT or (optionally)
+//! it from flash when it reboots (re-enumerating a native-USB console onto a
+//! new pty when asked to), and stops on SIGTERM/SIGINT or (optionally)
 //! stdin EOF.
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -15,6 +16,7 @@ use crate::clock::Clock;
 use crate::console::Console;
 use crate::flash::{Flash, FlashState};
 use crate::pty::Pty;
+use crate::usb::UsbLink;
 
 /// Output kept for a host that does not read; beyond this it is dropped,
 /// as a UART without flow control would.
@@ -52,12 +54,14 @@ pub fn signal_fd() -> Result<SignalFd, ServeError> {
 
 pub struct Loop<'a, C: Clock> {
     pub console: &'a mut Console<C>,
-    pub pty: &'a Pty,
+    pub pty: Pty,
     pub flash: &'a Flash,
     pub signals: &'a SignalFd,
     /// The agents' links, whose descriptors wake the loop.
     pub agents: Vec<&'a dyn WakeSource>,
     pub watch_stdin: bool,
+    /// A USB device that re-enumerates at each reboot, its console coming back on a new pty.
+    pub usb: Option<&'a UsbLink>,
 }
 
 impl<C: Clock> Loop<'_, C> {
@@ -67,7 +71,11 @@ impl<C: Clock> Loop<'_, C> {
         let mut unsaved = false;
         let stop = loop {
             if self.console.take_reboot() {
+                if self.usb.is_some() {
+                    self.last_words(&mut pending);
+                }
                 unsaved = !self.reboot();
+                self.reenumerate();
             }
             unsaved |= self.console.take_dirty();
             if unsaved {
@@ -85,6 +93,24 @@ impl<C: Clock> Loop<'_, C> {
         self.console.take_dirty();
         self.persist();
         Ok(stop)
+    }
+
+    /// Before a re-enumerating console goes away: what was said before the reboot goes to the old
+    /// pty; what it does not take is lost, as it would be on a chip that resets.
+    fn last_words(&mut self, pending: &mut Vec<u8>) {
+        queue_output(pending, self.console.take_output());
+        if let Err(e) = flush_output(self.pty.master.as_fd(), pending) {
+            tracing::debug!(error = %e, "output before the reboot not delivered");
+        }
+        pending.clear();
+    }
+
+    /// A re-enumerating console comes back on a new pty, where the boot output waits for the host.
+    fn reenumerate(&mut self) {
+        let Some(usb) = self.usb else { return };
+        if let Err(e) = usb.reenumerate(&mut self.pty) {
+            tracing::error!(error = %e, "cannot re-enumerate: the console stays on its tty");
+        }
     }
 
     /// Restarts the console as after power-on: its state saved, then read back from flash. False

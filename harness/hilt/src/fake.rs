@@ -8,7 +8,11 @@ use hilt_model::profile::{BoardProfile, Unit};
 use hilt_model::template::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
+
+use hilt_link::ble::BleCentral;
+use hilt_link::usb::UsbBus;
 
 use crate::cloud::CloudSession;
 use crate::exec::Bench;
@@ -115,7 +119,11 @@ pub struct FakeBench {
     cloud: Option<CloudSession>,
     /// Variables the profile's memory links are rendered with (e.g. `state`).
     vars: BTreeMap<String, String>,
+    usb_buses: BTreeMap<String, Arc<dyn UsbBus + Send + Sync>>,
+    radios: BTreeMap<String, RadioFactory>,
 }
+
+type RadioFactory = Box<dyn Fn() -> Box<dyn BleCentral> + Send + Sync>;
 
 impl FakeBench {
     pub fn new(profile: BoardProfile) -> Self {
@@ -127,7 +135,38 @@ impl FakeBench {
             devices: BTreeMap::new(),
             cloud: None,
             vars: BTreeMap::new(),
+            usb_buses: BTreeMap::new(),
+            radios: BTreeMap::new(),
         }
+    }
+
+    /// The USB bus usb link `link` lists (e.g. a [`hilt_link::usb::FakeBus`] of recorded devices).
+    pub fn usb_bus(mut self, link: &str, bus: Arc<dyn UsbBus + Send + Sync>) -> Self {
+        self.usb_buses.insert(link.into(), bus);
+        self
+    }
+
+    /// The radio ble link `link` scans with (e.g. a [`hilt_link::ble::FakeCentral`] of recorded
+    /// devices): `make` is called each time the link is surveyed.
+    pub fn radio(
+        mut self,
+        link: &str,
+        make: impl Fn() -> Box<dyn BleCentral> + Send + Sync + 'static,
+    ) -> Self {
+        self.radios.insert(link.into(), Box::new(make));
+        self
+    }
+
+    /// `t` rendered with the bench's variables.
+    fn text(&self, t: &hilt_model::template::Template) -> Result<String, String> {
+        t.render(|name| {
+            self.vars
+                .get(name)
+                .map(|v| Value::plain(v.clone()))
+                .or_else(|| (name == "unit.serial").then(|| Value::plain(self.unit.serial.clone())))
+                .ok_or_else(|| format!("unknown variable {{{name}}}"))
+        })
+        .map(|v| v.text)
     }
 
     /// A variable for rendering the profile's memory links (`{state}`, `{launch.debug}`, …).
@@ -196,11 +235,25 @@ impl Bench for FakeBench {
         }
     }
 
-    fn open_console(&self, link: &str, cancel: Cancel) -> Result<Console<Box<dyn Port>>, String> {
-        let make = self
-            .devices
-            .get(link)
-            .ok_or_else(|| format!("no device on link {link:?}"))?;
+    fn open_console(
+        &self,
+        link: &str,
+        cancel: Cancel,
+    ) -> Result<Console<Box<dyn Port>>, (hilt_model::Verdict, String)> {
+        if self.radios.contains_key(link) {
+            let plan = self
+                .ble_plan(link)
+                .map_err(|e| (hilt_model::Verdict::Error, e))?;
+            return plan
+                .open_console(cancel)
+                .map_err(|e| (crate::ble::trouble(&e), e.to_string()));
+        }
+        let make = self.devices.get(link).ok_or_else(|| {
+            (
+                hilt_model::Verdict::Error,
+                format!("no device on link {link:?}"),
+            )
+        })?;
         let port: Box<dyn Port> = Box::new(FakeDevice::new(make()));
         Ok(Console::new(
             port,
@@ -231,14 +284,30 @@ impl Bench for FakeBench {
         let Some(hilt_model::profile::Link::Memory(decl)) = self.profile.links.get(link) else {
             return Err(format!("no memory link {link:?} in this profile"));
         };
-        crate::memory::MemoryPlan::new(link, decl, |t| {
-            t.render(|name| {
-                self.vars
-                    .get(name)
-                    .map(|v| hilt_model::template::Value::plain(v.clone()))
-                    .ok_or_else(|| format!("unknown variable {{{name}}}"))
-            })
-            .map(|v| v.text)
-        })
+        crate::memory::MemoryPlan::new(link, decl, |t| self.text(t))
+    }
+
+    fn usb_plan(&self, link: &str) -> Result<crate::usb::UsbPlan, String> {
+        let Some(hilt_model::profile::Link::Usb(decl)) = self.profile.links.get(link) else {
+            return Err(format!("no usb link {link:?} in this profile"));
+        };
+        let bus = self
+            .usb_buses
+            .get(link)
+            .ok_or_else(|| format!("no USB bus on this fake bench for link {link:?}"))?;
+        let mut plan = crate::usb::plan(link, decl, |t| self.text(t))?;
+        plan.bus = bus.clone();
+        Ok(plan)
+    }
+
+    fn ble_plan(&self, link: &str) -> Result<crate::ble::BlePlan, String> {
+        let Some(hilt_model::profile::Link::Ble(decl)) = self.profile.links.get(link) else {
+            return Err(format!("no ble link {link:?} in this profile"));
+        };
+        let make = self
+            .radios
+            .get(link)
+            .ok_or_else(|| format!("no radio on this fake bench for link {link:?}"))?;
+        crate::ble::plan(link, decl, |t| self.text(t), Some(make()))
     }
 }

@@ -2,8 +2,13 @@
 //! interface is for), serial ports with their USB identity, and debug probes, matched against the
 //! identities the suite's board profiles declare (a serial link's `usb`, a probe-rs link's
 //! `probe`). A source that does not exist on this machine (no USB bus, as on CI machines) is said
-//! plainly as such, never an error. BLE is not scanned: hilt has no BLE link yet.
+//! plainly as such, never an error. BLE devices come from a bounded scan, matched against the
+//! profiles' ble links (by name, address or advertised service).
 
+use std::time::Duration;
+
+use hilt_link::Cancel;
+use hilt_link::ble::{Advert, BleCentral, BleError, ScanFilter};
 use hilt_link::usb::{InterfaceKind, UsbBus, UsbDevice, UsbError, UsbIdentity};
 use hilt_model::profile::{BoardProfile, Link, MemorySource};
 use serde::Serialize;
@@ -14,8 +19,13 @@ pub struct Inventory {
     pub usb: Source<UsbEntry>,
     pub serial_ports: Source<PortEntry>,
     pub probes: Source<ProbeEntry>,
-    /// Why BLE was not scanned.
-    pub ble: String,
+    pub ble: Source<BleEntry>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BleEntry {
+    pub advert: Advert,
+    pub matches: Vec<Match>,
 }
 
 /// A source's findings, or why there are none.
@@ -57,30 +67,68 @@ pub struct Match {
     pub link: String,
 }
 
-/// The identities the profiles declare: (board, link, identity).
+/// The identities the profiles declare: (board, link, identity), one per unit when the identity
+/// names the unit (`serial = "{unit.serial}"`), with the unit's serial in the link name's place.
 pub fn declared(profiles: &[BoardProfile]) -> Vec<(String, String, UsbIdentity)> {
     let mut out = Vec::new();
     for p in profiles {
         for (name, link) in &p.links {
-            let id = match link {
-                Link::Serial(s) => s.usb.as_ref().map(|u| UsbIdentity {
+            let usb = match link {
+                Link::Serial(s) => s.usb.as_ref(),
+                Link::Usb(u) => Some(&u.usb),
+                Link::Memory(m) => {
+                    if let MemorySource::ProbeRs { probe, .. } = &m.source
+                        && let Some(id) = parse_selector(probe)
+                    {
+                        out.push((p.name().to_string(), name.clone(), id));
+                    }
+                    None
+                }
+                Link::Cloud(_) | Link::Ble(_) => None,
+            };
+            let Some(u) = usb else { continue };
+            for (unit, serial) in unit_serials(p, u.serial.as_ref()) {
+                let id = UsbIdentity {
                     vid: u.vid,
                     pid: u.pid,
-                    serial: u.serial.clone(),
-                    interface: None,
-                }),
-                Link::Memory(m) => match &m.source {
-                    MemorySource::ProbeRs { probe, .. } => parse_selector(probe),
-                    _ => None,
-                },
-                Link::Cloud(_) => None,
-            };
-            if let Some(id) = id {
-                out.push((p.name().to_string(), name.clone(), id));
+                    serial,
+                    interface: u.interface,
+                };
+                let link = match unit {
+                    Some(unit) => format!("{name} (unit {unit})"),
+                    None => name.clone(),
+                };
+                out.push((p.name().to_string(), link, id));
             }
         }
     }
     out
+}
+
+/// The serial numbers a templated USB serial stands for: one per unit when it names the unit, as
+/// written when it is plain; one that needs a run's variables (a launched board's) matches nothing.
+fn unit_serials(
+    p: &BoardProfile,
+    serial: Option<&hilt_model::template::Template>,
+) -> Vec<(Option<String>, Option<String>)> {
+    let Some(t) = serial else {
+        return vec![(None, None)];
+    };
+    if let Ok(v) = t.render(|_| Err::<hilt_model::template::Value, String>(String::new())) {
+        return vec![(None, Some(v.text))];
+    }
+    p.units
+        .iter()
+        .filter_map(|u| {
+            let v = t
+                .render(|name: &String| match name.as_str() {
+                    "unit.serial" => Ok(hilt_model::template::Value::plain(u.serial.clone())),
+                    other => Err(other.to_string()),
+                })
+                .ok()?;
+            Some((Some(u.serial.clone()), Some(v.text)))
+        })
+        .collect()
 }
 
 /// `VID:PID[:SERIAL]` in hex, as probe selectors are written.
@@ -192,10 +240,71 @@ pub fn probes(
     }
 }
 
-/// The whole inventory of this machine, matched against `profiles`.
+/// The ble links the profiles declare on a real radio (a simulated radio is no device on this bench):
+/// (board, link, what to scan for), one per unit when the link names the unit.
+pub fn declared_ble(profiles: &[BoardProfile]) -> Vec<(String, String, ScanFilter)> {
+    let mut out = Vec::new();
+    for p in profiles {
+        for (name, link) in &p.links {
+            let Link::Ble(b) = link else { continue };
+            if b.radio.is_some() {
+                continue;
+            }
+            let service = b.service.as_deref().and_then(|s| s.parse().ok());
+            let names = unit_serials(p, b.name.as_ref());
+            let addresses = unit_serials(p, b.address.as_ref());
+            for ((unit, name_), (_, address)) in names.into_iter().zip(addresses) {
+                let link = match unit {
+                    Some(unit) => format!("{name} (unit {unit})"),
+                    None => name.clone(),
+                };
+                let filter = ScanFilter {
+                    name: name_,
+                    address,
+                    service,
+                };
+                out.push((p.name().to_string(), link, filter));
+            }
+        }
+    }
+    out
+}
+
+/// BLE devices heard in a scan of `within` on `central`; no adapter is said plainly.
+pub fn ble(
+    central: Result<Box<dyn BleCentral>, BleError>,
+    within: Duration,
+    declared: &[(String, String, ScanFilter)],
+) -> Source<BleEntry> {
+    let scanned = central.and_then(|c| c.scan(within, &Cancel::new()));
+    match scanned {
+        Ok(adverts) => Source::Found(
+            adverts
+                .into_iter()
+                .map(|a| BleEntry {
+                    matches: declared
+                        .iter()
+                        .filter(|(_, _, f)| f.matches(&a))
+                        .map(|(board, link, _)| Match {
+                            board: board.clone(),
+                            link: link.clone(),
+                        })
+                        .collect(),
+                    advert: a,
+                })
+                .collect(),
+        ),
+        Err(e @ BleError::NoAdapter(_)) => Source::Absent(e.to_string()),
+        Err(e) => Source::Failed(e.to_string()),
+    }
+}
+
+/// The whole inventory of this machine, matched against `profiles`; BLE scanned for `ble_scan`.
 pub fn take(
     bus: &dyn UsbBus,
     debugger: &dyn hilt_link::memory::probe::Debugger,
+    central: Result<Box<dyn BleCentral>, BleError>,
+    ble_scan: Duration,
     profiles: &[BoardProfile],
 ) -> Inventory {
     let declared = declared(profiles);
@@ -209,7 +318,7 @@ pub fn take(
         usb,
         serial_ports: serial_ports(&declared),
         probes,
-        ble: "not scanned: hilt has no BLE link yet".into(),
+        ble: ble(central, ble_scan, &declared_ble(profiles)),
     }
 }
 
@@ -256,6 +365,51 @@ mod tests {
         );
         let bridge = found.iter().find(|e| e.device.vid == 0x10c4).unwrap();
         assert!(bridge.matches.is_empty());
+    }
+
+    #[test]
+    fn no_radio_is_said_plainly_and_a_heard_device_is_matched_to_its_profile() {
+        let s = ble(
+            Err(BleError::NoAdapter("no system bus".into())),
+            Duration::from_millis(10),
+            &[],
+        );
+        let Source::Absent(why) = s else {
+            panic!("{s:?}")
+        };
+        assert!(
+            why.starts_with("no Bluetooth adapter on this machine"),
+            "{why}"
+        );
+        let heard = Advert {
+            address: "C0:FF:EE:00:00:07".into(),
+            local_name: Some("Thermo-7".into()),
+            rssi: Some(-60),
+            tx_power: None,
+            services: vec![],
+            manufacturer_data: Default::default(),
+            service_data: Default::default(),
+        };
+        let central = hilt_link::ble::FakeCentral::new(vec![hilt_link::ble::RecordedDevice {
+            advert: heard,
+            services: vec![],
+            values: Default::default(),
+            refusals: Default::default(),
+        }]);
+        let declared = vec![(
+            "thermo".to_string(),
+            "ble".to_string(),
+            ScanFilter {
+                name: Some("Thermo-7".into()),
+                ..ScanFilter::default()
+            },
+        )];
+        let s = ble(Ok(Box::new(central)), Duration::from_millis(10), &declared);
+        let Source::Found(found) = s else {
+            panic!("{s:?}")
+        };
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].matches[0].board, "thermo");
     }
 
     #[test]

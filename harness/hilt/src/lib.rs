@@ -6,6 +6,7 @@
 //! report, and [`selftest`] proves every scenario can FAIL.
 
 pub mod app;
+pub mod ble;
 pub mod board;
 pub mod checks;
 pub mod cloud;
@@ -22,3 +23,4 @@ pub mod runner;
 pub mod selftest;
 pub mod suite;
 pub mod updates;
+pub mod usb;

@@ -84,6 +84,8 @@ impl Recording {
             secrets: &[],
             started_unix_ms: None,
             memory: &Default::default(),
+            usb: &Default::default(),
+            ble: &Default::default(),
             cloud: Some(CloudEvidence {
                 flows,
                 dut: Dut {

@@ -13,10 +13,24 @@ pub enum LinkError {
         #[source]
         source: serialport::Error,
     },
+    /// Nothing matches; `seen` says what is present, or why the bus could not be listed.
     #[error("no USB serial port matches {wanted}; {seen}")]
     UsbNotFound { wanted: String, seen: String },
-    #[error("USB serial match {wanted} is ambiguous, it matches {}: add the serial number", list(.ports))]
-    UsbAmbiguous { wanted: String, ports: Vec<PathBuf> },
+    /// Several ports, devices or interfaces match; `add` names what would tell them apart.
+    #[error("USB serial match {wanted} is ambiguous, it matches {}: add the {add}", .matches.join("; "))]
+    UsbAmbiguous {
+        wanted: String,
+        matches: Vec<String>,
+        add: &'static str,
+    },
+    /// The device is there but has no tty where one is wanted.
+    #[error("USB device {device} has no serial port (tty) {}; {has}", on_interface(*.interface))]
+    UsbNoTty {
+        device: String,
+        interface: Option<u8>,
+        /// Which interfaces do have one, if any.
+        has: String,
+    },
     #[error("the device closed the link")]
     Closed,
     #[error("serial {op} failed: {source}")]
@@ -41,9 +55,11 @@ impl LinkError {
     }
 }
 
-fn list(ports: &[PathBuf]) -> String {
-    let names: Vec<String> = ports.iter().map(|p| p.display().to_string()).collect();
-    names.join(", ")
+fn on_interface(interface: Option<u8>) -> String {
+    match interface {
+        Some(n) => format!("on interface {n}"),
+        None => "on any interface".into(),
+    }
 }
 
 #[cfg(test)]

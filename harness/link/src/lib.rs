@@ -1,10 +1,11 @@
 //! hilt's links to the device under test.
 //!
 //! `serial` drives a console (real UART or the virtual board's pseudo-terminal) with send/expect
-//! scripts and keeps a timestamped, secret-masked transcript as evidence. USB, BLE and debug-probe
-//! links will sit beside it and reuse [`Port`], [`Console`] and [`Transcript`]. `memory` reads a
+//! scripts and keeps a timestamped, secret-masked transcript as evidence. `usb` lists what is on the USB
+//! bus and finds boards by identity; `ble` scans, connects and drives GATT. `memory` reads a
 //! device's storage (flash images, GDB remote stubs, debug probes, vendor dump commands) into snapshots.
 
+pub mod ble;
 mod cancel;
 mod error;
 pub mod memory;
@@ -19,6 +20,6 @@ pub fn cancel_poll() -> std::time::Duration {
 }
 pub use error::LinkError;
 pub use serial::{
-    Console, ConsoleOptions, Dir, ExpectError, Match, Pacing, Port, Secrets, SerialPort,
+    Console, ConsoleOptions, Dir, ExpectError, Match, Pacing, Port, Reattach, Secrets, SerialPort,
     Transcript, UsbMatch, find_usb_serial, reveals,
 };

@@ -728,9 +728,8 @@ impl RawStep {
             Some(f) if f == "derived:unit.serial" => Some(Rows::DerivedFromSerial),
             Some(f) if f == "units" => {
                 let per_unit = match &what {
-                    StepWhat::Action { name, .. } => {
-                        vocabulary::action(name).is_some_and(|a| a.reads_memory)
-                    }
+                    StepWhat::Action { name, .. } => vocabulary::action(name)
+                        .is_some_and(|a| a.kind == vocabulary::ActionKind::ReadMemory),
                     _ => false,
                 };
                 if !per_unit {

@@ -30,6 +30,24 @@ pub enum BoardError {
     },
     #[error("{0}")]
     Secret(String),
+    /// The link's device is not on this bench (not attached, not in range, no radio): the case cannot
+    /// be tested here, which is no fault of the device.
+    #[error("link {link}: {why}")]
+    Unreachable { link: String, why: String },
+}
+
+impl BoardError {
+    /// The verdict a case gets when this stops it.
+    pub fn verdict(&self) -> hilt_model::Verdict {
+        match self {
+            BoardError::Unreachable { .. }
+            | BoardError::Link {
+                source: hilt_link::LinkError::UsbNotFound { .. },
+                ..
+            } => hilt_model::Verdict::NotTested,
+            _ => hilt_model::Verdict::Error,
+        }
+    }
 }
 
 /// How to open a session.
@@ -174,30 +192,43 @@ impl BoardSession {
         link: &str,
         cancel: Cancel,
     ) -> Result<Console<Box<dyn Port>>, BoardError> {
-        let Some(Link::Serial(s)) = self.profile.links.get(link) else {
-            return Err(BoardError::Profile(format!(
-                "no link {link:?} in {}",
-                self.profile.path.display()
-            )));
-        };
-        let path = match s.target() {
-            SerialTarget::Path(t) => PathBuf::from(render(t, &self.vars)?.text),
-            SerialTarget::Usb(m) => {
-                let want = hilt_link::UsbMatch {
-                    vid: m.vid,
-                    pid: m.pid,
-                    serial: m.serial.clone(),
-                };
-                hilt_link::find_usb_serial(&want).map_err(|source| BoardError::Link {
-                    link: link.into(),
-                    source,
-                })?
+        let s = match self.profile.links.get(link) {
+            Some(Link::Serial(s)) => s,
+            Some(Link::Ble(_)) => {
+                let plan = Bench::ble_plan(self, link).map_err(BoardError::Profile)?;
+                return plan.open_console(cancel).map_err(|e| {
+                    let (link, why) = (link.to_string(), e.to_string());
+                    match crate::ble::trouble(&e) {
+                        hilt_model::Verdict::NotTested => BoardError::Unreachable { link, why },
+                        _ => BoardError::Profile(format!("link {link}: {why}")),
+                    }
+                });
+            }
+            _ => {
+                return Err(BoardError::Profile(format!(
+                    "no serial or ble link {link:?} in {}",
+                    self.profile.path.display()
+                )));
             }
         };
-        let port = open_port(&path, s.baud, &cancel).map_err(|source| BoardError::Link {
+        let link_err = |source| BoardError::Link {
             link: link.into(),
             source,
-        })?;
+        };
+        // A console found by USB identity is found again, by the same identity, if it re-enumerates.
+        let (path, reattach) = match s.target() {
+            SerialTarget::Path(t) => (PathBuf::from(render(t, &self.vars)?.text), None),
+            SerialTarget::Usb(m) => {
+                let (identity, bus) = crate::usb::target(m, s.bus.as_ref(), |t| self.text(t))
+                    .map_err(BoardError::Profile)?;
+                let path = identity.resolve_tty(bus.as_ref()).map_err(link_err)?;
+                let within = Duration::from_millis(s.reattach_ms);
+                let reattach = (s.reattach_ms > 0)
+                    .then(|| hilt_link::Reattach::usb(identity, bus, s.baud, within));
+                (path, reattach)
+            }
+        };
+        let port = open_port(&path, s.baud, &cancel).map_err(link_err)?;
         let mut opts = ConsoleOptions {
             cancel: Some(cancel),
             ..ConsoleOptions::default()
@@ -208,7 +239,11 @@ impl BoardSession {
                 ..Pacing::default()
             };
         }
-        Ok(Console::new(Box::new(port), opts))
+        let mut console = Console::new(Box::new(port) as Box<dyn Port>, opts);
+        if let Some(r) = reattach {
+            console.set_reattach(r);
+        }
+        Ok(console)
     }
 }
 
@@ -232,8 +267,12 @@ impl Bench for BoardSession {
         unit_credential(u, surface, field, &vars).map_err(|e| e.to_string())
     }
 
-    fn open_console(&self, link: &str, cancel: Cancel) -> Result<Console<Box<dyn Port>>, String> {
-        BoardSession::open_console(self, link, cancel).map_err(|e| e.to_string())
+    fn open_console(
+        &self,
+        link: &str,
+        cancel: Cancel,
+    ) -> Result<Console<Box<dyn Port>>, (hilt_model::Verdict, String)> {
+        BoardSession::open_console(self, link, cancel).map_err(|e| (e.verdict(), e.to_string()))
     }
 
     fn cloud(&self) -> Option<&CloudSession> {
@@ -262,8 +301,37 @@ impl Bench for BoardSession {
         })
     }
 
+    fn usb_plan(&self, link: &str) -> Result<crate::usb::UsbPlan, String> {
+        let Some(Link::Usb(decl)) = self.profile.links.get(link) else {
+            return Err(format!(
+                "no usb link {link:?} in {}",
+                self.profile.path.display()
+            ));
+        };
+        crate::usb::plan(link, decl, |t| self.text(t))
+    }
+
+    fn ble_plan(&self, link: &str) -> Result<crate::ble::BlePlan, String> {
+        let Some(Link::Ble(decl)) = self.profile.links.get(link) else {
+            return Err(format!(
+                "no ble link {link:?} in {}",
+                self.profile.path.display()
+            ));
+        };
+        crate::ble::plan(link, decl, |t| self.text(t), None)
+    }
+
     fn end_case(&self) {
         self.release_fleet();
+    }
+}
+
+impl BoardSession {
+    /// `t` rendered with the unit under test's variables.
+    fn text(&self, t: &Template) -> Result<String, String> {
+        render(t, &self.vars)
+            .map(|v| v.text)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -7,6 +7,7 @@
 //! INCONCLUSIVE, never PASS.
 
 mod app_notice;
+mod ble_excludes;
 mod capture_equals;
 mod capture_excludes;
 mod capture_time;
@@ -16,6 +17,7 @@ mod flow_absent;
 mod flow_excludes;
 mod flow_stops;
 mod flows_declared;
+mod gatt_declared;
 mod lockout_duration;
 mod orderly_reconnect;
 mod password_pattern;
@@ -27,6 +29,7 @@ mod support_period;
 mod throttled;
 mod tls_only;
 mod units_distinct;
+mod usb_interfaces_declared;
 mod users_notified;
 mod withdrawal_parity;
 
@@ -68,6 +71,9 @@ pub const KINDS: &[Kind] = &[
     storage_excludes::KIND,
     units_distinct::KIND,
     passwords_patternless::KIND,
+    usb_interfaces_declared::KIND,
+    gatt_declared::KIND,
+    ble_excludes::KIND,
 ];
 
 /// A registered check kind: its name and how its parameters become a typed check.
@@ -91,6 +97,11 @@ pub trait Check: std::fmt::Debug + Send + Sync {
         Vec::new()
     }
     fn templates(&self) -> Vec<&Template> {
+        Vec::new()
+    }
+    /// The IXIT lists it will read (`sheet/entry/field/key` paths to arrays of text): one the profile
+    /// does not declare makes the case NOT_TESTED before the device is touched.
+    fn ixit_lists(&self) -> Vec<&str> {
         Vec::new()
     }
     fn evaluate(&self, ev: &Evidence) -> Judgement;
@@ -148,9 +159,21 @@ impl Params<'_> {
     /// [`Params::action_step`] for a step whose action reads a memory snapshot.
     pub fn memory_step(&self, id: &str) -> Result<(), String> {
         let (_, spec) = self.action_step(id)?;
-        if !spec.reads_memory {
+        if spec.kind != vocabulary::ActionKind::ReadMemory {
             return Err(format!(
                 "step {id:?} runs action {}, which reads no memory snapshot",
+                spec.name
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`Params::action_step`] for a step whose action is carried out as `kind` (e.g. a USB listing).
+    pub fn step_of_kind(&self, id: &str, kind: vocabulary::ActionKind) -> Result<(), String> {
+        let (_, spec) = self.action_step(id)?;
+        if spec.kind != kind {
+            return Err(format!(
+                "step {id:?} runs action {}, which is no {kind:?} action",
                 spec.name
             ));
         }
@@ -216,6 +239,10 @@ pub struct Evidence<'a> {
     pub started_unix_ms: Option<u64>,
     /// By step id, what each memory read got.
     pub memory: &'a BTreeMap<String, Vec<crate::memory::MemoryRead>>,
+    /// By step id, the device's USB descriptors as listed.
+    pub usb: &'a BTreeMap<String, crate::usb::UsbListing>,
+    /// By step id, what an unpaired BLE survey learnt.
+    pub ble: &'a BTreeMap<String, crate::ble::BleSurvey>,
     pub cloud: Option<CloudEvidence<'a>>,
 }
 
@@ -280,6 +307,9 @@ impl TypedCheck {
         for v in self.check.templates().into_iter().flat_map(|t| t.vars()) {
             scope.preflight(v)?;
         }
+        for path in self.check.ixit_lists() {
+            ixit_list(scope.bench.profile(), path)?;
+        }
         Ok(())
     }
 
@@ -291,6 +321,28 @@ impl TypedCheck {
             detail,
         }
     }
+}
+
+/// The IXIT value at `path` as a list of text (e.g. the interfaces a manufacturer declares).
+pub fn ixit_list(
+    profile: &hilt_model::profile::BoardProfile,
+    path: &str,
+) -> Result<Vec<String>, String> {
+    let value = profile
+        .ixit
+        .lookup(path)
+        .ok_or_else(|| format!("the board profile's IXIT does not declare {path}"))?;
+    let items = value
+        .as_array()
+        .ok_or_else(|| format!("IXIT {path} is not a list"))?;
+    items
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("IXIT {path}: {v} is not text"))
+        })
+        .collect()
 }
 
 /// Type every `[[check]]` of a scenario through the registry; errors are located at the check.

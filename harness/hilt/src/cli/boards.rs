@@ -15,6 +15,9 @@ pub struct BoardsArgs {
     /// Print JSON, for scripts
     #[arg(long)]
     json: bool,
+    /// How long to listen for BLE devices, in milliseconds
+    #[arg(long, default_value_t = 3000)]
+    ble_scan_ms: u64,
     /// Suite directory whose boards/ (and boards/examples/) profiles are matched (default: found
     /// from the current directory)
     #[arg(long)]
@@ -25,9 +28,13 @@ pub fn run(a: BoardsArgs) -> Result<u8, Failure> {
     let suite =
         SuiteRoot::discover(a.suite.as_deref()).map_err(|e| Failure::input(anyhow::anyhow!(e)))?;
     let profiles = profiles(&suite.root)?;
+    let central = hilt_link::ble::BtleplugCentral::new()
+        .map(|c| Box::new(c) as Box<dyn hilt_link::ble::BleCentral>);
     let found = inventory::take(
         &hilt_link::usb::NusbBus,
         &hilt_link::memory::probe::ProbeRs,
+        central,
+        std::time::Duration::from_millis(a.ble_scan_ms),
         &profiles,
     );
     if a.json {
@@ -120,6 +127,15 @@ fn render(inv: &Inventory, profiles: usize) -> String {
     section(&mut out, "debug probes", &inv.probes, |p| {
         format!("{}: {}", p.description, matched(&p.matches))
     });
-    out.push_str(&format!("BLE:\n  {}\n", inv.ble));
+    section(&mut out, "BLE devices", &inv.ble, |e| {
+        let a = &e.advert;
+        format!(
+            "{} {:?} rssi {}: {}",
+            a.address,
+            a.local_name.as_deref().unwrap_or("-"),
+            a.rssi.map_or("-".into(), |r| r.to_string()),
+            matched(&e.matches)
+        )
+    });
     out
 }

@@ -17,8 +17,14 @@ pub trait Bench {
     /// (plain) or `password` (secret). `Err` = the profile or the bench cannot supply it (the case is
     /// NOT_TESTED, never the device's FAIL).
     fn credential(&self, unit: usize, surface: &str, field: &str) -> Result<Value, String>;
-    /// Open a console on a serial-like link; waits in it end when `cancel` is set.
-    fn open_console(&self, link: &str, cancel: Cancel) -> Result<Console<Box<dyn Port>>, String>;
+    /// Open a console on a serial or ble link; waits in it end when `cancel` is set. `Err` says with
+    /// which verdict the case stops: NOT_TESTED when the device is not on this bench (not attached,
+    /// not in range), ERROR otherwise.
+    fn open_console(
+        &self,
+        link: &str,
+        cancel: Cancel,
+    ) -> Result<Console<Box<dyn Port>>, (hilt_model::Verdict, String)>;
     /// The board's mock cloud, when its profile declares a cloud link.
     fn cloud(&self) -> Option<&CloudSession>;
     /// Mask `secret` in everything the bench records from now on besides the case's own transcripts:
@@ -31,6 +37,16 @@ pub trait Bench {
             "this bench reads no memory link ({link} of unit {})",
             unit + 1
         ))
+    }
+    /// How to list usb link `link` of the unit under test: `Err` = the profile or the bench cannot
+    /// say (NOT_TESTED).
+    fn usb_plan(&self, link: &str) -> Result<crate::usb::UsbPlan, String> {
+        Err(format!("this bench lists no usb link ({link})"))
+    }
+    /// How to survey ble link `link` of the unit under test: `Err` = the profile or the bench cannot
+    /// say, or the machine has no radio (NOT_TESTED).
+    fn ble_plan(&self, link: &str) -> Result<crate::ble::BlePlan, String> {
+        Err(format!("this bench surveys no ble link ({link})"))
     }
     /// A case has ended: release what it alone needed (e.g. the other units of a fleet).
     fn end_case(&self) {}

@@ -8,11 +8,13 @@
 mod applicability;
 mod bench;
 mod binding;
+mod ble_step;
 mod budget;
 mod cloud;
 mod derive;
 mod memory_step;
 mod steps;
+mod usb_step;
 mod vars;
 
 pub use bench::Bench;
@@ -93,6 +95,10 @@ pub(crate) struct Ctx<'a> {
     pub memory: BTreeMap<String, Vec<crate::memory::MemoryRead>>,
     /// (step id, unit, why) of each memory read the device refused.
     pub refusals: Vec<(String, usize, String)>,
+    /// By step id, the device's USB descriptors as listed.
+    pub usb: BTreeMap<String, crate::usb::UsbListing>,
+    /// By step id, what an unpaired BLE survey learnt.
+    pub ble: BTreeMap<String, crate::ble::BleSurvey>,
 }
 
 impl<'a> Ctx<'a> {
@@ -179,6 +185,8 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
         offered: false,
         offers: Vec::new(),
         memory: BTreeMap::new(),
+        usb: BTreeMap::new(),
+        ble: BTreeMap::new(),
         refusals: Vec::new(),
     };
     let mut checks = Vec::new();
@@ -216,6 +224,14 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
             decide(&ctx, stop.err(), &checks)
         }
     };
+    // What the device said finds its way into reasons and details (a name it advertised, an error
+    // it printed): a secret of the case in them is masked like everywhere else.
+    let masker = secrets_masker(&ctx.secrets);
+    let reason = masker.mask_str(&reason);
+    let notes: Vec<String> = notes.iter().map(|n| masker.mask_str(n)).collect();
+    for c in &mut checks {
+        c.detail = masker.mask_str(&c.detail);
+    }
     tracing::info!(case = %scenario.id, %verdict, %reason, "case finished");
     let mut evidence: Vec<EvidenceFile> = ctx
         .consoles
@@ -229,6 +245,8 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
         description: format!("the signed update manifest (DSSE envelope) offered in step {step:?}"),
     }));
     evidence.extend(memory_step::evidence(&ctx));
+    evidence.extend(usb_step::evidence(&ctx));
+    evidence.extend(ble_step::evidence(&ctx));
     if let Some(c) = bench.cloud().filter(|_| !scenario.accounts.is_empty()) {
         evidence.push(account_records(c, &ctx.vars, &scenario.accounts));
     }
@@ -265,16 +283,25 @@ fn masked_captures(mut steps: Vec<StepRecord>, secrets: &[(String, String)]) -> 
     if secrets.is_empty() {
         return steps;
     }
-    let mut m = hilt_link::Secrets::default();
-    for (secret, label) in secrets {
-        m.add(secret.as_bytes(), label);
-    }
+    let m = secrets_masker(secrets);
     for a in steps.iter_mut().flat_map(|s| s.attempts.iter_mut()) {
         for v in a.captures.values_mut() {
             *v = m.mask_str(v);
         }
+        if let Some(e) = &mut a.error {
+            *e = m.mask_str(e);
+        }
     }
     steps
+}
+
+/// A masker of the case's secrets, for text that reaches the report.
+fn secrets_masker(secrets: &[(String, String)]) -> hilt_link::Secrets {
+    let mut m = hilt_link::Secrets::default();
+    for (secret, label) in secrets {
+        m.add(secret.as_bytes(), label);
+    }
+    m
 }
 
 /// The test accounts as the mock cloud holds them when the case ends, read back for the evidence: each
@@ -376,6 +403,8 @@ fn run_checks(ctx: &Ctx, case: &Case, flows: Option<&[hilt_cloud::Flow]>) -> Vec
         secrets: &ctx.secrets,
         started_unix_ms: Some(started_unix_ms),
         memory: &ctx.memory,
+        usb: &ctx.usb,
+        ble: &ctx.ble,
         cloud: ctx
             .bench
             .cloud()

@@ -5,6 +5,7 @@
 use hilt_model::Verdict;
 use hilt_model::scenario::VarTemplate;
 use hilt_model::scenario::{Row, Rows, Step, StepWhat};
+use hilt_model::vocabulary::ActionKind;
 use hilt_report::model::{Attempt, StepRecord};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -338,6 +339,17 @@ fn run_attempt(
         })
         .collect();
     let binding = &ctx.bench.profile().bindings[action];
+    let kind = hilt_model::vocabulary::action(action).map(|a| a.kind);
+    let link = binding.link.clone();
+    match kind {
+        Some(ActionKind::ListUsb) => {
+            return super::usb_step::list(ctx, step, action, &link, scope.iteration, of);
+        }
+        Some(ActionKind::SurveyBle) => {
+            return super::ble_step::survey(ctx, step, action, &link, scope.iteration, of);
+        }
+        _ => {}
+    }
     if binding.script.is_empty() {
         // A memory link's binding: the link reads its regions.
         let unit = scope
@@ -345,7 +357,6 @@ fn run_attempt(
             .and_then(|r| r.get("unit"))
             .and_then(|n| n.parse::<usize>().ok())
             .map_or(0, |n| n.saturating_sub(1));
-        let link = binding.link.clone();
         return super::memory_step::read(ctx, step, action, (&link, unit), scope.iteration, of);
     }
     open_link(ctx, &binding.link)?;
@@ -478,7 +489,7 @@ fn open_link(ctx: &mut Ctx, link: &str) -> Result<(), Stop> {
     let mut c = ctx
         .bench
         .open_console(link, ctx.ctl.cancel.clone())
-        .map_err(|e| Stop(Verdict::Error, e))?;
+        .map_err(|(verdict, why)| Stop(verdict, why))?;
     for (secret, label) in &ctx.secrets {
         c.add_secret(secret.as_bytes(), label);
     }

@@ -1,14 +1,18 @@
 //! The expect session over a [`Port`]: send, expect, drain, with a transcript of everything.
+//!
+//! With a [`Reattach`] set, a link whose device end went away (read EOF, write broken pipe) is
+//! reopened when the device comes back, and the session goes on: see [`Console::set_reattach`].
 
 use std::io;
 use std::time::{Duration, Instant};
 
 use regex::Regex;
-use tracing::{debug, trace};
+use tracing::{debug, info, trace, warn};
 
 use super::escape::{escape_into, tail_chars};
 use super::expect::{ExpectError, Match, describe, earliest, named_captures};
 use super::port::{Port, is_closed};
+use super::reattach::{Gone, Reattach};
 use super::rxbuf::RxBuffer;
 use super::transcript::{DEFAULT_TRANSCRIPT_LIMIT, Dir, Transcript};
 use crate::{Cancel, LinkError};
@@ -56,6 +60,27 @@ enum Fill {
     Data,
     Quiet,
     Closed,
+    /// The link was lost and is back on a new port; nothing read from it yet.
+    Reattached,
+}
+
+/// How a wait for the device to return ended.
+enum Return {
+    Back,
+    Gone,
+    Interrupted,
+}
+
+/// A lost link: why, and whether the transcript already says so.
+struct Lost {
+    why: String,
+    announced: bool,
+}
+
+/// A [`Reattach`] and how to make this console's port type from the port it yields.
+struct Armed<P> {
+    reattach: Reattach,
+    into_port: fn(Box<dyn Port>) -> P,
 }
 
 /// An expect session on a device console.
@@ -67,6 +92,43 @@ pub struct Console<P: Port> {
     closed: bool,
     scratch: Vec<u8>,
     cancel: Option<Cancel>,
+    armed: Option<Armed<P>>,
+    /// The link went away; it is reopened at the next read or write.
+    lost: Option<Lost>,
+}
+
+impl<P: Port + From<Box<dyn Port>>> Console<P> {
+    /// Survive the device going away and coming back (a USB device re-enumerating), e.g. with
+    /// [`Reattach::usb`]. Available when the console's port type can hold any port, as
+    /// `Console<Box<dyn Port>>` does.
+    ///
+    /// When the port says the device end went away (read end of file, write broken pipe), the
+    /// old port is closed and, at that read or write, `reopen` is called about every 50 ms until
+    /// it gives a port, `within` has passed, it gives up, or the console's [`Cancel`] is set.
+    /// The transcript notes each step: "link lost (...); waiting up to N ms for the same
+    /// device", then "reattached at PATH after N ms", "the device did not return within N ms",
+    /// "stopped waiting ...: why" or "interrupted while waiting ...".
+    ///
+    /// Back: the session goes on with the new port. Bytes received before the loss stay
+    /// buffered, so a pattern can span it; registered secrets stay masked. An `expect` in
+    /// progress keeps waiting for its pattern within its own timeout, which the wait for the
+    /// device counts towards but never cuts short: a link left half-recovered would fail every
+    /// later step. So an `expect` can overrun its timeout by up to `within`; if its time is up
+    /// when the device is back, it takes one look at what has already arrived and otherwise ends
+    /// [`ExpectError::Timeout`] (not `Closed`: the link is back and usable). A `send` that found
+    /// the device gone sends all its bytes again to the returned device. A `drain` starts a new
+    /// quiet period.
+    ///
+    /// Not back: the console is closed as without a `Reattach`: `expect` ends
+    /// [`ExpectError::Closed`], `send` and `drain` [`LinkError::Closed`], and it stays closed.
+    /// Interrupted: the operation ends `Cancelled` and the link stays lost; the next read or
+    /// write waits for it again.
+    pub fn set_reattach(&mut self, reattach: Reattach) {
+        self.armed = Some(Armed {
+            reattach,
+            into_port: P::from,
+        });
+    }
 }
 
 impl<P: Port> Console<P> {
@@ -79,7 +141,14 @@ impl<P: Port> Console<P> {
             closed: false,
             scratch: vec![0; READ_CHUNK.min(opts.max_buffer.max(1))],
             cancel: opts.cancel,
+            armed: None,
+            lost: None,
         }
+    }
+
+    /// Stop reattaching: a lost link closes the console again. Returns the [`Reattach`] that was set.
+    pub fn clear_reattach(&mut self) -> Option<Reattach> {
+        self.armed.take().map(|a| a.reattach)
     }
 
     /// Send bytes as they are; they appear in the transcript (masked if they hold a secret).
@@ -126,14 +195,22 @@ impl<P: Port> Console<P> {
         self.rx.discarded()
     }
 
-    /// Whether the device end has gone away.
+    /// Whether the device end has gone away for good (with a [`Reattach`] set: and did not return).
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// Whether the link is lost and waits to be reattached at the next read or write.
+    pub fn is_lost(&self) -> bool {
+        self.lost.is_some()
     }
 
     /// Wait for the first of `alts` (name, pattern) to match the received text, at most
     /// `timeout`. The alternative whose match ends earliest wins (ties: first listed); the
     /// buffer is consumed up to the end of the match.
+    ///
+    /// If the link is lost and a [`Reattach`] is set, the wait for the device to return counts
+    /// towards `timeout` but is not cut short by it (see [`Console::set_reattach`]).
     pub fn expect(
         &mut self,
         alts: &[(&str, &Regex)],
@@ -169,8 +246,12 @@ impl<P: Port> Console<P> {
                     tail: self.tail(),
                 });
             }
-            changed = matches!(self.fill(self.poll_slice(left))?, Fill::Data);
-            polled = true;
+            match self.fill(self.poll_slice(left))? {
+                Fill::Data => (changed, polled) = (true, true),
+                // Even out of time, take one look at what the returned device has already said.
+                Fill::Reattached => (changed, polled) = (false, false),
+                Fill::Quiet | Fill::Closed => (changed, polled) = (false, true),
+            }
         }
     }
 
@@ -192,7 +273,8 @@ impl<P: Port> Console<P> {
                 break Err(LinkError::Cancelled);
             }
             match self.fill(self.poll_slice(quiet_left.min(max_left))) {
-                Ok(Fill::Data) => last_rx = Instant::now(),
+                // A returned device starts a new quiet period.
+                Ok(Fill::Data | Fill::Reattached) => last_rx = Instant::now(),
                 Ok(Fill::Quiet) => {}
                 Ok(Fill::Closed) => break Err(LinkError::Closed),
                 Err(source) => break Err(LinkError::Io { op: "read", source }),
@@ -215,6 +297,33 @@ impl<P: Port> Console<P> {
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), LinkError> {
+        if self.lost.is_some() {
+            self.reattach_or_err()?;
+        }
+        match self.write_once(data) {
+            Err(LinkError::Closed) if self.lost.is_some() => {
+                // The device received none of it (or a part, before it went): the returned one
+                // gets all of it.
+                self.reattach_or_err()?;
+                self.transcript.note(&format!(
+                    "sending the {} bytes again after reattaching",
+                    data.len()
+                ));
+                self.write_once(data)
+            }
+            other => other,
+        }
+    }
+
+    fn reattach_or_err(&mut self) -> Result<(), LinkError> {
+        match self.reattach() {
+            Return::Back => Ok(()),
+            Return::Gone => Err(LinkError::Closed),
+            Return::Interrupted => Err(LinkError::Cancelled),
+        }
+    }
+
+    fn write_once(&mut self, data: &[u8]) -> Result<(), LinkError> {
         let res = if self.pacing == Pacing::default() {
             self.port.write_all(data)
         } else {
@@ -222,7 +331,7 @@ impl<P: Port> Console<P> {
         };
         res.map_err(|e| {
             if is_closed(&e) {
-                self.closed = true;
+                self.link_gone(&e);
                 LinkError::Closed
             } else {
                 LinkError::Io {
@@ -231,6 +340,102 @@ impl<P: Port> Console<P> {
                 }
             }
         })
+    }
+
+    /// The port said the device end went away: closed for good, or lost until reattached.
+    fn link_gone(&mut self, e: &io::Error) {
+        match &self.armed {
+            Some(armed) if !self.closed => {
+                // Let go of the dead tty now rather than when the device is back.
+                self.port = (armed.into_port)(Box::new(Gone));
+                self.lost = Some(Lost {
+                    why: e.to_string(),
+                    announced: false,
+                });
+            }
+            _ => self.closed = true,
+        }
+    }
+
+    /// Wait for the lost link to come back, as the [`Reattach`] says, noting it in the transcript.
+    fn reattach(&mut self) -> Return {
+        let Some(armed) = self.armed.as_mut() else {
+            self.lost = None;
+            self.closed = true;
+            return Return::Gone;
+        };
+        let within = armed.reattach.within;
+        let ms = within.as_millis();
+        let cancelled = self.cancel.as_ref().is_some_and(Cancel::is_cancelled);
+        match self.lost.as_mut() {
+            // Already said, and still interrupted: nothing new for the transcript.
+            Some(lost) if lost.announced && cancelled => return Return::Interrupted,
+            Some(lost) if lost.announced => self
+                .transcript
+                .note(&format!("waiting again up to {ms} ms for the same device")),
+            Some(lost) => {
+                lost.announced = true;
+                let why = &lost.why;
+                warn!(
+                    reason = %why,
+                    within_ms = ms as u64,
+                    "link lost; waiting for the device"
+                );
+                self.transcript.note(&format!(
+                    "link lost ({why}); waiting up to {ms} ms for the same device"
+                ));
+            }
+            None => {}
+        }
+        let started = Instant::now();
+        loop {
+            if self.cancel.as_ref().is_some_and(Cancel::is_cancelled) {
+                self.transcript.note(&format!(
+                    "interrupted while waiting for the device, after {} ms",
+                    started.elapsed().as_millis()
+                ));
+                return Return::Interrupted;
+            }
+            match (armed.reattach.reopen)() {
+                Ok(Some((path, port))) => {
+                    self.port = (armed.into_port)(port);
+                    self.lost = None;
+                    let after = started.elapsed().as_millis();
+                    info!(path = %path.display(), after_ms = after as u64, "reattached");
+                    self.transcript.note(&format!(
+                        "reattached at {} after {after} ms",
+                        path.display()
+                    ));
+                    return Return::Back;
+                }
+                Ok(None) => {}
+                Err(why) => {
+                    self.transcript.note(&format!(
+                        "stopped waiting for the device after {} ms: {why}",
+                        started.elapsed().as_millis()
+                    ));
+                    self.lost = None;
+                    self.closed = true;
+                    return Return::Gone;
+                }
+            }
+            let left = within.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                warn!(within_ms = ms as u64, "the device did not return");
+                self.transcript
+                    .note(&format!("the device did not return within {ms} ms"));
+                self.lost = None;
+                self.closed = true;
+                return Return::Gone;
+            }
+            let pause = left.min(crate::cancel::POLL);
+            match &self.cancel {
+                Some(c) => {
+                    c.sleep(pause);
+                }
+                None => std::thread::sleep(pause),
+            }
+        }
     }
 
     fn write_paced(&mut self, data: &[u8]) -> io::Result<()> {
@@ -257,6 +462,9 @@ impl<P: Port> Console<P> {
         if self.closed {
             return Ok(Fill::Closed);
         }
+        if self.lost.is_some() {
+            return Ok(self.fill_reattach());
+        }
         let cap = (self.rx.max() / 2).max(1);
         let mut total = 0;
         let mut wait = timeout;
@@ -273,20 +481,32 @@ impl<P: Port> Console<P> {
                 }
                 Err(e) if is_closed(&e) => {
                     debug!(error = %e, "device closed the link");
-                    self.closed = true;
+                    self.link_gone(&e);
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted || total > 0 => break,
                 Err(e) => return Err(e),
             }
         }
+        // What arrived before the loss is matched first; the next fill reattaches.
         Ok(if total > 0 {
             Fill::Data
+        } else if self.lost.is_some() {
+            self.fill_reattach()
         } else if self.closed {
             Fill::Closed
         } else {
             Fill::Quiet
         })
+    }
+
+    fn fill_reattach(&mut self) -> Fill {
+        match self.reattach() {
+            Return::Back => Fill::Reattached,
+            Return::Gone => Fill::Closed,
+            // The caller sees the cancellation and says so.
+            Return::Interrupted => Fill::Quiet,
+        }
     }
 
     fn try_match(&mut self, alts: &[(&str, &Regex)], started: Instant) -> Option<Match> {

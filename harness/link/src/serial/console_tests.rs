@@ -302,3 +302,249 @@ fn cancellation_ends_a_long_expect_and_drain_promptly() {
     assert!(matches!(drained, Err(LinkError::Cancelled)), "{drained:?}");
     t.join().unwrap();
 }
+
+/// A port for the reattach tests: scripted reads, then end of file if `gone`; writes land in a
+/// shared buffer, or fail as a vanished device's do.
+struct Script {
+    chunks: VecDeque<Vec<u8>>,
+    gone: bool,
+    written: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Script {
+    fn new(chunks: &[&[u8]], gone: bool) -> Self {
+        Self {
+            chunks: chunks.iter().map(|c| c.to_vec()).collect(),
+            gone,
+            written: Default::default(),
+        }
+    }
+}
+
+impl Port for Script {
+    fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        match self.chunks.pop_front() {
+            Some(chunk) => {
+                let n = chunk.len().min(buf.len());
+                buf[..n].copy_from_slice(&chunk[..n]);
+                Ok(n)
+            }
+            None if self.gone => Err(io::ErrorKind::UnexpectedEof.into()),
+            None => {
+                std::thread::sleep(timeout.min(Duration::from_millis(5)));
+                Ok(0)
+            }
+        }
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.gone {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(data);
+        Ok(())
+    }
+}
+
+type Calls = std::sync::Arc<std::sync::atomic::AtomicUsize>;
+
+/// A reattach whose device is back, as `back`, at the `after`-th call (never if `None`).
+fn reattach_after(
+    after: Option<usize>,
+    mut back: Option<Script>,
+    within: Duration,
+) -> (Reattach, Calls) {
+    let calls = Calls::default();
+    let counted = calls.clone();
+    let reopen = move || {
+        let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if after.is_some_and(|a| n >= a)
+            && let Some(port) = back.take()
+        {
+            return Ok(Some((
+                std::path::PathBuf::from("/dev/ttyACM1"),
+                Box::new(port) as Box<dyn Port>,
+            )));
+        }
+        Ok(None)
+    };
+    (
+        Reattach {
+            within,
+            reopen: Box::new(reopen),
+        },
+        calls,
+    )
+}
+
+fn boxed(port: Script) -> Console<Box<dyn Port>> {
+    Console::new(Box::new(port), ConsoleOptions::default())
+}
+
+fn calls(c: &Calls) -> usize {
+    c.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[test]
+fn reattach_carries_an_expect_across_the_loss() {
+    let mut c = boxed(Script::new(&[b"U-Boot 2024.01\r\n"], true));
+    c.add_secret(b"hunter2", "pw");
+    let back = Script::new(&[b"key hunter2\r\nlogin: "], false);
+    let (r, n) = reattach_after(Some(3), Some(back), Duration::from_secs(5));
+    c.set_reattach(r);
+    let m = c
+        .expect(
+            &[("login", &re(r"U-Boot[\s\S]*login: "))],
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    assert_eq!(m.name, "login");
+    assert_eq!(calls(&n), 3);
+    assert!(!c.is_closed() && !c.is_lost());
+    let text = c.transcript().render_text();
+    let lost = text.find("# link lost (").expect(&text);
+    assert!(text[..lost].contains("< U-Boot 2024.01"), "{text}");
+    assert!(
+        text.contains("; waiting up to 5000 ms for the same device"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# reattached at /dev/ttyACM1 after "),
+        "{text}"
+    );
+    assert!(
+        !text.contains("hunter2") && text.contains("key ‹secret:pw›"),
+        "{text}"
+    );
+    assert!(m.matched.contains("‹secret:pw›"), "{}", m.matched);
+}
+
+#[test]
+fn out_of_time_when_the_device_returns_takes_one_look_then_times_out() {
+    let short = Duration::from_millis(10);
+    // The device is back only after several polls, past the expect's timeout.
+    let mut c = boxed(Script::new(&[], true));
+    let (r, n) = reattach_after(
+        Some(4),
+        Some(Script::new(&[b"login: "], false)),
+        Duration::from_secs(5),
+    );
+    c.set_reattach(r);
+    let m = c.expect(&[("login", &re("login: "))], short).unwrap();
+    assert!(m.elapsed > short);
+    assert_eq!(calls(&n), 4);
+
+    let mut c = boxed(Script::new(&[], true));
+    let (r, _) = reattach_after(
+        Some(4),
+        Some(Script::new(&[], false)),
+        Duration::from_secs(5),
+    );
+    c.set_reattach(r);
+    let err = c.expect(&[("login", &re("login: "))], short).unwrap_err();
+    assert!(matches!(err, ExpectError::Timeout { .. }), "{err}");
+    assert!(!c.is_closed());
+    c.send(b"x").unwrap();
+}
+
+#[test]
+fn not_back_within_the_time_closes_once() {
+    let mut c = boxed(Script::new(&[], true));
+    let (r, n) = reattach_after(None, None, Duration::from_millis(200));
+    c.set_reattach(r);
+    let err = c
+        .expect(&[("login", &re("login: "))], Duration::from_secs(30))
+        .unwrap_err();
+    assert!(matches!(err, ExpectError::Closed { .. }), "{err}");
+    assert!(calls(&n) >= 2, "{}", calls(&n));
+    assert!(c.is_closed());
+    let tried = calls(&n);
+    // Closed for good: no second wait.
+    assert!(matches!(c.send(b"x"), Err(LinkError::Closed)));
+    assert!(matches!(
+        c.expect(&[("login", &re("login: "))], Duration::from_secs(30)),
+        Err(ExpectError::Closed { .. })
+    ));
+    assert_eq!(calls(&n), tried);
+    let text = c.transcript().render_text();
+    assert!(
+        text.contains("# the device did not return within 200 ms"),
+        "{text}"
+    );
+    assert_eq!(text.matches("link lost").count(), 1, "{text}");
+}
+
+#[test]
+fn giving_up_closes_at_once() {
+    let mut c = boxed(Script::new(&[], true));
+    c.set_reattach(Reattach {
+        within: Duration::from_secs(60),
+        reopen: Box::new(|| Err("two devices are this one".into())),
+    });
+    let started = Instant::now();
+    let err = c.drain(Duration::from_secs(1), Duration::from_secs(60));
+    assert!(matches!(err, Err(LinkError::Closed)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let text = c.transcript().render_text();
+    assert!(
+        text.contains("# stopped waiting for the device after ")
+            && text.contains(" ms: two devices are this one"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_send_that_finds_the_device_gone_goes_to_the_returned_one() {
+    let mut c = boxed(Script::new(&[], true));
+    let back = Script::new(&[], false);
+    let written = back.written.clone();
+    let (r, _) = reattach_after(Some(2), Some(back), Duration::from_secs(5));
+    c.set_reattach(r);
+    c.send(b"reboot\r").unwrap();
+    assert_eq!(*written.lock().unwrap(), b"reboot\r");
+    let text = c.transcript().render_text();
+    assert_eq!(text.matches("> reboot\\r").count(), 1, "{text}");
+    assert!(
+        text.contains("# sending the 7 bytes again after reattaching"),
+        "{text}"
+    );
+    // Without a reattach, a lost link is closed as before.
+    assert!(c.clear_reattach().is_some());
+}
+
+#[test]
+fn cancellation_ends_the_wait_for_the_device() {
+    let cancel = crate::Cancel::new();
+    let mut c: Console<Box<dyn Port>> = Console::new(
+        Box::new(Script::new(&[], true)),
+        ConsoleOptions {
+            cancel: Some(cancel.clone()),
+            ..ConsoleOptions::default()
+        },
+    );
+    let (r, _) = reattach_after(None, None, Duration::from_secs(600));
+    c.set_reattach(r);
+    let other = cancel.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        other.cancel(2);
+    });
+    let started = Instant::now();
+    let err = c.expect(&[("login", &re("login: "))], Duration::from_secs(600));
+    assert!(matches!(err, Err(ExpectError::Cancelled { .. })), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(c.is_lost() && !c.is_closed());
+    assert!(matches!(c.send(b"x"), Err(LinkError::Cancelled)));
+    let text = c.transcript().render_text();
+    assert!(
+        text.contains("# interrupted while waiting for the device, after "),
+        "{text}"
+    );
+    // Said once, however many operations find it still interrupted.
+    assert_eq!(text.matches("link lost").count(), 1, "{text}");
+    assert_eq!(text.matches("interrupted").count(), 1, "{text}");
+    t.join().unwrap();
+}

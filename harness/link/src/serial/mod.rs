@@ -1,5 +1,6 @@
 //! Serial console link: a [`Port`] (real UART or pseudo-terminal), the expect engine
-//! [`Console`], and its evidence, the [`Transcript`].
+//! [`Console`], and its evidence, the [`Transcript`]. A [`Reattach`] lets a console survive its
+//! USB device re-enumerating.
 
 mod console;
 #[cfg(test)]
@@ -8,6 +9,7 @@ mod escape;
 mod expect;
 mod mask;
 mod port;
+mod reattach;
 mod rxbuf;
 mod transcript;
 mod usb_match;
@@ -16,5 +18,6 @@ pub use console::{Console, ConsoleOptions, DEFAULT_MAX_BUFFER, Pacing};
 pub use expect::{ExpectError, Match};
 pub use mask::{Secrets, reveals};
 pub use port::{Port, SerialPort};
+pub use reattach::{Reattach, Reopen, Reopened};
 pub use transcript::{DEFAULT_TRANSCRIPT_LIMIT, Dir, Transcript};
 pub use usb_match::{UsbMatch, find_usb_serial};

@@ -113,10 +113,13 @@ fn poll_timeout(timeout: Duration) -> PollTimeout {
     PollTimeout::try_from(ms.min(i32::MAX as u128) as u64).unwrap_or(PollTimeout::MAX)
 }
 
-/// Map errno from a tty read/write: EIO is what a tty gives once its other end is gone.
+/// Map errno from a tty read/write: EIO is what a tty gives once its other end is gone; ENODEV
+/// and ENXIO what some USB serial drivers give once their device is unplugged.
 fn tty_error(e: Errno) -> io::Error {
     match e {
-        Errno::EIO => io::Error::new(io::ErrorKind::UnexpectedEof, "serial device went away"),
+        Errno::EIO | Errno::ENODEV | Errno::ENXIO => {
+            io::Error::new(io::ErrorKind::UnexpectedEof, "serial device went away")
+        }
         other => other.into(),
     }
 }

@@ -105,7 +105,8 @@ pub(crate) fn select(candidates: &[Candidate], m: &UsbMatch) -> Result<PathBuf, 
         }
         many => Err(LinkError::UsbAmbiguous {
             wanted: m.to_string(),
-            ports: many.iter().map(|c| c.path.clone()).collect(),
+            matches: many.iter().map(|c| c.path.display().to_string()).collect(),
+            add: "serial number",
         }),
     }
 }

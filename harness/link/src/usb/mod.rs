@@ -4,12 +4,20 @@
 //! The bus sits behind [`UsbBus`]: [`NusbBus`] reads the real one through `nusb`, [`FakeBus`] plays
 //! back recorded descriptor sets of real device models (tests, and `hilt selftest` without a bus). A
 //! machine without a USB bus (a CI container) is [`UsbError::NoBus`], said plainly, never a panic.
+//! [`FileBus`] is a bus a simulated device publishes as a JSON file (the virtual reference board).
+//!
+//! An interface bound to a tty driver carries the tty's device node, so a console can be found by
+//! the board's identity rather than by a `/dev/ttyACMn` name that changes with plug order.
 
 mod fake;
+mod file;
 mod identity;
 mod kind;
+#[cfg(target_os = "linux")]
+mod sysfs;
 
 pub use fake::FakeBus;
+pub use file::{FileBus, MAX_BUS_FILE_BYTES};
 pub use identity::UsbIdentity;
 pub use kind::InterfaceKind;
 
@@ -25,6 +33,10 @@ pub struct UsbInterface {
     /// The interface string, when the device gives one.
     #[serde(default)]
     pub name: Option<String>,
+    /// The tty device node bound to this interface (`/dev/ttyACM0` for CDC ACM, `/dev/ttyUSB1` for
+    /// a usb-serial driver such as ftdi_sio or cp210x), when there is one.
+    #[serde(default)]
+    pub tty: Option<String>,
 }
 
 /// A device on the bus.
@@ -78,7 +90,7 @@ pub enum UsbError {
     List(String),
 }
 
-/// A USB bus to list.
+/// A USB bus to list. Each call lists afresh: a device that re-enumerated shows its new state.
 pub trait UsbBus {
     fn devices(&self) -> Result<Vec<UsbDevice>, UsbError>;
 }
@@ -104,6 +116,10 @@ impl UsbBus for NusbBus {
 
 fn from_nusb(d: &nusb::DeviceInfo) -> UsbDevice {
     let chain: Vec<String> = d.port_chain().iter().map(u8::to_string).collect();
+    #[cfg(target_os = "linux")]
+    let ttys = sysfs::interface_ttys(d.sysfs_path());
+    #[cfg(not(target_os = "linux"))]
+    let ttys = std::collections::BTreeMap::<u8, String>::new();
     UsbDevice {
         vid: d.vendor_id(),
         pid: d.product_id(),
@@ -122,6 +138,7 @@ fn from_nusb(d: &nusb::DeviceInfo) -> UsbDevice {
                 subclass: i.subclass(),
                 protocol: i.protocol(),
                 name: i.interface_string().map(str::to_string),
+                tty: ttys.get(&i.interface_number()).cloned(),
             })
             .collect(),
     }

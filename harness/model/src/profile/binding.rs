@@ -30,6 +30,13 @@
 //!   shows the block to write instead; the same holds after a conditional block that expects.
 //!
 //! Every `when` must name an alternative of an expect earlier in the script.
+//!
+//! # Over BLE
+//!
+//! On a ble link, `ble = { read = "0x2a19" }` (or `write` with a `value`, or `subscribe`) carries out
+//! one GATT operation; its answer is a line (`read 0x2a19: 64 "d"`, `… refused ATT-ERROR`,
+//! `notify 0x2a19: …`) the following expect steps match, with the same timeouts, outcomes and
+//! captures as on a console.
 
 use regex::Regex;
 use serde::Deserialize;
@@ -119,6 +126,61 @@ struct RawStep {
     outcome: bool,
     /// A block: these steps, all under this step's `when`.
     steps: Option<Vec<Spanned<RawStep>>>,
+    /// A GATT operation on a ble link (see [`RawBleOp`]).
+    ble: Option<RawBleOp>,
+}
+
+/// `ble = { read = "0x2a19" }`, `{ write = "UUID", value = "{ssid}" }` (`with_response = false` for
+/// a write command), `{ subscribe = "UUID" }`: one GATT operation, sent to the link as a command
+/// line whose answer (`read 0x2a19: 64 "d"`, `write UUID: refused insufficient-authentication`,
+/// `notify UUID: …`) the following expect steps match, like any console's.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBleOp {
+    read: Option<String>,
+    write: Option<String>,
+    value: Option<Template>,
+    #[serde(default = "yes")]
+    with_response: bool,
+    subscribe: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl RawBleOp {
+    /// The command line it sends, or what is wrong with it.
+    fn command(self) -> Result<Template, String> {
+        let ops = [&self.read, &self.write, &self.subscribe];
+        if ops.iter().filter(|o| o.is_some()).count() != 1 {
+            return Err("a ble step takes exactly one of read, write, subscribe".into());
+        }
+        if self.value.is_some() != self.write.is_some() {
+            return Err("`value` goes with `write`, and `write` needs one".into());
+        }
+        if !self.with_response && self.write.is_none() {
+            return Err("`with_response` goes with `write`".into());
+        }
+        let uuid = self
+            .read
+            .as_ref()
+            .or(self.write.as_ref())
+            .or(self.subscribe.as_ref());
+        let uuid = uuid.map(String::as_str).unwrap_or_default();
+        if !super::ble::is_uuid(uuid) {
+            return Err(format!(
+                "{uuid:?} is not a BLE UUID (e.g. \"0x2a19\" or a full UUID)"
+            ));
+        }
+        let line = match (&self.read, &self.value, self.with_response) {
+            (Some(_), _, _) => format!("read {uuid}\n"),
+            (None, Some(v), true) => format!("write {uuid} {}\n", v.source()),
+            (None, Some(v), false) => format!("write-cmd {uuid} {}\n", v.source()),
+            (None, None, _) => format!("subscribe {uuid}\n"),
+        };
+        Template::parse(&line)
+    }
 }
 
 #[derive(Deserialize)]
@@ -154,8 +216,11 @@ impl RawBinding {
                 ),
             ));
         };
-        match (link, spec.reads_memory, self.steps.is_empty()) {
-            (Link::Memory(_), true, true) => {
+        match (spec.kind.link_kind(), link.kind()) {
+            (Some(wanted), kind) if wanted == kind => {
+                if !self.steps.is_empty() {
+                    return Err(src.err(span, format!("bindings.{action}: a binding of {action} on {kind} link {:?} takes no steps: the link carries it out", self.link)));
+                }
                 return Ok(Binding {
                     action: action.to_string(),
                     link: self.link,
@@ -163,16 +228,13 @@ impl RawBinding {
                     script: Vec::new(),
                 });
             }
-            (Link::Memory(_), true, false) => {
-                return Err(src.err(span, format!("bindings.{action}: a binding on memory link {:?} takes no steps: the link reads its regions", self.link)));
+            (Some(wanted), _) => {
+                return Err(src.err(span, format!("bindings.{action}: action {action} is carried out by a link of kind \"{wanted}\"; bind it to one")));
             }
-            (_, true, _) => {
-                return Err(src.err(span, format!("bindings.{action}: action {action} reads memory; bind it to a link of kind \"memory\"")));
+            (None, kind @ ("memory" | "usb" | "cloud")) => {
+                return Err(src.err(span, format!("bindings.{action}: {kind} link {:?} cannot run a script; bind {action} to a serial or ble link", self.link)));
             }
-            (Link::Memory(_), false, _) => {
-                return Err(src.err(span, format!("bindings.{action}: memory link {:?} can only carry actions that read memory", self.link)));
-            }
-            _ => {}
+            (None, _) => {}
         }
         if self.steps.is_empty() {
             return Err(src.err(
@@ -184,6 +246,7 @@ impl RawBinding {
             src,
             action,
             spec,
+            on_ble: matches!(link, Link::Ble(_)),
             alternatives_seen: Vec::new(),
             has_outcome: false,
         };
@@ -205,6 +268,8 @@ struct Validator<'a> {
     src: &'a Source<'a>,
     action: &'a str,
     spec: &'static ActionSpec,
+    /// Whether the binding's link is a ble link (the only one `ble` steps run on).
+    on_ble: bool,
     alternatives_seen: Vec<String>,
     has_outcome: bool,
 }
@@ -300,6 +365,7 @@ impl Validator<'_> {
             ));
         };
         let is_plain = raw.send.is_some()
+            || raw.ble.is_some()
             || raw.expect.is_some()
             || raw.sleep_ms.is_some()
             || raw.drain_ms.is_some()
@@ -328,6 +394,7 @@ impl Validator<'_> {
     fn plain(&mut self, raw: RawStep, span: Range<usize>, at: &str) -> Result<StepKind, LoadError> {
         let kinds = [
             raw.send.is_some(),
+            raw.ble.is_some(),
             raw.expect.is_some(),
             raw.sleep_ms.is_some(),
             raw.drain_ms.is_some(),
@@ -335,7 +402,7 @@ impl Validator<'_> {
         if kinds.iter().filter(|k| **k).count() != 1 {
             return Err(self.src.err(
                 span,
-                format!("{at}: give exactly one of send, expect, sleep_ms, drain_ms (or `when` with `steps` for a block)"),
+                format!("{at}: give exactly one of send, ble, expect, sleep_ms, drain_ms (or `when` with `steps` for a block)"),
             ));
         }
         if (raw.outcome || raw.timeout_ms.is_some()) && raw.expect.is_none() {
@@ -346,6 +413,7 @@ impl Validator<'_> {
         }
         let RawStep {
             send,
+            ble,
             expect,
             sleep_ms,
             drain_ms,
@@ -353,7 +421,18 @@ impl Validator<'_> {
             outcome,
             ..
         } = raw;
-        if let Some(t) = send {
+        if let Some(op) = ble {
+            if !self.on_ble {
+                return Err(self
+                    .src
+                    .err(span, format!("{at}: a `ble` step runs only on a ble link")));
+            }
+            let t = op
+                .command()
+                .map_err(|e| self.src.err(span.clone(), format!("{at}: {e}")))?;
+            self.check_send(&t, span, at)?;
+            Ok(StepKind::Send(t))
+        } else if let Some(t) = send {
             self.check_send(&t, span, at)?;
             Ok(StepKind::Send(t))
         } else if let Some(e) = expect {

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use std::ops::Range;
 
+use super::ble::{BleLink, RawBle};
 use super::memory::{MemoryLink, RawMemory, RegionDecl};
 use crate::error::{LoadError, Source};
 use crate::template::Template;
@@ -31,6 +32,14 @@ struct RawLink {
     keep_bytes: bool,
     max_bytes: Option<u64>,
     timeout_ms: Option<u64>,
+    // USB (serial and usb links).
+    bus: Option<Template>,
+    reattach_ms: Option<u64>,
+    // BLE links (see [`super::ble`]).
+    radio: Option<Template>,
+    name: Option<Template>,
+    service: Option<String>,
+    scan_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +49,37 @@ pub enum Link {
     Cloud(CloudLink),
     /// The device's storage or memory, read into snapshots.
     Memory(MemoryLink),
+    /// The device's USB port: its descriptors as the host enumerates them.
+    Usb(UsbLink),
+    /// The device's BLE radio: advertisement and GATT.
+    Ble(BleLink),
+}
+
+impl Link {
+    /// The `kind` it was declared with.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Link::Serial(_) => "serial",
+            Link::Cloud(_) => "cloud",
+            Link::Memory(_) => "memory",
+            Link::Usb(_) => "usb",
+            Link::Ble(_) => "ble",
+        }
+    }
+}
+
+/// A usb link: which device on which bus.
+///
+/// ```toml
+/// [links.usb]
+/// kind = "usb"
+/// usb = { vid = "0x303a", pid = "0x1001", serial = "{unit.serial}" }
+/// bus = "{state}/usb.json"   # a simulated bus published as a file; the machine's bus when absent
+/// ```
+#[derive(Debug, Clone)]
+pub struct UsbLink {
+    pub usb: UsbMatch,
+    pub bus: Option<Template>,
 }
 
 impl RawLink {
@@ -55,6 +95,35 @@ impl RawLink {
             || self.keep_bytes
             || self.max_bytes.is_some()
             || self.timeout_ms.is_some()
+    }
+
+    fn has_ble_fields(&self) -> bool {
+        self.radio.is_some()
+            || self.name.is_some()
+            || self.service.is_some()
+            || self.scan_ms.is_some()
+    }
+
+    fn into_ble(mut self) -> Result<BleLink, String> {
+        let address = self.address.take();
+        if self.has_memory_fields() {
+            return Err("a ble link takes no memory fields but `address`".into());
+        }
+        if self.usb.is_some()
+            || self.path.is_some()
+            || self.bus.is_some()
+            || self.reattach_ms.is_some()
+        {
+            return Err("a ble link takes no path, usb, bus or reattach_ms".into());
+        }
+        RawBle {
+            radio: self.radio,
+            name: self.name,
+            address,
+            service: self.service,
+            scan_ms: self.scan_ms,
+        }
+        .into_link()
     }
 
     fn into_memory(self) -> Result<MemoryLink, String> {
@@ -85,6 +154,26 @@ pub struct CloudLink {}
 impl<'de> Deserialize<'de> for Link {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = RawLink::deserialize(d)?;
+        if raw.kind != "ble" && raw.has_ble_fields() {
+            return Err(serde::de::Error::custom(format!(
+                "a {} link takes no ble fields (radio, name, service, scan_ms)",
+                raw.kind
+            )));
+        }
+        if raw.kind == "ble" {
+            return raw
+                .into_ble()
+                .map(Link::Ble)
+                .map_err(serde::de::Error::custom);
+        }
+        if !matches!(raw.kind.as_str(), "serial" | "usb")
+            && (raw.bus.is_some() || raw.reattach_ms.is_some())
+        {
+            return Err(serde::de::Error::custom(format!(
+                "a {} link takes no bus or reattach_ms (USB only)",
+                raw.kind
+            )));
+        }
         if raw.kind != "memory" && raw.has_memory_fields() {
             return Err(serde::de::Error::custom(format!(
                 "a {} link takes no memory fields (source, address, probe, chip, command, output, regions, keep_bytes, max_bytes, timeout_ms)",
@@ -92,12 +181,30 @@ impl<'de> Deserialize<'de> for Link {
             )));
         }
         match raw.kind.as_str() {
-            "serial" => Ok(Link::Serial(SerialLink {
-                path: raw.path,
-                usb: raw.usb,
-                baud: raw.baud,
-                char_delay_us: raw.char_delay_us,
-            })),
+            "serial" => {
+                if raw.usb.is_none() && (raw.bus.is_some() || raw.reattach_ms.is_some()) {
+                    return Err(serde::de::Error::custom(
+                        "bus and reattach_ms go with `usb` (a console found by USB identity)",
+                    ));
+                }
+                Ok(Link::Serial(SerialLink {
+                    path: raw.path,
+                    usb: raw.usb,
+                    bus: raw.bus,
+                    reattach_ms: raw.reattach_ms.unwrap_or(DEFAULT_REATTACH_MS),
+                    baud: raw.baud,
+                    char_delay_us: raw.char_delay_us,
+                }))
+            }
+            "usb" => match (raw.usb, raw.path, raw.reattach_ms) {
+                (Some(usb), None, None) => Ok(Link::Usb(UsbLink { usb, bus: raw.bus })),
+                (None, _, _) => Err(serde::de::Error::custom(
+                    "a usb link needs `usb = { vid, pid, serial }`",
+                )),
+                _ => Err(serde::de::Error::custom(
+                    "a usb link takes no path or reattach_ms",
+                )),
+            },
             "cloud" if raw.path.is_none() && raw.usb.is_none() => Ok(Link::Cloud(CloudLink {})),
             "cloud" => Err(serde::de::Error::custom(
                 "a cloud link takes no path or usb",
@@ -107,7 +214,7 @@ impl<'de> Deserialize<'de> for Link {
                 .map(Link::Memory)
                 .map_err(serde::de::Error::custom),
             other => Err(serde::de::Error::custom(format!(
-                "unknown link kind {other:?} (known: serial, cloud, memory)"
+                "unknown link kind {other:?} (known: serial, cloud, memory, usb, ble)"
             ))),
         }
     }
@@ -119,10 +226,18 @@ pub struct SerialLink {
     pub path: Option<Template>,
     /// … a USB match resolved at run time (survives re-enumeration, unlike /dev/ttyUSBn).
     pub usb: Option<UsbMatch>,
+    /// Where the USB bus is listed: a simulated bus published as a file, or the machine's (None).
+    pub bus: Option<Template>,
+    /// How long a console found by USB identity that vanishes (a reboot re-enumerates it) is waited
+    /// for to come back, as the same device, before the case gives up on it.
+    pub reattach_ms: u64,
     pub baud: u32,
     /// Pause between written bytes, for UARTs without flow control that drop input.
     pub char_delay_us: u64,
 }
+
+/// A board's USB console is back within a few seconds of a reset.
+pub const DEFAULT_REATTACH_MS: u64 = 5_000;
 
 fn default_baud() -> u32 {
     115_200
@@ -137,7 +252,10 @@ pub struct UsbMatch {
     /// Product id, written in hex (`"0x6001"`), parsed at load.
     #[serde(deserialize_with = "hex_id")]
     pub pid: u16,
-    pub serial: Option<String>,
+    /// Compared exactly; may use variables (`{unit.serial}`).
+    pub serial: Option<Template>,
+    /// For a composite device: which interface (e.g. a CDC console's communication interface).
+    pub interface: Option<u8>,
 }
 
 /// A 16-bit USB id written in hex, with or without `0x`.
@@ -192,7 +310,7 @@ impl Link {
                 }
                 Ok(())
             }
-            Link::Cloud(_) | Link::Memory(_) => Ok(()),
+            Link::Cloud(_) | Link::Memory(_) | Link::Usb(_) | Link::Ble(_) => Ok(()),
         }
     }
 }

@@ -2,12 +2,14 @@
 //! action is carried out on it (bindings over its links). Validated strictly at load.
 
 mod binding;
+mod ble;
 mod link;
 mod memory;
 mod update;
 
 pub use binding::{Binding, ExpectSpec, Script, ScriptStep, StepKind};
-pub use link::{CloudLink, Link, SerialLink, SerialTarget, UsbMatch};
+pub use ble::{BleLink, DEFAULT_SCAN_MS};
+pub use link::{CloudLink, DEFAULT_REATTACH_MS, Link, SerialLink, SerialTarget, UsbLink, UsbMatch};
 pub use memory::{MemoryLink, MemorySource, RegionDecl};
 pub use update::{DeclaredImage, DeclaredImages, UpdateOffers};
 

@@ -1,7 +1,7 @@
 //! `check-update → none | available | rejected | failed`: ask the device to look for an update now
 //! and say what it made of the offer, without installing it.
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "check-update",
@@ -11,5 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["rejected"],
     lockouts: &[],
     captures: &["version", "detail"],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };

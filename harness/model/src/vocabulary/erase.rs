@@ -1,7 +1,7 @@
 //! `erase → erased | cancelled`: the device's own erase function (factory reset of user data), as a
 //! user or a reseller would use it; `erased` is the device's confirmation (EN 303 645 5.11-1, 5.11-4).
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "erase",
@@ -11,5 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["cancelled"],
     lockouts: &[],
     captures: &[],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };

@@ -1,7 +1,7 @@
 //! `export-data(user) → exported | refused`: ask the device for a user's data (right of access and
 //! portability); the export is captured for the checks.
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "export-data",
@@ -11,5 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["refused"],
     lockouts: &[],
     captures: &["export"],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };

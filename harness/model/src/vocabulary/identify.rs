@@ -1,6 +1,6 @@
 //! `identify → model, serial, firmware`: what the device's UI says it is.
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "identify",
@@ -10,5 +10,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &[],
     lockouts: &[],
     captures: &["model", "serial", "firmware"],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };

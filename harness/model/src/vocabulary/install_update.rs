@@ -1,7 +1,7 @@
 //! `install-update → installing | nothing`: ask the device to install the update its last check
 //! verified (it then restarts).
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "install-update",
@@ -11,5 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["nothing"],
     lockouts: &[],
     captures: &["version"],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };

@@ -1,6 +1,6 @@
 //! `login(username, password) → accepted | rejected | locked`.
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "login",
@@ -10,5 +10,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["rejected"],
     lockouts: &["locked"],
     captures: &[],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };

@@ -1,6 +1,6 @@
 //! `logout`: back to the unauthenticated state.
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "logout",
@@ -10,5 +10,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &[],
     lockouts: &[],
     captures: &[],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };

@@ -9,6 +9,7 @@ mod erase;
 mod export_data;
 mod identify;
 mod install_update;
+mod list_usb;
 mod login;
 mod logout;
 mod pair;
@@ -25,6 +26,7 @@ mod reboot;
 mod set_auto_update;
 mod set_consent;
 mod set_personal_data;
+mod survey_ble;
 
 /// Every action of the vocabulary.
 pub const ACTIONS: &[ActionSpec] = &[
@@ -49,6 +51,8 @@ pub const ACTIONS: &[ActionSpec] = &[
     erase::SPEC,
     export_data::SPEC,
     read_privacy_info::SPEC,
+    list_usb::SPEC,
+    survey_ble::SPEC,
 ];
 
 /// One abstract action and what it may observe.
@@ -66,9 +70,34 @@ pub struct ActionSpec {
     pub lockouts: &'static [&'static str],
     /// Values the binding may capture (named regex groups).
     pub captures: &'static [&'static str],
-    /// Carried out by reading memory over a memory link (outcome `read` or `refused`), not by a
-    /// send/expect script.
-    pub reads_memory: bool,
+    /// How a binding carries it out.
+    pub kind: ActionKind,
+}
+
+/// How an action is carried out: by a script over a console (or BLE) link, or by the link itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    /// A binding's send/expect (or BLE) steps.
+    Script,
+    /// Reading memory over a memory link (outcome `read` or `refused`).
+    ReadMemory,
+    /// Listing the device's USB descriptors over a usb link (outcome `present`).
+    ListUsb,
+    /// Scanning for the device over a ble link, connecting unpaired, listing its GATT table and
+    /// reading what it lets anyone read (outcome `surveyed`).
+    SurveyBle,
+}
+
+impl ActionKind {
+    /// The link kind a binding of such an action must use, when it is not a script.
+    pub fn link_kind(self) -> Option<&'static str> {
+        match self {
+            ActionKind::Script => None,
+            ActionKind::ReadMemory => Some("memory"),
+            ActionKind::ListUsb => Some("usb"),
+            ActionKind::SurveyBle => Some("ble"),
+        }
+    }
 }
 
 impl ActionSpec {

@@ -1,7 +1,7 @@
 //! `pair(user) → paired | failed`: link the device to a user's companion-app account, as its setup
 //! does (the first user is the owner, later ones are household members).
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "pair",
@@ -11,5 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["failed"],
     lockouts: &[],
     captures: &[],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };

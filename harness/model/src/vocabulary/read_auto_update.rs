@@ -1,6 +1,6 @@
 //! `read-auto-update → on | off | postponed`: the device's automatic-update setting.
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "read-auto-update",
@@ -10,5 +10,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &[],
     lockouts: &[],
     captures: &[],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };

@@ -1,6 +1,6 @@
 //! `read-consent(purpose) → granted | withdrawn | never`: the consent state the device reports.
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "read-consent",
@@ -10,5 +10,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["refused"],
     lockouts: &[],
     captures: &[],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };

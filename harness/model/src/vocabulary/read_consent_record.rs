@@ -2,7 +2,7 @@
 //! device keeps of the owner's decision on an optional purpose (EN 303 645 6-3B, ICO-CONSENT-16):
 //! the decision, whose it is and when it was made.
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "read-consent-record",
@@ -12,5 +12,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["refused"],
     lockouts: &[],
     captures: &["user", "at"],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };

@@ -2,7 +2,7 @@
 //! debug port (SWD/JTAG behind a probe or GDB server) as an attacker with physical access would. A
 //! port that is locked refuses (EN 303 645 5.6-4A). Bound to a memory link.
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "read-debug-port",
@@ -12,5 +12,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["refused"],
     lockouts: &[],
     captures: &["sha256", "bytes"],
-    reads_memory: true,
+    kind: ActionKind::ReadMemory,
 };

@@ -1,6 +1,6 @@
 //! `read-personal-data → name, email, wifi`: the personal data the device's UI shows.
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "read-personal-data",
@@ -10,5 +10,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &[],
     lockouts: &[],
     captures: &["name", "email", "wifi"],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };

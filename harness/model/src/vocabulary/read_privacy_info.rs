@@ -1,7 +1,7 @@
 //! `read-privacy-info → shown | unavailable`: the privacy information the device gives someone who has
 //! no account and does not log in (a visitor, a household member without the app; ICO-MULTI-09).
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "read-privacy-info",
@@ -11,5 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["unavailable"],
     lockouts: &[],
     captures: &["summary"],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };

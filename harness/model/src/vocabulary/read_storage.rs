@@ -2,7 +2,7 @@
 //! taken by whatever means the lab has: the image file, a debug probe, a bootloader, an SPI clip) into
 //! a snapshot that checks search for planted values. Bound to a memory link.
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "read-storage",
@@ -12,5 +12,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["refused"],
     lockouts: &[],
     captures: &["sha256", "bytes"],
-    reads_memory: true,
+    kind: ActionKind::ReadMemory,
 };

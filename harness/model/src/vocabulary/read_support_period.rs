@@ -1,7 +1,7 @@
 //! `read-support-period → published | unpublished`: the support period's end date as the device
 //! shows it to anyone, without logging in (EN 303 645 5.3-13, PSTI Sch.1 para 3).
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "read-support-period",
@@ -11,5 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &[],
     lockouts: &[],
     captures: &["end_date"],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };

@@ -1,7 +1,7 @@
 //! `read-update-notice → notice | none`: the newest security-update notice the device shows its user,
 //! with the version and the risk it addresses (EN 303 645 5.3-11).
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "read-update-notice",
@@ -11,5 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &[],
     lockouts: &[],
     captures: &["version", "state", "risk"],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };

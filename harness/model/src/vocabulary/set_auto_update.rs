@@ -1,7 +1,7 @@
 //! `set-auto-update(setting) → on | off | postponed`: change the automatic-update setting as a user
 //! would (`on`, `off` or `postpone`); the outcome is the setting the device then reports.
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "set-auto-update",
@@ -11,5 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &[],
     lockouts: &[],
     captures: &[],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };

@@ -1,7 +1,7 @@
 //! `set-consent(purpose, setting) → granted | withdrawn | never | refused`: give (`on`) or withdraw
 //! (`off`) consent to an optional purpose on the device; the outcome is the state it then reports.
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "set-consent",
@@ -11,5 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["refused"],
     lockouts: &[],
     captures: &[],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };

@@ -1,7 +1,7 @@
 //! `set-personal-data(field, value) → saved | refused`: enter personal data through the device's UI
 //! (e.g. the owner's `name` or `email`), as a user would.
 
-use super::ActionSpec;
+use super::{ActionKind, ActionSpec};
 
 pub const SPEC: ActionSpec = ActionSpec {
     name: "set-personal-data",
@@ -11,5 +11,5 @@ pub const SPEC: ActionSpec = ActionSpec {
     refusals: &["refused"],
     lockouts: &[],
     captures: &[],
-    reads_memory: false,
+    kind: ActionKind::Script,
 };
