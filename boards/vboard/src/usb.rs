@@ -24,8 +24,10 @@ pub const MANUFACTURER: &str = "hilt project";
 pub const LOCATION: &str = "1-1";
 /// How long the device is off the bus while it reboots.
 pub const REENUMERATE_GAP: Duration = Duration::from_millis(200);
-/// How long a resetting chip takes to drop off the bus: the host still reads what was sent before.
-pub const RESET_GRACE: Duration = Duration::from_millis(50);
+/// Longest a reset waits for the host to read what the device said before it (its USB FIFO
+/// draining): a host that is reading gets it all, however loaded the machine; one that is not loses
+/// it, as on a chip that resets.
+pub const RESET_GRACE: Duration = Duration::from_millis(1000);
 /// USB classes: communications (CDC), CDC data, application specific (DFU).
 const CLASS_CDC: u8 = 0x02;
 const CLASS_CDC_DATA: u8 = 0x0a;
@@ -88,7 +90,7 @@ impl UsbLink {
     /// so the boot output waits in it until the host opens the new tty. If no new pty can be
     /// opened, the device comes back on the old one.
     pub fn reenumerate(&self, pty: &mut Pty) -> Result<(), PtyError> {
-        std::thread::sleep(RESET_GRACE);
+        drain(pty, RESET_GRACE);
         self.log_bus_error(self.unplug());
         let new = match open_raw() {
             Ok(new) => new,
@@ -161,6 +163,26 @@ fn interface(
 pub fn publish(bus: &Path, devices: &[UsbDevice]) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(devices).map_err(std::io::Error::other)?;
     write_atomic(bus, &json, 0o644)
+}
+
+/// Waits, at most `within`, until the host has read everything queued on the console's tty.
+fn drain(pty: &Pty, within: Duration) {
+    let until = std::time::Instant::now() + within;
+    while unread(pty) > 0 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Bytes queued on the tty that no host has read yet (0 when it cannot be told).
+fn unread(pty: &Pty) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: nix::libc::c_int = 0;
+    // SAFETY: FIONREAD stores one int through the pointer, which outlives the call.
+    let rc = unsafe { nix::libc::ioctl(pty.slave.as_raw_fd(), nix::libc::FIONREAD, &mut n) };
+    if rc != 0 {
+        return 0;
+    }
+    usize::try_from(n).unwrap_or(0)
 }
 
 #[cfg(test)]

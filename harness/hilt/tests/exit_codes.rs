@@ -236,11 +236,14 @@ fn a_board_that_ignores_eof_and_sigterm_is_still_reaped() {
 #[test]
 fn boards_lists_what_is_attached_and_exits_0_even_with_no_usb_bus() {
     let tmp = tempfile::tempdir().unwrap();
-    for args in [vec!["boards"], vec!["boards", "--json"]] {
+    for args in [
+        vec!["boards", "--ble-scan-ms", "200"],
+        vec!["boards", "--json", "--ble-scan-ms", "200"],
+    ] {
         let o = hilt(&args, tmp.path());
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     }
-    let o = hilt(&["boards", "--json"], tmp.path());
+    let o = hilt(&["boards", "--json", "--ble-scan-ms", "200"], tmp.path());
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     for key in ["usb", "serial_ports", "probes", "ble"] {
         assert!(j.get(key).is_some(), "{key}: {j}");
@@ -249,7 +252,20 @@ fn boards_lists_what_is_attached_and_exits_0_even_with_no_usb_bus() {
         let why = j["usb"]["absent"].as_str().unwrap_or_default();
         assert!(why.starts_with("no USB bus on this machine"), "{j}");
         assert!(j["probes"]["absent"].is_string(), "{j}");
-        let plain = text(&hilt(&["boards"], tmp.path()));
+        let plain = text(&hilt(&["boards", "--ble-scan-ms", "200"], tmp.path()));
         assert!(plain.contains("no USB bus on this machine"), "{plain}");
+    }
+    // No D-Bus system bus (a CI container): no Bluetooth, said plainly.
+    if !std::path::Path::new("/run/dbus/system_bus_socket").exists() {
+        let why = j["ble"]["absent"].as_str().unwrap_or_default();
+        assert!(
+            why.starts_with("no Bluetooth adapter on this machine"),
+            "{j}"
+        );
+        let plain = text(&hilt(&["boards", "--ble-scan-ms", "200"], tmp.path()));
+        assert!(
+            plain.contains("no Bluetooth adapter on this machine"),
+            "{plain}"
+        );
     }
 }

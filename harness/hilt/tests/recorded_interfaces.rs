@@ -2,22 +2,16 @@
 //! devices of real models, through the fakes at the USB bus and BLE radio traits: the scenarios and
 //! checks the suite ships, run by the real executor, with no USB bus or Bluetooth on the machine.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use hilt::events::Discard;
-use hilt::exec::{CaseControl, run_case};
 use hilt::fake::FakeBench;
-use hilt::suite::Case;
-use hilt_link::Cancel;
 use hilt_link::usb::{FakeBus, UsbBus, UsbDevice};
 use hilt_model::Verdict;
 use hilt_model::profile::BoardProfile;
-use hilt_model::scenario::Scenario;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{case, inline_case, judge, judge_run, root};
 
 fn usb_fixture(name: &str) -> UsbDevice {
     FakeBus::recorded(&root().join("harness/link/tests/fixtures/usb").join(name)).unwrap()
@@ -59,21 +53,6 @@ q = true
     BoardProfile::parse(Path::new("recorded.toml"), &text).expect("test profile")
 }
 
-fn case(rel: &str) -> Case {
-    let path = root().join("test-cases").join(rel);
-    let text = std::fs::read_to_string(&path).unwrap();
-    Case::new(Scenario::parse(&path, &text, path.parent().unwrap()).unwrap()).unwrap()
-}
-
-fn verdict(bench: &FakeBench, c: &Case) -> (Verdict, String) {
-    let ctl = CaseControl {
-        cancel: Cancel::new(),
-        events: &Discard,
-    };
-    let run = run_case(bench, c, &ctl);
-    (run.result.verdict, run.result.reason.clone())
-}
-
 const SERIAL_ONLY: &str = r#"
 [ixit."15-Intf".usb]
 "Description" = { description = "console", interfaces = ["serial"] }
@@ -86,7 +65,7 @@ fn usb_case(fixture: &str, ixit: &str) -> (Verdict, String) {
         "usb",
         Arc::new(FakeBus::new(vec![d])) as Arc<dyn UsbBus + Send + Sync>,
     );
-    verdict(
+    judge(
         &bench,
         &case("exposed-interfaces/usb-interfaces-declared.toml"),
     )
@@ -138,7 +117,7 @@ fn no_device_no_bus_or_no_declaration_is_not_tested_never_pass() {
     ] {
         let bench = FakeBench::new(usb_profile(&d, SERIAL_ONLY))
             .usb_bus("usb", Arc::new(bus) as Arc<dyn UsbBus + Send + Sync>);
-        let (v, why) = verdict(&bench, &c);
+        let (v, why) = judge(&bench, &c);
         assert_eq!(v, Verdict::NotTested, "{why}");
         assert!(why.contains(says), "{why}");
     }
@@ -146,7 +125,7 @@ fn no_device_no_bus_or_no_declaration_is_not_tested_never_pass() {
         "usb",
         Arc::new(FakeBus::new(vec![d.clone()])) as Arc<dyn UsbBus + Send + Sync>,
     );
-    let (v, why) = verdict(&bench, &c);
+    let (v, why) = judge(&bench, &c);
     assert_eq!(v, Verdict::NotTested, "{why}");
     assert!(
         why.contains("does not declare 15-Intf/usb/Description/interfaces"),
@@ -221,14 +200,14 @@ fn gatt_services_pass_when_declared_and_fail_naming_the_undeclared_one() {
         "0x180f",
     ];
     let bench = ble_bench("xiaomi-lywsd03mmc.json", "REC-0001", &services_ixit(&all));
-    let (v, why) = verdict(&bench, &c);
+    let (v, why) = judge(&bench, &c);
     assert_eq!(v, Verdict::Pass, "{why}");
     let bench = ble_bench(
         "xiaomi-lywsd03mmc.json",
         "REC-0001",
         &services_ixit(&all[..5]),
     );
-    let (v, why) = verdict(&bench, &c);
+    let (v, why) = judge(&bench, &c);
     assert_eq!(v, Verdict::Fail, "{why}");
     assert!(why.contains("0x180f"), "{why}");
     assert!(!why.contains("0x180a"), "{why}");
@@ -243,20 +222,20 @@ fn a_device_not_heard_or_no_radio_is_not_tested() {
             "polar-h10.json",
         )]))
     });
-    let (v, why) = verdict(&bench, &c);
+    let (v, why) = judge(&bench, &c);
     assert_eq!(v, Verdict::NotTested, "{why}");
     assert!(why.contains("no device matching name \"Nobody\""), "{why}");
     assert!(why.contains("Polar H10"), "{why}");
     let bench = FakeBench::new(ble_profile("REC-0001", "Nobody", &ixit)).radio("ble", || {
         Box::new(hilt_link::ble::FakeCentral::without_adapter())
     });
-    let (v, why) = verdict(&bench, &c);
+    let (v, why) = judge(&bench, &c);
     assert_eq!(v, Verdict::NotTested, "{why}");
     assert!(why.contains("no Bluetooth adapter"), "{why}");
 }
 
 /// A survey and a `ble-excludes` of the unit's serial number.
-fn serial_case(dir: &Path) -> Case {
+fn serial_case(dir: &Path) -> hilt::suite::Case {
     let text = r#"
 schema = 1
 id = "t.ble.serial"
@@ -276,7 +255,7 @@ kind = "ble-excludes"
 step = "survey"
 values = { serial-number = "{unit.serial}" }
 "#;
-    Case::new(Scenario::parse(&dir.join("t.toml"), text, dir).unwrap()).unwrap()
+    inline_case(dir, text)
 }
 
 #[test]
@@ -284,7 +263,7 @@ fn a_serial_number_advertised_and_readable_unpaired_fails_and_a_refused_one_pass
     let dir = tempfile::tempdir().unwrap();
     let c = serial_case(dir.path());
     // The Polar H10 puts its device id in its advertised name and serves it in Device Information.
-    let (v, why) = verdict(&ble_bench("polar-h10.json", "5A3C9E01", ""), &c);
+    let (v, why) = judge(&ble_bench("polar-h10.json", "5A3C9E01", ""), &c);
     assert_eq!(v, Verdict::Fail, "{why}");
     assert!(
         why.contains("serial-number (utf-8) in the advertised name"),
@@ -296,7 +275,7 @@ fn a_serial_number_advertised_and_readable_unpaired_fails_and_a_refused_one_pass
         "the value itself is never shown: {why}"
     );
     // The NUS sample with authentication: nothing of the unit is readable unpaired.
-    let (v, why) = verdict(
+    let (v, why) = judge(
         &ble_bench("nrf52840dk-peripheral-uart-authen.json", "NRF-0001234", ""),
         &c,
     );
@@ -342,14 +321,8 @@ step = "who"
 capture = "model"
 expected = "Polar H10"
 "#;
-    let c =
-        Case::new(Scenario::parse(&dir.path().join("t.toml"), text, dir.path()).unwrap()).unwrap();
-    let ctl = CaseControl {
-        cancel: Cancel::new(),
-        events: &Discard,
-    };
-    let run = run_case(&bench, &c, &ctl);
-    assert_eq!(run.result.verdict, Verdict::Pass, "{}", run.result.reason);
+    let (v, why, run) = judge_run(&bench, &inline_case(dir.path(), text));
+    assert_eq!(v, Verdict::Pass, "{why}");
     let transcript = run
         .evidence
         .iter()

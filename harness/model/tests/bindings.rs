@@ -324,3 +324,159 @@ fn the_readme_login_binding_loads() {
         ]
     );
 }
+
+/// A small profile with a console and a ble link, and `extra` (links or bindings) appended.
+fn with_extra(extra: &str) -> Result<BoardProfile, String> {
+    let base = r#"schema = 1
+[board]
+name = "small"
+[identity]
+manufacturer = "Test"
+model = "S-1"
+hardware_version = "1"
+firmware_version = "1"
+[[unit]]
+serial = "S-0001"
+[links.console]
+kind = "serial"
+path = "/dev/null"
+[links.ble]
+kind = "ble"
+name = "S-1"
+[ics.features]
+a = true
+"#;
+    parse(&format!("{base}\n{extra}\n"))
+}
+
+#[test]
+fn ble_steps_become_gatt_command_lines_and_run_only_on_a_ble_link() {
+    let p = with_extra(
+        r#"
+[bindings.read-privacy-info]
+link = "ble"
+[[bindings.read-privacy-info.steps]]
+ble = { subscribe = "0x2a19" }
+[[bindings.read-privacy-info.steps]]
+ble = { write = "7b5e0002-1d3c-4a6e-9b39-2f6c8e0f0a11", value = "hello", with_response = false }
+[[bindings.read-privacy-info.steps]]
+ble = { read = "0x2A19" }
+[[bindings.read-privacy-info.steps]]
+expect = { shown = 'read 0x2a19: ', unavailable = 'refused' }
+outcome = true
+"#,
+    )
+    .unwrap();
+    let sends: Vec<String> = p.bindings["read-privacy-info"]
+        .script
+        .iter()
+        .filter_map(|s| match &s.kind {
+            StepKind::Send(t) => Some(t.source().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sends,
+        [
+            "subscribe 0x2a19\n",
+            "write-cmd 7b5e0002-1d3c-4a6e-9b39-2f6c8e0f0a11 hello\n",
+            "read 0x2A19\n"
+        ]
+    );
+    let on_serial = with_extra(
+        r#"
+[bindings.read-privacy-info]
+link = "console"
+[[bindings.read-privacy-info.steps]]
+ble = { read = "0x2a19" }
+"#,
+    )
+    .unwrap_err();
+    assert!(
+        on_serial.contains("a `ble` step runs only on a ble link"),
+        "{on_serial}"
+    );
+    for (step, says) in [
+        (r#"ble = { write = "0x2a19" }"#, "`value` goes with `write`"),
+        (
+            r#"ble = { read = "0x2a19", subscribe = "0x2a19" }"#,
+            "exactly one of read, write, subscribe",
+        ),
+        (r#"ble = { read = "0x2a1" }"#, "is not a BLE UUID"),
+        (
+            r#"ble = { read = "0x2a19", value = "x" }"#,
+            "`value` goes with `write`",
+        ),
+    ] {
+        let err = with_extra(&format!(
+            "[bindings.read-privacy-info]\nlink = \"ble\"\n[[bindings.read-privacy-info.steps]]\n{step}\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains(says), "{step}: {err}");
+    }
+}
+
+#[test]
+fn link_carried_actions_need_their_link_kind_and_no_steps() {
+    let vboard = vboard_text();
+    let swap = |from: &str, to: &str| parse(&vboard.replacen(from, to, 1)).unwrap_err();
+    let err = swap(
+        "[bindings.list-usb]\nlink = \"usb\"",
+        "[bindings.list-usb]\nlink = \"console\"",
+    );
+    assert!(
+        err.contains("carried out by a link of kind \"usb\""),
+        "{err}"
+    );
+    let err = swap(
+        "[bindings.survey-ble]\nlink = \"ble\"",
+        "[bindings.survey-ble]\nlink = \"ble\"\n[[bindings.survey-ble.steps]]\nsend = \"x\"",
+    );
+    assert!(err.contains("takes no steps"), "{err}");
+    let err = swap(
+        "[bindings.identify]\nlink = \"console\"",
+        "[bindings.identify]\nlink = \"usb\"",
+    );
+    assert!(
+        err.contains("usb link \"usb\" cannot run a script"),
+        "{err}"
+    );
+}
+
+#[test]
+fn usb_and_ble_links_are_checked_at_load() {
+    for (link, says) in [
+        (
+            "kind = \"ble\"\nradio = \"/tmp/x\"",
+            "at least one of `name`, `address` or `service`",
+        ),
+        ("kind = \"ble\"\nservice = \"0x18\"", "is not a BLE UUID"),
+        (
+            "kind = \"ble\"\nname = \"x\"\nregions = []",
+            "takes no memory fields",
+        ),
+        (
+            "kind = \"usb\"",
+            "a usb link needs `usb = { vid, pid, serial }`",
+        ),
+        (
+            "kind = \"usb\"\nusb = { vid = \"0x1\", pid = \"0x2\" }\nreattach_ms = 5",
+            "takes no path or reattach_ms",
+        ),
+        (
+            "kind = \"serial\"\npath = \"/dev/null\"\nbus = \"/tmp/bus.json\"",
+            "bus and reattach_ms go with `usb`",
+        ),
+        (
+            "kind = \"memory\"\nsource = \"file\"\npath = \"/x\"\nbus = \"/tmp/b\"",
+            "takes no bus or reattach_ms",
+        ),
+        (
+            "kind = \"serial\"\npath = \"/dev/null\"\nname = \"x\"",
+            "takes no ble fields",
+        ),
+    ] {
+        let err = with_extra(&format!("[links.extra]\n{link}\n")).unwrap_err();
+        assert!(err.contains(says), "{link}: {err}");
+    }
+}

@@ -188,7 +188,9 @@ impl Acceptor {
 
     /// Serves `stream` on a thread of its own, unless too many connections are open.
     fn serve(&mut self, stream: UnixStream) {
-        if self.sessions.len() >= MAX_CONNECTIONS {
+        self.reap();
+        // The live count drops as a connection ends, a little before its thread counts as finished.
+        if self.live.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
             tracing::warn!("BLE radio: too many connections, one refused");
             return;
         }

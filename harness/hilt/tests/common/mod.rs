@@ -45,3 +45,39 @@ pub fn verdict(report: &serde_json::Value, case: &str) -> String {
         .map(|c| c["verdict"].as_str().unwrap().to_string())
         .unwrap_or_default()
 }
+
+/// The shipped scenario `test-cases/REL`, typed.
+pub fn case(rel: &str) -> hilt::suite::Case {
+    let path = root().join("test-cases").join(rel);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let s = hilt_model::scenario::Scenario::parse(&path, &text, path.parent().unwrap()).unwrap();
+    hilt::suite::Case::new(s).unwrap()
+}
+
+/// A scenario written in the test (its text whole), typed as if it were `dir/t.toml`.
+pub fn inline_case(dir: &Path, text: &str) -> hilt::suite::Case {
+    let s = hilt_model::scenario::Scenario::parse(&dir.join("t.toml"), text, dir).unwrap();
+    hilt::suite::Case::new(s).unwrap()
+}
+
+/// Runs `c` on `bench` in this process: its verdict and reason, and the whole run.
+pub fn judge_run(
+    bench: &dyn hilt::exec::Bench,
+    c: &hilt::suite::Case,
+) -> (hilt_model::Verdict, String, hilt::exec::CaseRun) {
+    let ctl = hilt::exec::CaseControl {
+        cancel: hilt_link::Cancel::new(),
+        events: &hilt::events::Discard,
+    };
+    let run = hilt::exec::run_case(bench, c, &ctl);
+    (run.result.verdict, run.result.reason.clone(), run)
+}
+
+/// [`judge_run`]'s verdict and reason.
+pub fn judge(
+    bench: &dyn hilt::exec::Bench,
+    c: &hilt::suite::Case,
+) -> (hilt_model::Verdict, String) {
+    let (v, why, _) = judge_run(bench, c);
+    (v, why)
+}

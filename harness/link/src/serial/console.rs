@@ -376,7 +376,8 @@ impl<P: Port> Console<P> {
             Some(lost) => {
                 lost.announced = true;
                 let why = &lost.why;
-                warn!(
+                // A reset re-enumerates a native-USB console: expected, so not a warning.
+                info!(
                     reason = %why,
                     within_ms = ms as u64,
                     "link lost; waiting for the device"
