@@ -18,6 +18,7 @@ pub mod fake;
 pub mod faults;
 pub mod inventory;
 pub mod memory;
+pub mod netserial;
 pub mod report;
 pub mod runner;
 pub mod selftest;

@@ -32,8 +32,9 @@ pub struct DefectRun {
     pub failing: BTreeMap<String, Vec<FailingItem>>,
 }
 
-/// One board run's outcome per case: its verdict and what failed in it.
-type Outcomes = BTreeMap<String, (Verdict, Vec<FailingItem>)>;
+/// One board run's outcome per case: its verdict, what failed in it, and its reason (so a problem
+/// says why, not only what).
+type Outcomes = BTreeMap<String, (Verdict, Vec<FailingItem>, String)>;
 
 /// The steps (an attempt answered against its `expect`) and checks that failed in a case.
 pub fn failing_items(c: &CaseResult) -> Vec<FailingItem> {
@@ -86,7 +87,7 @@ pub fn run(
                         .into_iter()
                         .map(|c| {
                             let items = failing_items(&c);
-                            (c.id, (c.verdict, items))
+                            (c.id, (c.verdict, items, c.reason))
                         })
                         .collect())
                 })
@@ -101,20 +102,19 @@ pub fn run(
             .collect()
     });
     let mut results = results.into_iter();
-    let reference: BTreeMap<String, Verdict> = results
-        .next()
-        .expect("the reference run is first")?
-        .into_iter()
-        .map(|(id, (v, _))| (id, v))
-        .collect();
+    let reference_run = results.next().expect("the reference run is first")?;
     let mut problems = Vec::new();
-    for (id, v) in &reference {
+    for (id, (v, _, why)) in &reference_run {
         if !matches!(v, Verdict::Pass | Verdict::NotApplicable) {
             problems.push(format!(
-                "reference board: {id} is {v}, expected PASS or NOT_APPLICABLE"
+                "reference board: {id} is {v}, expected PASS or NOT_APPLICABLE: {why}"
             ));
         }
     }
+    let reference: BTreeMap<String, Verdict> = reference_run
+        .into_iter()
+        .map(|(id, (v, _, _))| (id, v))
+        .collect();
     let mut defects = BTreeMap::new();
     for (name, spec) in &launch.defects {
         let got = results.next().expect("one run per defect")?;
@@ -124,11 +124,11 @@ pub fn run(
             name.clone(),
             DefectRun {
                 targets: spec.fails.clone(),
-                verdicts: got.iter().map(|(id, (v, _))| (id.clone(), *v)).collect(),
+                verdicts: got.iter().map(|(id, (v, _, _))| (id.clone(), *v)).collect(),
                 failing: got
                     .iter()
-                    .filter(|(_, (_, items))| !items.is_empty())
-                    .map(|(id, (_, items))| (id.clone(), items.clone()))
+                    .filter(|(_, (_, items, _))| !items.is_empty())
+                    .map(|(id, (_, items, _))| (id.clone(), items.clone()))
                     .collect(),
             },
         );
@@ -161,8 +161,8 @@ fn judge_defect(name: &str, spec: &DefectSpec, got: &Outcomes) -> Vec<String> {
             None => problems.push(format!(
                 "defect {name}: target {case} is not a scenario of this suite"
             )),
-            Some((Verdict::Fail, items)) if items.contains(item) => {}
-            Some((Verdict::Fail, items)) => problems.push(format!(
+            Some((Verdict::Fail, items, _)) if items.contains(item) => {}
+            Some((Verdict::Fail, items, _)) => problems.push(format!(
                 "defect {name}: {case} FAILed, but at {} instead of {item}: it failed for another reason than the defect",
                 if items.is_empty() {
                     "nothing recorded".to_string()
@@ -170,13 +170,13 @@ fn judge_defect(name: &str, spec: &DefectSpec, got: &Outcomes) -> Vec<String> {
                     items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
                 }
             )),
-            Some((v, _)) => problems.push(format!("defect {name}: {case} is {v}, expected FAIL at {item}")),
+            Some((v, _, why)) => problems.push(format!("defect {name}: {case} is {v}, expected FAIL at {item}: {why}")),
         }
     }
-    for (id, (v, _)) in got {
+    for (id, (v, _, why)) in got {
         if !spec.targets_case(id) && !matches!(v, Verdict::Pass | Verdict::NotApplicable) {
             problems.push(format!(
-                "defect {name}: {id} is {v} though it is not a target (one defect, one non-conformance)"
+                "defect {name}: {id} is {v} though it is not a target (one defect, one non-conformance): {why}"
             ));
         }
     }
@@ -200,7 +200,7 @@ mod tests {
         rows.iter()
             .map(|(id, v, items)| {
                 let items = items.iter().map(|i| i.parse().unwrap()).collect();
-                (id.to_string(), (*v, items))
+                (id.to_string(), (*v, items, String::new()))
             })
             .collect()
     }

@@ -254,10 +254,10 @@ fn a_silent_device_is_an_error_not_a_fail() {
     let launch_end = good.find("# --- ICS").unwrap();
     let silent = format!("{}{}", &good[..launch_start], &good[launch_end..])
         .replace(
-            "path = \"{launch.console}\"",
+            "usb = { vid = \"0x1209\", pid = \"0x0001\", serial = \"{unit.serial}\", interface = 0 }\nbus = \"{state}/usb.json\"\nreattach_ms = 5000",
             &format!("path = \"{}\"", slave.display()),
         )
-        .replace("timeout_ms = 3000", "timeout_ms = 300")
+        .replace("timeout_ms = 8000", "timeout_ms = 300")
         // Any variable hilt() sets will do as the unit's password: the device never gets to check it.
         .replace(
             "password = { file = \"{state}/label.txt\", key = \"password\" }",

@@ -43,6 +43,37 @@ pub enum LinkError {
     Cancelled,
     #[error("the line did not stay quiet for {quiet:?} within {max:?}")]
     Unsettled { quiet: Duration, max: Duration },
+    /// A serial link over the network (RFC 2217 or raw TCP) could not be set up; `addr` is the
+    /// server's `host:port` as given.
+    #[error("serial server {addr}: {why}")]
+    Net {
+        addr: String,
+        trouble: NetTrouble,
+        why: String,
+    },
+}
+
+/// What kind of failure a [`LinkError::Net`] is: whether the bench could not reach the server at
+/// all, or reached something that does not behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetTrouble {
+    /// Nothing listening (connection refused), no route, a name that does not resolve, or no
+    /// answer to the connection attempt in time.
+    Unreachable,
+    /// The server accepted the connection and closed it during the set-up: ser2net does this
+    /// when it cannot open its device (the reason it sent is in the message).
+    HungUp,
+    /// The address is not `host:port`, or the line settings are out of range.
+    Invalid,
+    /// The server refused COM-PORT-OPTION (not an RFC 2217 server, or RFC 2217 turned off), or
+    /// answered a setting with another value than asked.
+    Refused,
+    /// The server did not finish the negotiation in time.
+    NoAnswer,
+    /// The server broke the telnet protocol.
+    Protocol,
+    /// A local socket operation failed.
+    Io,
 }
 
 impl LinkError {
@@ -52,6 +83,19 @@ impl LinkError {
         matches!(self, LinkError::Open { source, .. }
             if source.kind() == serialport::ErrorKind::NoDevice
                 && source.description.contains("lock"))
+    }
+
+    /// Whether the bench could not reach the device's server at all (refused, no route, or the
+    /// server could not open the device): the case cannot be tested here, which is no fault of the
+    /// device (NOT_TESTED). Every other failure is the bench's or the server's error (ERROR).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            LinkError::Net {
+                trouble: NetTrouble::Unreachable | NetTrouble::HungUp,
+                ..
+            }
+        )
     }
 }
 

@@ -18,8 +18,9 @@ pub use cancel::Cancel;
 pub fn cancel_poll() -> std::time::Duration {
     cancel::POLL
 }
-pub use error::LinkError;
+pub use error::{LinkError, NetTrouble};
 pub use serial::{
-    Console, ConsoleOptions, Dir, ExpectError, Match, Pacing, Port, Reattach, Secrets, SerialPort,
-    Transcript, UsbMatch, find_usb_serial, reveals,
+    Console, ConsoleOptions, Dir, ExpectError, FlowControl, LineSettings, Match, NetPort, Pacing,
+    Parity, Port, Reattach, Secrets, SerialPort, StopBits, Transcript, UsbMatch, find_usb_serial,
+    reveals,
 };

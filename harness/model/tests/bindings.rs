@@ -475,8 +475,56 @@ fn usb_and_ble_links_are_checked_at_load() {
             "kind = \"serial\"\npath = \"/dev/null\"\nname = \"x\"",
             "takes no ble fields",
         ),
+        (
+            "kind = \"serial\"\nnet = \"telnet://h:1\"",
+            "give rfc2217://HOST:PORT",
+        ),
+        (
+            "kind = \"serial\"\nnet = \"rfc2217://h:1\"\nline = \"9N1\"",
+            "e.g. \"8N1\"",
+        ),
+        (
+            "kind = \"serial\"\nnet = \"tcp://h:1\"\nflow = \"hw\"",
+            "none, xonxoff or rtscts",
+        ),
+        (
+            "kind = \"serial\"\nnet = \"tcp://h:1\"\npath = \"/dev/null\"",
+            "exactly one of `path`, `usb` or `net`",
+        ),
+        (
+            "kind = \"usb\"\nusb = { vid = \"0x1\", pid = \"0x2\" }\nline = \"8N1\"",
+            "takes no net, line or flow",
+        ),
     ] {
         let err = with_extra(&format!("[links.extra]\n{link}\n")).unwrap_err();
         assert!(err.contains(says), "{link}: {err}");
     }
+}
+
+#[test]
+fn expect_alternatives_keep_the_order_they_are_written_in() {
+    let p = with_extra(
+        r#"
+[bindings.logout]
+link = "console"
+[[bindings.logout.steps]]
+send = "\r"
+[[bindings.logout.steps]]
+expect = { zeta = 'z', alpha = 'a', mid = 'm' }
+"#,
+    )
+    .unwrap();
+    let StepKind::Expect(e) = &p.bindings["logout"].script[1].kind else {
+        panic!("an expect")
+    };
+    let names: Vec<&str> = e.alternatives.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["zeta", "alpha", "mid"]);
+    let twice = with_extra(
+        "[bindings.logout]\nlink = \"console\"\n[[bindings.logout.steps]]\nexpect = { a = 'x', a = 'y' }\n",
+    )
+    .unwrap_err();
+    assert!(
+        twice.contains("duplicate key") || twice.contains("given twice"),
+        "{twice}"
+    );
 }

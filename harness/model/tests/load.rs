@@ -282,7 +282,8 @@ fn declared_flow_protocols_are_parsed_and_catch_alls_refused() {
 
 #[test]
 fn usb_ids_are_parsed_at_load() {
-    let path = "path = \"{launch.console}\"";
+    let path =
+        "usb = { vid = \"0x1209\", pid = \"0x0001\", serial = \"{unit.serial}\", interface = 0 }";
     let text = vboard_text().replace(path, "usb = { vid = \"0x0403\", pid = \"6001\" }");
     let p = BoardProfile::parse(Path::new("boards/x.toml"), &text).unwrap();
     let Some(hilt_model::profile::Link::Serial(s)) = p.links.get("console") else {

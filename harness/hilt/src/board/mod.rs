@@ -216,8 +216,12 @@ impl BoardSession {
             source,
         };
         // A console found by USB identity is found again, by the same identity, if it re-enumerates.
-        let (path, reattach) = match s.target() {
-            SerialTarget::Path(t) => (PathBuf::from(render(t, &self.vars)?.text), None),
+        let (port, reattach): (Box<dyn Port>, _) = match s.target() {
+            SerialTarget::Path(t) => {
+                let path = PathBuf::from(render(t, &self.vars)?.text);
+                let port = open_port(&path, s.baud, &cancel).map_err(link_err)?;
+                (Box::new(port), None)
+            }
             SerialTarget::Usb(m) => {
                 let (identity, bus) = crate::usb::target(m, s.bus.as_ref(), |t| self.text(t))
                     .map_err(BoardError::Profile)?;
@@ -225,10 +229,24 @@ impl BoardSession {
                 let within = Duration::from_millis(s.reattach_ms);
                 let reattach = (s.reattach_ms > 0)
                     .then(|| hilt_link::Reattach::usb(identity, bus, s.baud, within));
-                (path, reattach)
+                let port = open_port(&path, s.baud, &cancel).map_err(link_err)?;
+                (Box::new(port), reattach)
+            }
+            SerialTarget::Net(n) => {
+                let address = self.text(&n.address).map_err(BoardError::Profile)?;
+                let port = crate::netserial::open(n.protocol, &address, s).map_err(|e| {
+                    if e.is_unreachable() {
+                        BoardError::Unreachable {
+                            link: link.into(),
+                            why: e.to_string(),
+                        }
+                    } else {
+                        link_err(e)
+                    }
+                })?;
+                (port, None)
             }
         };
-        let port = open_port(&path, s.baud, &cancel).map_err(link_err)?;
         let mut opts = ConsoleOptions {
             cancel: Some(cancel),
             ..ConsoleOptions::default()
@@ -239,7 +257,7 @@ impl BoardSession {
                 ..Pacing::default()
             };
         }
-        let mut console = Console::new(Box::new(port) as Box<dyn Port>, opts);
+        let mut console = Console::new(port, opts);
         if let Some(r) = reattach {
             console.set_reattach(r);
         }

@@ -108,7 +108,7 @@ impl SerialPort {
 }
 
 /// Round up to whole milliseconds so a sub-millisecond remainder does not become a busy loop.
-fn poll_timeout(timeout: Duration) -> PollTimeout {
+pub(crate) fn poll_timeout(timeout: Duration) -> PollTimeout {
     let ms = timeout.as_micros().div_ceil(1000);
     PollTimeout::try_from(ms.min(i32::MAX as u128) as u64).unwrap_or(PollTimeout::MAX)
 }

@@ -183,11 +183,42 @@ impl RawBleOp {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// One pattern, or named alternatives in the order written: when two match at the same place the
+/// one written first wins, so the order is kept (a map would sort them by name).
 enum RawExpect {
     One(String),
-    Named(BTreeMap<String, String>),
+    Named(Vec<(String, String)>),
+}
+
+impl<'de> Deserialize<'de> for RawExpect {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawExpect;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a regex, or a table of named regexes")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawExpect, E> {
+                Ok(RawExpect::One(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<RawExpect, A::Error> {
+                let mut pairs: Vec<(String, String)> = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, String>()? {
+                    if pairs.iter().any(|(n, _)| *n == k) {
+                        return Err(serde::de::Error::custom(format!(
+                            "alternative {k:?} given twice"
+                        )));
+                    }
+                    pairs.push((k, v));
+                }
+                Ok(RawExpect::Named(pairs))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl RawBinding {
@@ -470,7 +501,7 @@ impl Validator<'_> {
         let (action, spec) = (self.action, self.spec);
         let pairs = match e {
             RawExpect::One(p) => vec![("match".to_string(), p)],
-            RawExpect::Named(m) => m.into_iter().collect(),
+            RawExpect::Named(m) => m,
         };
         if pairs.is_empty() {
             return Err(self

@@ -5,6 +5,7 @@ use std::ops::Range;
 
 use super::ble::{BleLink, RawBle};
 use super::memory::{MemoryLink, RawMemory, RegionDecl};
+use super::netserial::{Flow, LineSettings, NetSerial};
 use crate::error::{LoadError, Source};
 use crate::template::Template;
 
@@ -32,6 +33,10 @@ struct RawLink {
     keep_bytes: bool,
     max_bytes: Option<u64>,
     timeout_ms: Option<u64>,
+    // Network serial (see [`super::netserial`]).
+    net: Option<Template>,
+    line: Option<String>,
+    flow: Option<String>,
     // USB (serial and usb links).
     bus: Option<Template>,
     reattach_ms: Option<u64>,
@@ -174,6 +179,12 @@ impl<'de> Deserialize<'de> for Link {
                 raw.kind
             )));
         }
+        if raw.kind != "serial" && (raw.net.is_some() || raw.line.is_some() || raw.flow.is_some()) {
+            return Err(serde::de::Error::custom(format!(
+                "a {} link takes no net, line or flow (serial links only)",
+                raw.kind
+            )));
+        }
         if raw.kind != "memory" && raw.has_memory_fields() {
             return Err(serde::de::Error::custom(format!(
                 "a {} link takes no memory fields (source, address, probe, chip, command, output, regions, keep_bytes, max_bytes, timeout_ms)",
@@ -187,9 +198,32 @@ impl<'de> Deserialize<'de> for Link {
                         "bus and reattach_ms go with `usb` (a console found by USB identity)",
                     ));
                 }
+                let net = raw
+                    .net
+                    .as_ref()
+                    .map(NetSerial::parse)
+                    .transpose()
+                    .map_err(serde::de::Error::custom)?;
+                let line = raw
+                    .line
+                    .as_deref()
+                    .map(LineSettings::parse)
+                    .transpose()
+                    .map_err(serde::de::Error::custom)?
+                    .unwrap_or_default();
+                let flow = raw
+                    .flow
+                    .as_deref()
+                    .map(Flow::parse)
+                    .transpose()
+                    .map_err(serde::de::Error::custom)?
+                    .unwrap_or_default();
                 Ok(Link::Serial(SerialLink {
                     path: raw.path,
                     usb: raw.usb,
+                    net,
+                    line,
+                    flow,
                     bus: raw.bus,
                     reattach_ms: raw.reattach_ms.unwrap_or(DEFAULT_REATTACH_MS),
                     baud: raw.baud,
@@ -224,8 +258,13 @@ impl<'de> Deserialize<'de> for Link {
 pub struct SerialLink {
     /// An explicit device path (may use `{launch.NAME}`), or …
     pub path: Option<Template>,
-    /// … a USB match resolved at run time (survives re-enumeration, unlike /dev/ttyUSBn).
+    /// … a USB match resolved at run time (survives re-enumeration, unlike /dev/ttyUSBn), or …
     pub usb: Option<UsbMatch>,
+    /// … a port exported over the network (ser2net, labgrid's `NetworkSerialPort`).
+    pub net: Option<NetSerial>,
+    /// Data bits, parity and stop bits (set by hilt over RFC 2217; a tty's are 8N1).
+    pub line: LineSettings,
+    pub flow: Flow,
     /// Where the USB bus is listed: a simulated bus published as a file, or the machine's (None).
     pub bus: Option<Template>,
     /// How long a console found by USB identity that vanishes (a reboot re-enumerates it) is waited
@@ -281,14 +320,16 @@ fn hex_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
 pub enum SerialTarget<'a> {
     Path(&'a Template),
     Usb(&'a UsbMatch),
+    Net(&'a NetSerial),
 }
 
 impl SerialLink {
     pub fn target(&self) -> SerialTarget<'_> {
-        match (&self.path, &self.usb) {
-            (Some(p), _) => SerialTarget::Path(p),
-            (None, Some(u)) => SerialTarget::Usb(u),
-            (None, None) => unreachable!("validated at load"),
+        match (&self.path, &self.usb, &self.net) {
+            (Some(p), _, _) => SerialTarget::Path(p),
+            (None, Some(u), _) => SerialTarget::Usb(u),
+            (None, None, Some(n)) => SerialTarget::Net(n),
+            (None, None, None) => unreachable!("validated at load"),
         }
     }
 }
@@ -302,10 +343,11 @@ impl Link {
     ) -> Result<(), LoadError> {
         match self {
             Link::Serial(s) => {
-                if s.path.is_some() == s.usb.is_some() {
+                let given = [s.path.is_some(), s.usb.is_some(), s.net.is_some()];
+                if given.iter().filter(|g| **g).count() != 1 {
                     return Err(src.err(
                         span,
-                        format!("links.{name}: give exactly one of `path` or `usb`"),
+                        format!("links.{name}: give exactly one of `path`, `usb` or `net`"),
                     ));
                 }
                 Ok(())

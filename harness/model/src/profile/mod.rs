@@ -5,12 +5,14 @@ mod binding;
 mod ble;
 mod link;
 mod memory;
+mod netserial;
 mod update;
 
 pub use binding::{Binding, ExpectSpec, Script, ScriptStep, StepKind};
 pub use ble::{BleLink, DEFAULT_SCAN_MS};
 pub use link::{CloudLink, DEFAULT_REATTACH_MS, Link, SerialLink, SerialTarget, UsbLink, UsbMatch};
 pub use memory::{MemoryLink, MemorySource, RegionDecl};
+pub use netserial::{Flow, LineSettings, NetProtocol, NetSerial, Parity};
 pub use update::{DeclaredImage, DeclaredImages, UpdateOffers};
 
 use serde::Deserialize;
