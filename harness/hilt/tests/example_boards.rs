@@ -139,6 +139,25 @@ fn a_console_behind_an_absent_ftdi_cable_is_not_tested_saying_so() {
 }
 
 #[test]
+fn a_console_whose_exporter_is_down_is_not_tested_saying_so() {
+    // Nothing may listen where the example's exporter would be for this to mean anything.
+    assert!(
+        std::net::TcpStream::connect("127.0.0.1:2000").is_err(),
+        "something listens on 127.0.0.1:2000 (a ser2net?): stop it to run this test"
+    );
+    let (v, why) = run_with(
+        "ser2net-rfc2217.toml",
+        "up.console.model-designation",
+        &[("HILT_HUB_PASSWORD", "placeholder-not-a-real-password")],
+    );
+    assert_eq!(v, "NOT_TESTED", "{why}");
+    assert!(
+        why.contains("link console: serial server 127.0.0.1:2000"),
+        "{why}"
+    );
+}
+
+#[test]
 fn a_ble_board_without_bluetooth_or_out_of_range_is_not_tested_saying_so() {
     let (v, why) = run("nrf52840-dk-ble.toml", "ex.ble.gatt-declared");
     assert_eq!(v, "NOT_TESTED", "{why}");
