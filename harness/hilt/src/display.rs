@@ -21,7 +21,6 @@ pub struct Display {
 }
 
 struct State {
-    case_started: Instant,
     last_plain: Instant,
 }
 
@@ -41,7 +40,6 @@ impl Display {
             quiet,
             bar,
             state: Mutex::new(State {
-                case_started: Instant::now(),
                 last_plain: Instant::now(),
             }),
         }
@@ -82,17 +80,36 @@ impl EventSink for Display {
         match e {
             RunEvent::RunStarted {
                 board,
+                label,
                 selected,
                 in_suite,
-            } => self.line(&format!(
-                "running {selected} of {in_suite} case(s) on board {board}"
-            )),
-            RunEvent::CaseStarted { id, index, total } => {
-                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                st.case_started = Instant::now();
-                st.last_plain = Instant::now();
-                drop(st);
-                self.progress(format!("[{index}/{total}] {id}"), None);
+                side_by_side,
+            } => {
+                let named = if label.is_empty() || label == board {
+                    format!("board {board}")
+                } else {
+                    format!("board {label} ({board})")
+                };
+                let how = match side_by_side {
+                    Some(n) if *n > 1 => format!(", {n} at a time, each on a fresh instance"),
+                    Some(_) => ", each on a fresh instance".to_string(),
+                    None => String::new(),
+                };
+                self.line(&format!(
+                    "running {selected} of {in_suite} case(s) on {named}{how}"
+                ))
+            }
+            RunEvent::CaseStarted {
+                board,
+                id,
+                index,
+                total,
+            } => {
+                self.state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .last_plain = Instant::now();
+                self.progress(format!("[{}] {id}", at(board, *index, *total)), None);
             }
             RunEvent::BudgetSet { .. } | RunEvent::StepFinished { .. } => {}
             RunEvent::AttemptRecorded {
@@ -118,47 +135,63 @@ impl EventSink for Display {
                 None,
             ),
             RunEvent::CaseFinished {
+                board,
                 result,
                 index,
                 total,
-            } => {
-                let took = self
-                    .state
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .case_started
-                    .elapsed();
-                self.line(&format!(
-                    "[{index}/{total}] {:<36} {:<14} {:>6.1} s  {}",
-                    result.id,
-                    result.verdict.as_str(),
-                    took.as_secs_f64(),
-                    one_line(&printable(&result.reason), 90)
-                ));
-            }
+            } => self.line(&format!(
+                "[{}] {:<36} {:<14} {:>6.1} s  {}",
+                at(board, *index, *total),
+                result.id,
+                result.verdict.as_str(),
+                result.duration_ms as f64 / 1000.0,
+                one_line(&printable(&result.reason), 90)
+            )),
             RunEvent::Interrupted { signal } => self.line(&format!(
                 "{signal}: interrupted; the running case was stopped and its evidence kept"
             )),
             RunEvent::RunFinished {
+                label,
                 ran,
                 counts,
                 elapsed,
             } => {
-                if let Some(bar) = &self.bar {
-                    bar.finish_and_clear();
-                }
                 let counts: Vec<String> = counts.iter().map(|(v, n)| format!("{n} {v}")).collect();
-                println!(
-                    "\n{ran} case(s) in {:.1} s: {}",
-                    elapsed.as_secs_f64(),
-                    if counts.is_empty() {
-                        "none".to_string()
-                    } else {
-                        counts.join(", ")
-                    }
-                );
+                let counts = if counts.is_empty() {
+                    "none".to_string()
+                } else {
+                    counts.join(", ")
+                };
+                let took = elapsed.as_secs_f64();
+                if label.is_empty() {
+                    self.finish();
+                    println!("\n{ran} case(s) in {took:.1} s: {counts}");
+                } else {
+                    // Other boards of the campaign may still be running: the bar stays.
+                    self.line(&format!(
+                        "board {label}: {ran} case(s) in {took:.1} s: {counts}"
+                    ));
+                }
             }
         }
+    }
+}
+
+impl Display {
+    /// Clear the progress bar (the end of a run, or of a campaign).
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `3/34`, or `vrb-2 3/34` on a campaign's board.
+fn at(board: &str, index: usize, total: usize) -> String {
+    if board.is_empty() {
+        format!("{index}/{total}")
+    } else {
+        format!("{board} {index}/{total}")
     }
 }
 

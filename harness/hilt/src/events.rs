@@ -8,14 +8,19 @@ use std::time::Duration;
 /// Something that happened during a run.
 #[derive(Debug)]
 pub enum RunEvent<'a> {
-    /// Cases were selected; `selected` of the `in_suite` scenarios will run against `board`.
+    /// Cases were selected; `selected` of the `in_suite` scenarios will run against `board`
+    /// (called `label` in a campaign's display; empty for a run of one board), `side_by_side` of
+    /// them at once on fresh instances when the board allows it.
     RunStarted {
         board: &'a str,
+        label: &'a str,
         selected: usize,
         in_suite: usize,
+        side_by_side: Option<usize>,
     },
-    /// A case began; `index` counts from 1. `budget` is its time budget, once known.
+    /// A case began on the board labelled `board`; `index` counts from 1.
     CaseStarted {
+        board: &'a str,
         id: &'a str,
         index: usize,
         total: usize,
@@ -43,6 +48,7 @@ pub enum RunEvent<'a> {
         attempts: usize,
     },
     CaseFinished {
+        board: &'a str,
         result: &'a CaseResult,
         index: usize,
         total: usize,
@@ -50,6 +56,7 @@ pub enum RunEvent<'a> {
     /// A signal asked the run to stop; the running case ends INCONCLUSIVE and nothing else starts.
     Interrupted { signal: &'a str },
     RunFinished {
+        label: &'a str,
         ran: usize,
         counts: &'a [(Verdict, usize)],
         elapsed: Duration,

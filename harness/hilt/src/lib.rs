@@ -8,6 +8,7 @@
 pub mod app;
 pub mod ble;
 pub mod board;
+pub mod campaign;
 pub mod checks;
 pub mod cloud;
 pub mod devkey;
@@ -17,7 +18,9 @@ pub mod exec;
 pub mod fake;
 pub mod faults;
 pub mod inventory;
+pub mod labgrid;
 pub mod memory;
+pub mod merge;
 pub mod netserial;
 pub mod report;
 pub mod runner;

@@ -1,12 +1,13 @@
 //! Assembling the report document from a run, and writing it signed.
 
+use anyhow::Context;
 use hilt_model::catalogue::Catalogue;
 use hilt_model::profile::BoardProfile;
 use hilt_report::digest::sha256_bytes;
 use hilt_report::keys::KeyPair;
 use hilt_report::model::{Board, FileDigest, Report, Run, SCHEMA, Suite};
 use hilt_report::rollup::{rollup, summarise};
-use hilt_report::sign::{Subject, write_signed_report};
+use hilt_report::sign::{Subject, write_signed_report_with_members};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,6 +21,8 @@ pub struct ReportInputs<'a> {
     pub suite_root: &'a Path,
     pub defects: &'a [String],
     pub selection: Vec<String>,
+    /// The CI shard this run was, if any.
+    pub shard: Option<crate::runner::Shard>,
     pub development_key: bool,
 }
 
@@ -42,12 +45,7 @@ pub fn build(out: &RunOutput, inp: &ReportInputs) -> Report {
         |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     Report {
         schema: SCHEMA.to_string(),
-        suite: Suite {
-            name: "hilt".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            git_commit: option_env!("HILT_GIT_COMMIT").map(str::to_string),
-            catalogue: cat.source.clone(),
-        },
+        suite: suite_info(),
         run: Run {
             id: format!(
                 "{}-{}",
@@ -61,6 +59,7 @@ pub fn build(out: &RunOutput, inp: &ReportInputs) -> Report {
             selection: inp.selection.clone(),
             development_key: inp.development_key,
             interrupted: out.interrupted.is_some(),
+            shard: inp.shard.map(|s| s.to_string()),
         },
         board: Board {
             name: inp.board.name().to_string(),
@@ -85,6 +84,17 @@ pub fn build(out: &RunOutput, inp: &ReportInputs) -> Report {
         cases: out.cases.clone(),
         provisions,
         summary,
+        shards: Vec::new(),
+    }
+}
+
+/// This suite: its name, version, commit and the catalogue it judges against.
+pub fn suite_info() -> Suite {
+    Suite {
+        name: "hilt".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: option_env!("HILT_GIT_COMMIT").map(str::to_string),
+        catalogue: Catalogue::embedded().source.clone(),
     }
 }
 
@@ -110,7 +120,7 @@ fn ics_json(board: &BoardProfile) -> serde_json::Value {
     })
 }
 
-fn hostname() -> String {
+pub fn hostname() -> String {
     nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default()
@@ -126,6 +136,35 @@ fn dut_subject(report: &Report) -> Subject {
 
 /// Write `report.json` and `report.dsse.json` into `dir` (whose `evidence/` is already complete).
 pub fn write(dir: &Path, report: &Report, key: &KeyPair) -> anyhow::Result<PathBuf> {
+    write_with_members(dir, report, &[], key)
+}
+
+/// As [`write`], binding the signed reports in the subdirectories `members` (a merged report's
+/// shards) by digest.
+pub fn write_with_members(
+    dir: &Path,
+    report: &Report,
+    members: &[String],
+    key: &KeyPair,
+) -> anyhow::Result<PathBuf> {
     let value = serde_json::to_value(report)?;
-    Ok(write_signed_report(dir, &value, dut_subject(report), key)?)
+    Ok(write_signed_report_with_members(
+        dir,
+        &value,
+        dut_subject(report),
+        members,
+        key,
+    )?)
+}
+
+/// The signed report, then its readable rendering `report.html` beside it (the envelope stays
+/// authoritative); returns the envelope's path.
+pub fn write_with_html(dir: &Path, report: &Report, key: &KeyPair) -> anyhow::Result<PathBuf> {
+    let envelope = write(dir, report, key)
+        .with_context(|| format!("cannot write the signed report in {}", dir.display()))?;
+    let html = dir.join("report.html");
+    let text = hilt_report::html::render(report).context("HTML rendering")?;
+    hilt_report::atomic::write_atomic(&html, text.as_bytes())
+        .with_context(|| format!("cannot write {}", html.display()))?;
+    Ok(envelope)
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::board::SessionOptions;
-use crate::runner::run_sequential;
+use crate::runner::{Slots, run_quietly};
 use crate::suite::Case;
 
 #[derive(Debug, Serialize)]
@@ -55,6 +55,7 @@ pub fn run(
     board: &Arc<BoardProfile>,
     scenarios: &[Arc<Case>],
     hilt_exe: &std::path::Path,
+    slots: &Arc<Slots>,
     progress: impl FnMut(&str) + Send,
 ) -> anyhow::Result<Selftest> {
     let launch = board.launch.as_ref().ok_or_else(|| {
@@ -64,7 +65,8 @@ pub fn run(
         )
     })?;
     // The board runs are independent processes that mostly wait on the device's timers: run them
-    // side by side, the reference board first in the list.
+    // side by side (their cases too, on fresh instances, within `slots`), the reference board first
+    // in the list.
     let mut runs: Vec<Option<String>> = vec![None];
     runs.extend(launch.defects.keys().cloned().map(Some));
     let progress = std::sync::Mutex::new(progress);
@@ -78,8 +80,9 @@ pub fn run(
                     let opts = SessionOptions {
                         defects: defect.iter().cloned().collect(),
                         hilt_exe: hilt_exe.to_path_buf(),
+                        cancel: hilt_link::Cancel::new(),
                     };
-                    let cases = run_sequential(board, scenarios, &opts, out.path());
+                    let cases = run_quietly(board, scenarios, &opts, slots, out.path());
                     (progress.lock().unwrap_or_else(|p| p.into_inner()))(
                         defect.as_deref().unwrap_or("reference board"),
                     );

@@ -124,11 +124,15 @@ fn board_of(parent: u32, within: Duration) -> (u32, PathBuf) {
 fn interrupted_run(sig: nix::sys::signal::Signal, code: i32) {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let mut child = hilt_cmd(&["run", "--out", out.to_str().unwrap()], tmp.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // One case at a time, so later cases are certain not to have started when the signal comes.
+    let mut child = hilt_cmd(
+        &["run", "--jobs", "1", "--out", out.to_str().unwrap()],
+        tmp.path(),
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let (board, state) = board_of(child.id(), Duration::from_secs(60));
     assert!(state.is_dir());
     // The first case (the brute-force lockout) takes seconds: signal it in the middle.

@@ -27,6 +27,7 @@ fn propagation_case(defects: &[&str], mock_propagates: bool) -> (Verdict, String
         &SessionOptions {
             defects: defects.iter().map(|d| d.to_string()).collect(),
             hilt_exe: env!("CARGO_BIN_EXE_hilt").into(),
+            cancel: hilt_link::Cancel::new(),
         },
     )
     .expect("the virtual board starts");

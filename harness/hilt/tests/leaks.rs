@@ -44,6 +44,11 @@ fn defects(profile: &str) -> Vec<String> {
 fn knowing_profile(profile: &str, dir: &Path) -> String {
     let d = dir.display();
     let swaps = [
+        // One instance for the whole run: its state directory and secrets, kept above, are the run's.
+        (
+            "fresh_per_case = true".to_string(),
+            "fresh_per_case = false".to_string(),
+        ),
         (
             r#""{hilt}", "vboard", "run","#.to_string(),
             format!(

@@ -4,6 +4,7 @@
 //!
 //! Everything here is loaded from files written by people, so every error names file, line and key.
 
+pub mod campaign;
 pub mod catalogue;
 pub mod error;
 pub mod flow_vocab;

@@ -17,10 +17,25 @@ fn p(s: &str) -> String {
 }
 
 pub fn render(r: &Report) -> Result<String, quick_junit::SerializeError> {
-    let mut suite = TestSuite::new(p(&format!(
-        "hilt {} on {}",
-        r.board.identity.model, r.board.name
-    )));
+    render_campaign(&[("", r)])
+}
+
+/// Several boards' reports as one JUnit file: a test suite per board, named with its label.
+pub fn render_campaign(reports: &[(&str, &Report)]) -> Result<String, quick_junit::SerializeError> {
+    let mut junit = Junit::new("hilt");
+    for (label, r) in reports {
+        junit.add_test_suite(suite(label, r));
+    }
+    junit.to_string()
+}
+
+fn suite(label: &str, r: &Report) -> TestSuite {
+    let on = if label.is_empty() {
+        r.board.name.clone()
+    } else {
+        format!("{label} ({})", r.board.name)
+    };
+    let mut suite = TestSuite::new(p(&format!("hilt {} on {on}", r.board.identity.model)));
     suite.set_time(Duration::from_millis(r.run.duration_ms));
     let id = &r.board.identity;
     let props = [
@@ -66,7 +81,5 @@ pub fn render(r: &Report) -> Result<String, quick_junit::SerializeError> {
         }
         suite.add_test_case(case);
     }
-    let mut junit = Junit::new("hilt");
-    junit.add_test_suite(suite);
-    junit.to_string()
+    suite
 }

@@ -2,6 +2,7 @@
 //! around an in-toto Statement so that other tools can verify it.
 
 pub mod atomic;
+pub mod campaign;
 pub mod digest;
 pub mod html;
 pub mod junit;

@@ -31,6 +31,24 @@ pub struct Report {
     pub cases: Vec<CaseResult>,
     pub provisions: Provisions,
     pub summary: Summary,
+    /// For a report merged from CI shards (`hilt report merge`): each shard's signed report, bound
+    /// by its envelope's digest, and the cases it ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardRef>,
+}
+
+/// One shard of a merged report.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShardRef {
+    /// `K/N`.
+    pub shard: String,
+    /// Where the shard's signed report is kept, relative to the merged report.
+    pub dir: String,
+    pub run_id: String,
+    pub host: String,
+    pub envelope_sha256: String,
+    pub cases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -59,6 +77,9 @@ pub struct Run {
     /// INCONCLUSIVE, later cases did not run).
     #[serde(default)]
     pub interrupted: bool,
+    /// `K/N` when this run was shard K of N of a CI matrix (`hilt run --shard K/N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

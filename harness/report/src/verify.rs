@@ -21,9 +21,12 @@ use crate::digest::sha256_file;
 use crate::keys::key_id;
 use crate::sign::evidence::{self, Entry};
 use crate::sign::{
-    Envelope, PAYLOAD_TYPE, REPORT_FILE, Subject, check_evidence_path, decode_strict,
-    envelope_bytes, pae, parse_statement,
+    DocumentKind, ENVELOPE_FILE, Envelope, MEMBER_SCHEME, PAYLOAD_TYPE, Subject,
+    check_evidence_path, check_member_path, decode_strict, envelope_bytes, pae, parse_statement,
 };
+
+/// How deep members may nest: a campaign of merged reports of shards.
+const MAX_MEMBER_DEPTH: usize = 2;
 
 /// Envelope and report files larger than this are refused unread (a DoS guard, not a format rule).
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -31,6 +34,7 @@ pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// What a successful verification established.
 #[derive(Debug, Clone)]
 pub struct Verified {
+    pub kind: DocumentKind,
     pub key_id: String,
     pub statement: Value,
     /// The signed predicate.
@@ -40,6 +44,18 @@ pub struct Verified {
     pub evidence_checked: usize,
     /// Whether a `report.json` beside the envelope was compared with the predicate.
     pub report_file_checked: bool,
+    /// The signed reports bound as members (a campaign's boards, a merged report's shards), in
+    /// subject order.
+    pub members: Vec<Member>,
+}
+
+/// A member report bound by a `member:DIR` subject.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub dir: String,
+    /// `None` when `DIR/report.dsse.json` is not there (only its digest was signed); else it
+    /// matched its digest and verified.
+    pub verified: Option<Box<Verified>>,
 }
 
 /// Why a report did not verify. Two kinds, told apart by [`VerifyError::is_input_error`]:
@@ -131,10 +147,12 @@ pub enum Problem {
     EvidenceUnlisted { name: String },
     #[error("{path}: evidence file name is not UTF-8")]
     EvidenceNonUtf8 { path: String },
-    #[error("report.json: {reason}")]
-    ReportUnreadable { reason: String },
-    #[error("report.json differs from the signed report at {pointer}")]
-    ReportDiffers { pointer: String },
+    #[error("{file}: {reason}")]
+    ReportUnreadable { file: &'static str, reason: String },
+    #[error("{file} differs from the signed document at {pointer}")]
+    ReportDiffers { file: &'static str, pointer: String },
+    #[error("member {dir}: {reason}")]
+    Member { dir: String, reason: String },
 }
 
 struct ProblemList<'a>(&'a [Problem]);
@@ -149,8 +167,13 @@ impl fmt::Display for ProblemList<'_> {
     }
 }
 
-/// Verifies `path` (a `report.dsse.json`) with `key`, and the evidence and report beside it.
+/// Verifies `path` (a `report.dsse.json` or `campaign.dsse.json`) with `key`, the evidence and plain
+/// JSON copy beside it, and every member report that is present.
 pub fn verify_envelope_file(path: &Path, key: &VerifyingKey) -> Result<Verified, VerifyError> {
+    verify_at_depth(path, key, 0)
+}
+
+fn verify_at_depth(path: &Path, key: &VerifyingKey, depth: usize) -> Result<Verified, VerifyError> {
     let bytes = read_limited(path)?;
     let not_envelope = |reason: String| VerifyError::NotEnvelope {
         path: path.to_path_buf(),
@@ -178,7 +201,8 @@ pub fn verify_envelope_file(path: &Path, key: &VerifyingKey) -> Result<Verified,
     let dir = parent_dir(path);
     let mut problems = Vec::new();
     let evidence_checked = check_evidence(dir, &parsed.subjects, &mut problems);
-    let report_file_checked = check_report_file(dir, &parsed.predicate, &mut problems);
+    let report_file_checked = check_report_file(dir, parsed.kind, &parsed.predicate, &mut problems);
+    let members = check_members(dir, &parsed.subjects, key, depth, &mut problems);
     if !problems.is_empty() {
         return Err(VerifyError::Content(problems));
     }
@@ -187,13 +211,72 @@ pub fn verify_envelope_file(path: &Path, key: &VerifyingKey) -> Result<Verified,
     }
     debug!(path = %path.display(), evidence_checked, "report verified");
     Ok(Verified {
+        kind: parsed.kind,
         key_id: key_id(key),
         statement,
         report: parsed.predicate,
         subjects: parsed.subjects,
         evidence_checked,
         report_file_checked,
+        members,
     })
+}
+
+/// Each `member:DIR` subject: `DIR/report.dsse.json`, when present, must have the signed digest and
+/// verify in turn (with the same key). An absent member is listed as such, not a problem: a
+/// certifier may receive the merged report without its shards.
+fn check_members(
+    dir: &Path,
+    subjects: &[Subject],
+    key: &VerifyingKey,
+    depth: usize,
+    problems: &mut Vec<Problem>,
+) -> Vec<Member> {
+    let mut members = Vec::new();
+    for s in subjects {
+        let Some(rel) = s.name.strip_prefix(MEMBER_SCHEME) else {
+            continue;
+        };
+        let problem = |reason: String| Problem::Member {
+            dir: rel.to_string(),
+            reason,
+        };
+        if let Err(reason) = check_member_path(rel) {
+            problems.push(problem(format!("unsafe path ({reason})")));
+            continue;
+        }
+        if depth >= MAX_MEMBER_DEPTH {
+            problems.push(problem(format!(
+                "members nest deeper than {MAX_MEMBER_DEPTH}"
+            )));
+            continue;
+        }
+        let envelope = dir.join(rel).join(ENVELOPE_FILE);
+        if let Err(e) = fs::symlink_metadata(&envelope)
+            && e.kind() == io::ErrorKind::NotFound
+        {
+            members.push(Member {
+                dir: rel.to_string(),
+                verified: None,
+            });
+            continue;
+        }
+        match sha256_file(&envelope) {
+            Ok(actual) if actual != s.sha256 => problems.push(problem(format!(
+                "{ENVELOPE_FILE} digest mismatch (signed sha256 {}, file has {actual})",
+                s.sha256
+            ))),
+            Err(e) => problems.push(problem(format!("cannot read {ENVELOPE_FILE}: {e}"))),
+            Ok(_) => match verify_at_depth(&envelope, key, depth + 1) {
+                Ok(v) => members.push(Member {
+                    dir: rel.to_string(),
+                    verified: Some(Box::new(v)),
+                }),
+                Err(e) => problems.push(problem(e.to_string())),
+            },
+        }
+    }
+    members
 }
 
 /// Checks type, key id and signature; returns the payload bytes.
@@ -294,15 +377,22 @@ fn check_evidence(dir: &Path, subjects: &[Subject], problems: &mut Vec<Problem>)
     checked
 }
 
-/// Compares `report.json`, if present, with the predicate; returns whether one was compared.
-fn check_report_file(dir: &Path, predicate: &Value, problems: &mut Vec<Problem>) -> bool {
-    let path = dir.join(REPORT_FILE);
+/// Compares the plain JSON copy (`report.json`, `campaign.json`), if present, with the predicate;
+/// returns whether one was compared.
+fn check_report_file(
+    dir: &Path,
+    kind: DocumentKind,
+    predicate: &Value,
+    problems: &mut Vec<Problem>,
+) -> bool {
+    let file = kind.json_file();
+    let path = dir.join(file);
     if let Err(e) = fs::symlink_metadata(&path)
         && e.kind() == io::ErrorKind::NotFound
     {
         return false;
     }
-    let unreadable = |reason: String| Problem::ReportUnreadable { reason };
+    let unreadable = |reason: String| Problem::ReportUnreadable { file, reason };
     let value = read_limited(&path)
         .map_err(|e| unreadable(read_failure(e)))
         .and_then(|bytes| {
@@ -312,7 +402,7 @@ fn check_report_file(dir: &Path, predicate: &Value, problems: &mut Vec<Problem>)
     match value {
         Ok(value) => {
             if let Some(pointer) = first_difference(predicate, &value, String::new()) {
-                problems.push(Problem::ReportDiffers { pointer });
+                problems.push(Problem::ReportDiffers { file, pointer });
             }
         }
         Err(problem) => problems.push(problem),

@@ -155,6 +155,7 @@ fn several_problems_are_all_listed() {
                 name: "evidence/new.log".into()
             },
             Problem::ReportDiffers {
+                file: "report.json",
                 pointer: "/results/0/verdict".into()
             },
         ]
@@ -179,6 +180,7 @@ fn edited_report_json_fails_but_reformatting_does_not() {
     assert_eq!(
         problems(verify(&env).unwrap_err()),
         [Problem::ReportDiffers {
+            file: "report.json",
             pointer: "/dut/serial".into()
         }]
     );

@@ -34,6 +34,9 @@ pub enum BoardError {
     /// be tested here, which is no fault of the device.
     #[error("link {link}: {why}")]
     Unreachable { link: String, why: String },
+    /// The board's labgrid place could not be had (taken past the wait, no coordinator, no client).
+    #[error("labgrid: {0}")]
+    Labgrid(#[from] crate::labgrid::LabgridError),
 }
 
 impl BoardError {
@@ -57,6 +60,8 @@ pub struct SessionOptions {
     pub defects: Vec<String>,
     /// The hilt executable, for `{hilt}` in launch commands.
     pub hilt_exe: PathBuf,
+    /// Ends waits for the board (a labgrid place someone else holds) when the run is interrupted.
+    pub cancel: Cancel,
 }
 
 pub struct BoardSession {
@@ -75,6 +80,8 @@ pub struct BoardSession {
     _state: tempfile::TempDir,
     /// State directories of units 2, 3, …: their labels and flash persist from case to case.
     fleet_states: Vec<tempfile::TempDir>,
+    /// The labgrid place, released last: after the board and its cloud have stopped.
+    _place: Option<crate::labgrid::Place>,
 }
 
 /// A launched unit other than the unit under test.
@@ -94,6 +101,10 @@ impl BoardSession {
             .map(|_| state_dir())
             .collect::<Result<Vec<_>, _>>()?;
         let mut vars = unit_vars(&profile, opts, 0, state.path());
+        let place = match &profile.labgrid {
+            Some(declared) => Some(acquire_place(declared, opts, &mut vars)?),
+            None => None,
+        };
         let mut cloud = None;
         if profile.cloud_link().is_some() {
             // One account and client certificate per unit, so a fleet's units are told apart.
@@ -120,6 +131,7 @@ impl BoardSession {
             cloud,
             _state: state,
             fleet_states,
+            _place: place,
         })
     }
 
@@ -403,6 +415,37 @@ fn unit_vars(
         ),
         ("unit.index".to_string(), (index + 1).to_string()),
     ])
+}
+
+/// Acquire the board's labgrid place (waiting as declared while someone else holds it) and add its
+/// resources to `vars`: `labgrid.place`, `labgrid.serial` (`HOST:PORT` of its first network serial
+/// port) and `labgrid.serial.NAME` for each.
+fn acquire_place(
+    declared: &hilt_model::profile::LabgridPlace,
+    opts: &SessionOptions,
+    vars: &mut BTreeMap<String, String>,
+) -> Result<crate::labgrid::Place, BoardError> {
+    let mut cfg = crate::labgrid::PlaceConfig::new(&declared.place);
+    cfg.coordinator = declared.coordinator.clone();
+    if let Some(client) = &declared.client {
+        cfg.client = PathBuf::from(client);
+    }
+    cfg.acquire_timeout = Duration::from_millis(declared.acquire_timeout_ms);
+    let place = crate::labgrid::Place::acquire(&cfg, &opts.cancel)?;
+    let resources = place.resources()?;
+    vars.insert("labgrid.place".into(), declared.place.clone());
+    for (i, port) in resources.serial.iter().enumerate() {
+        let address = match port.url().split_once("://") {
+            Some((_, address)) => address.to_string(),
+            None => port.url(),
+        };
+        if i == 0 {
+            vars.insert("labgrid.serial".into(), address.clone());
+        }
+        vars.insert(format!("labgrid.serial.{}", port.name), address);
+    }
+    tracing::info!(place = %declared.place, serial_ports = resources.serial.len(), "acquired the labgrid place");
+    Ok(place)
 }
 
 /// Launches the board for the unit `vars` describe, when the profile says how; its ready line's

@@ -3,10 +3,13 @@
 //! the step and still go on after it (EN 303 645 5.11-1; ICO-ERASE-02, ICO-ERASE-07: the device keeps
 //! nothing of the old owner, not even in what it keeps sending). A value never carried before proves
 //! nothing by its absence, and no flow after leaves nothing to judge: INCONCLUSIVE. The value is
-//! never shown in a detail.
+//! never shown in a detail. `within_ms` (default 0) leaves out flows that arrive that soon after the
+//! step: reports the device had already queued when it confirmed the erase (a busy network or bench
+//! delays them); they are counted in the detail, never judged either way.
 
 use hilt_cloud::Flow;
 use hilt_model::Verdict;
+use hilt_model::scenario::Number;
 use hilt_model::scenario::VarTemplate as Template;
 use serde::Deserialize;
 
@@ -25,6 +28,8 @@ struct FlowExcludes {
     flow: String,
     value: Template,
     after: String,
+    #[serde(default)]
+    within_ms: Option<Number>,
 }
 
 fn parse(p: &Params) -> Result<Box<dyn Check>, String> {
@@ -45,6 +50,10 @@ impl Check for FlowExcludes {
         vec![&self.value]
     }
 
+    fn numbers(&self) -> Vec<&Number> {
+        self.within_ms.iter().collect()
+    }
+
     fn evaluate(&self, ev: &Evidence) -> Judgement {
         let (Some(cloud), Ok(c)) = (ev.scope.bench.cloud(), ev.cloud()) else {
             return (Verdict::NotTested, "no mock cloud on this bench".into());
@@ -52,6 +61,10 @@ impl Check for FlowExcludes {
         let needle = match ev.scope.render(&self.value) {
             Ok(v) => Needle::new(&v.text, ev.secrets),
             Err(e) => return (Verdict::NotTested, e),
+        };
+        let within_ms = match self.within_ms.as_ref().map(|n| ev.number(n)).transpose() {
+            Ok(n) => n.unwrap_or(0),
+            Err(j) => return j,
         };
         let step = match ev.step(&self.after) {
             Ok(s) => s,
@@ -74,7 +87,8 @@ impl Check for FlowExcludes {
             let bytes = cloud.log.payload(&f.payload_sha256)?;
             Some(needle.found_in(&String::from_utf8_lossy(&bytes)))
         };
-        judge(&self.flow, &flows, (start, end), carries)
+        let grace_end = end.saturating_add(within_ms.saturating_mul(1000));
+        judge(&self.flow, &flows, (start, end, grace_end), carries)
     }
 }
 
@@ -82,7 +96,7 @@ impl Check for FlowExcludes {
 fn judge(
     name: &str,
     flows: &[&Flow],
-    (start_us, end_us): (u64, u64),
+    (start_us, end_us, grace_end_us): (u64, u64, u64),
     carries: impl Fn(&Flow) -> Option<bool>,
 ) -> Judgement {
     let before = flows.iter().filter(|f| f.t_us < start_us);
@@ -94,7 +108,22 @@ fn judge(
             ),
         );
     }
-    let after: Vec<&Flow> = flows.iter().copied().filter(|f| f.t_us > end_us).collect();
+    let in_flight = flows
+        .iter()
+        .filter(|f| f.t_us > end_us && f.t_us <= grace_end_us)
+        .count();
+    let not_judged = match in_flight {
+        0 => String::new(),
+        n => format!(
+            "; {n} flow(s) within {} ms of the step's end were in flight and not judged",
+            (grace_end_us - end_us) / 1000
+        ),
+    };
+    let after: Vec<&Flow> = flows
+        .iter()
+        .copied()
+        .filter(|f| f.t_us > grace_end_us)
+        .collect();
     if after.is_empty() {
         return (
             Verdict::Inconclusive,
@@ -113,7 +142,7 @@ fn judge(
         return (
             Verdict::Fail,
             format!(
-                "{} of {} {name} flow(s) after the step still carry the value: {}",
+                "{} of {} {name} flow(s) after the step still carry the value: {}{not_judged}",
                 holding.len(),
                 after.len(),
                 list_flows(&holding)
@@ -132,7 +161,7 @@ fn judge(
     (
         Verdict::Pass,
         format!(
-            "none of the {} {name} flow(s) after the step carries the value{}",
+            "none of the {} {name} flow(s) after the step carries the value{}{not_judged}",
             after.len() - unknown,
             match unknown {
                 0 => String::new(),
@@ -165,7 +194,32 @@ mod tests {
 
     fn verdict(flows: &[Flow]) -> (Verdict, String) {
         let refs: Vec<&Flow> = flows.iter().collect();
-        judge("21-PersData/presence", &refs, (100, 200), carries)
+        judge("21-PersData/presence", &refs, (100, 200, 200), carries)
+    }
+
+    #[test]
+    fn flows_in_flight_at_the_step_are_left_out_and_counted() {
+        let queued = [
+            presence(1, 50, "name"),
+            presence(2, 220, "name"),
+            presence(3, 400, "-"),
+        ];
+        let refs: Vec<&Flow> = queued.iter().collect();
+        let (v, why) = judge("p", &refs, (100, 200, 1200), carries);
+        assert_eq!(v, Verdict::Inconclusive, "nothing after the grace: {why}");
+        let (v, why) = judge("p", &refs, (100, 200, 300), carries);
+        assert_eq!(v, Verdict::Pass, "{why}");
+        assert!(
+            why.contains("1 flow(s) within 0 ms") || why.contains("in flight"),
+            "{why}"
+        );
+        let late = [
+            presence(1, 50, "name"),
+            presence(2, 220, "name"),
+            presence(3, 400, "name"),
+        ];
+        let refs: Vec<&Flow> = late.iter().collect();
+        assert_eq!(judge("p", &refs, (100, 200, 300), carries).0, Verdict::Fail);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod cloud;
 pub mod exit;
 mod keygen;
 mod render;
+mod report;
 mod run;
 mod selftest;
 mod summary;
@@ -34,6 +35,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Render a signed report as HTML or JUnit, after verifying it
     Render(render::RenderArgs),
+    /// Work on signed reports: merge CI shards into one signed report
+    Report(report::ReportArgs),
     /// Write an Ed25519 signing key pair (PKCS#8 / SubjectPublicKeyInfo PEM)
     Keygen(keygen::KeygenArgs),
     /// Run the mock cloud (MQTT broker, HTTPS services) for testing a real device by hand
@@ -89,6 +92,7 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => verify::run(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Render(a) => render::run(a),
+        Command::Report(a) => report::run(a),
         Command::Selftest(a) => selftest::run(a),
         Command::Cloud(a) => cloud::run(a),
         Command::Boards(a) => boards::run(a),

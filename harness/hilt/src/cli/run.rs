@@ -1,14 +1,18 @@
+//! `hilt run`: the suite against one board, or several side by side (a campaign), each with its own
+//! signed report; the exit code is the worst gate.
+
 use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
 
 use super::{Failure, exit, summary};
-use hilt::board::SessionOptions;
+use hilt::campaign::{BoardOutcome, BoardPlan, Plan};
 use hilt::display::Display;
-use hilt::report::ReportInputs;
-use hilt::runner::{self, RunConfig, Selection};
+use hilt::runner::{self, Selection, Shard, Slots};
 use hilt::suite::SuiteRoot;
 use hilt_link::Cancel;
+use hilt_model::profile::BoardProfile;
+use hilt_report::model::Gate;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -16,19 +20,23 @@ use std::sync::atomic::AtomicBool;
 pub struct RunArgs {
     /// Run only cases whose id contains this string (exact match with --exact)
     filter: Option<String>,
-    /// Board profile (default: the virtual reference board, boards/vboard.toml)
-    #[arg(long)]
-    board: Option<PathBuf>,
+    /// Board profile (default: the virtual reference board, boards/vboard.toml). Repeat it to test
+    /// several boards side by side, each with its own signed report, under a signed campaign summary
+    #[arg(long = "board", value_name = "PROFILE")]
+    boards: Vec<PathBuf>,
+    /// A campaign file listing the boards to test side by side, with labels and defects
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["boards", "defects"])]
+    campaign: Option<PathBuf>,
     /// Report directory (default: reports/runs/<UTC time>-<board>/)
     #[arg(long)]
     out: Option<PathBuf>,
     /// Lab signing key (PKCS#8 PEM). Without it a per-user development key is used and the report says so
     #[arg(long)]
     key: Option<PathBuf>,
-    /// Also write the results as JUnit XML here, for CI test reporting
+    /// Also write the results as JUnit XML here, for CI test reporting (one test suite per board)
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
-    /// Launch the virtual board with this defect (repeatable)
+    /// Launch the virtual board(s) with this defect (repeatable)
     #[arg(long = "defect", value_name = "NAME")]
     defects: Vec<String>,
     /// Suite directory holding test-cases/, boards/ and fixtures/ (default: found from the current directory)
@@ -40,6 +48,12 @@ pub struct RunArgs {
     /// Match the filter and --skip exactly
     #[arg(long)]
     exact: bool,
+    /// Run only shard K of N of the selected cases (a CI matrix; merge with `hilt report merge`)
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+    /// How many cases may run at once on fresh instances of boards that allow it (default: 16 per core)
+    #[arg(long, short = 'j', value_name = "N")]
+    jobs: Option<usize>,
     /// List the cases that would run, and exit
     #[arg(long)]
     list: bool,
@@ -51,23 +65,13 @@ pub struct RunArgs {
 pub fn run(a: RunArgs) -> Result<u8, Failure> {
     let suite =
         SuiteRoot::discover(a.suite.as_deref()).map_err(|e| Failure::input(anyhow::anyhow!(e)))?;
-    let board = suite.board(a.board.as_deref()).map_err(Failure::input)?;
+    let boards = plan_boards(&a, &suite)?;
     let scenarios = suite.scenarios().map_err(Failure::input)?;
-    if let Some(bad) = a.defects.iter().find(|d| {
-        !board
-            .launch
-            .as_ref()
-            .is_some_and(|l| l.defects.contains_key(*d))
-    }) {
-        return Err(Failure::input(anyhow::anyhow!(
-            "{}: no defect named {bad:?}",
-            board.path.display()
-        )));
-    }
     let selection = Selection {
         filter: a.filter.clone(),
         skip: a.skip.clone(),
         exact: a.exact,
+        shard: a.shard,
     };
     let cases = selection.select(&scenarios);
     if a.list {
@@ -98,7 +102,11 @@ pub fn run(a: RunArgs) -> Result<u8, Failure> {
         None => suite.runs_dir().join(format!(
             "{}-{}",
             chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-            board.name()
+            if boards.len() > 1 {
+                "campaign"
+            } else {
+                boards[0].profile.name()
+            }
         )),
     };
     prepare_out_dir(&out_dir).map_err(Failure::input)?;
@@ -109,37 +117,33 @@ pub fn run(a: RunArgs) -> Result<u8, Failure> {
     install_signal_handlers(&cancel)
         .context("cannot install signal handlers")
         .map_err(Failure::undecided)?;
-    let cfg = RunConfig {
-        board: board.clone(),
+    let started = chrono::Utc::now();
+    let plan = Plan {
+        boards,
         cases,
-        in_suite: scenarios.len(),
-        out_dir: out_dir.clone(),
-        session: SessionOptions {
-            defects: a.defects.clone(),
-            hilt_exe,
-        },
-        cancel,
-    };
-    let display = Display::new(a.quiet);
-    let output = runner::run(&cfg, &display);
-    // What chose the cases, in command-line form, so a reader can repeat the selection.
-    let mut selected_by = selection.args();
-    for d in &a.defects {
-        selected_by.extend(["--defect".to_string(), d.clone()]);
-    }
-    let inputs = ReportInputs {
-        board: &board,
         scenarios: &scenarios,
         suite_root: &suite.root,
-        defects: &a.defects,
-        selection: selected_by,
+        selection: selection.args(),
+        shard: a.shard,
+        out_dir: out_dir.clone(),
+        hilt_exe,
+        cancel: cancel.clone(),
+        slots: Arc::new(Slots::new(a.jobs.unwrap_or_else(runner::default_jobs))),
+        key: &signer.key,
         development_key: signer.public.is_some(),
     };
-    let report = hilt::report::build(&output, &inputs);
-    let written = write_outputs(&out_dir, &report, &signer, a.junit.as_deref())?;
-    summary::print(&report);
-    written.print(&signer);
-    Ok(match output.interrupted {
+    let display = Display::new(a.quiet);
+    let outcomes = plan.run(&display);
+    display.finish();
+    let gate = if plan.is_campaign() {
+        finish_campaign(&plan, &outcomes, started, &signer)?
+    } else {
+        finish_one(&outcomes[0], &signer)?
+    };
+    if let Some(path) = &a.junit {
+        write_junit(path, &outcomes)?;
+    }
+    Ok(match cancel.reason() {
         Some(signal) => {
             println!(
                 "the run was interrupted by {}: the report above is partial",
@@ -147,8 +151,171 @@ pub fn run(a: RunArgs) -> Result<u8, Failure> {
             );
             exit::interrupted(signal)
         }
-        None => report.summary.gate.exit_code(),
+        None => gate.exit_code(),
     })
+}
+
+/// The boards to test: a campaign file's, or each `--board` (the default board when none), labelled
+/// by board name (`vrb`, `vrb-2`, … when one is given twice), every one with `--defect`s.
+fn plan_boards(a: &RunArgs, suite: &SuiteRoot) -> Result<Vec<BoardPlan>, Failure> {
+    if let Some(file) = &a.campaign {
+        let campaign = hilt_model::campaign::Campaign::load(file).map_err(Failure::input)?;
+        let mut plans = Vec::new();
+        for b in &campaign.boards {
+            let profile = suite.board(Some(&b.profile)).map_err(Failure::input)?;
+            for d in &b.defects {
+                if !has_defect(&profile, d.get_ref()) {
+                    let why = format!(
+                        "{} has no defect named {:?}",
+                        profile.path.display(),
+                        d.get_ref()
+                    );
+                    return Err(Failure::input(campaign.error(d.span(), why)));
+                }
+            }
+            plans.push(BoardPlan {
+                label: b.label.clone(),
+                profile,
+                defects: b.defects.iter().map(|d| d.get_ref().clone()).collect(),
+            });
+        }
+        return Ok(plans);
+    }
+    let paths: Vec<Option<&Path>> = if a.boards.is_empty() {
+        vec![None]
+    } else {
+        a.boards.iter().map(|p| Some(p.as_path())).collect()
+    };
+    let mut plans: Vec<BoardPlan> = Vec::new();
+    for path in paths {
+        let profile = suite.board(path).map_err(Failure::input)?;
+        if let Some(bad) = a.defects.iter().find(|d| !has_defect(&profile, d)) {
+            return Err(Failure::input(anyhow::anyhow!(
+                "{}: no defect named {bad:?}",
+                profile.path.display()
+            )));
+        }
+        let name = profile.name().to_string();
+        let same = plans.iter().filter(|p| p.profile.name() == name).count();
+        plans.push(BoardPlan {
+            label: if same == 0 {
+                name
+            } else {
+                format!("{name}-{}", same + 1)
+            },
+            profile,
+            defects: a.defects.clone(),
+        });
+    }
+    Ok(plans)
+}
+
+fn has_defect(profile: &BoardProfile, defect: &str) -> bool {
+    profile
+        .launch
+        .as_ref()
+        .is_some_and(|l| l.defects.contains_key(defect))
+}
+
+/// One board: its summary and where its report is; the gate is its report's.
+fn finish_one(o: &BoardOutcome, signer: &Signer) -> Result<Gate, Failure> {
+    let envelope = match &o.written {
+        Ok(p) => p.clone(),
+        Err(e) => return Err(Failure::input(anyhow::anyhow!("{e:#}"))),
+    };
+    let report = o
+        .report
+        .as_ref()
+        .ok_or_else(|| Failure::undecided(anyhow::anyhow!("the run produced no report")))?;
+    summary::print(report);
+    let dir = parent_of(&envelope);
+    Written {
+        report: dir.join("report.json"),
+        html: dir.join("report.html"),
+        envelope,
+    }
+    .print(signer);
+    Ok(report.summary.gate)
+}
+
+/// Several boards: one line per board, the signed campaign summary, and the worst gate.
+fn finish_campaign(
+    plan: &Plan,
+    outcomes: &[BoardOutcome],
+    started: chrono::DateTime<chrono::Utc>,
+    signer: &Signer,
+) -> Result<Gate, Failure> {
+    println!();
+    for o in outcomes {
+        match (&o.report, &o.written) {
+            (Some(r), Ok(envelope)) => println!(
+                "board {:<20} {:<15} {}  ({})",
+                o.label,
+                gate_name(r.summary.gate),
+                counts(r),
+                envelope.display()
+            ),
+            (_, Err(e)) => println!("board {:<20} NOT WRITTEN     {e:#}", o.label),
+            (None, Ok(_)) => {}
+        }
+    }
+    let (campaign, path) = plan
+        .write_summary(outcomes, started)
+        .context("cannot write the campaign summary")
+        .map_err(Failure::input)?;
+    println!(
+        "\ncampaign: {} board(s), {}",
+        campaign.boards.len(),
+        gate_name(campaign.gate)
+    );
+    Written {
+        report: path.with_file_name("campaign.json"),
+        html: PathBuf::new(),
+        envelope: path,
+    }
+    .print(signer);
+    Ok(campaign.gate)
+}
+
+fn gate_name(g: Gate) -> &'static str {
+    match g {
+        Gate::Conformant => "CONFORMANT",
+        Gate::NonConformant => "NON-CONFORMANT",
+        Gate::Undecided => "UNDECIDED",
+    }
+}
+
+fn counts(r: &hilt_report::model::Report) -> String {
+    r.summary
+        .cases
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(v, n)| format!("{n} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn parent_of(p: &Path) -> PathBuf {
+    p.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Every board's results in one JUnit file (a rendering of the signed reports).
+fn write_junit(path: &Path, outcomes: &[BoardOutcome]) -> Result<(), Failure> {
+    let reports: Vec<(&str, &hilt_report::model::Report)> = outcomes
+        .iter()
+        .filter_map(|o| o.report.as_ref().map(|r| (o.label.as_str(), r)))
+        .collect();
+    let labelled: Vec<(&str, &hilt_report::model::Report)> = if reports.len() == 1 {
+        vec![("", reports[0].1)]
+    } else {
+        reports
+    };
+    let xml = hilt_report::junit::render_campaign(&labelled)
+        .context("JUnit rendering")
+        .map_err(Failure::undecided)?;
+    hilt_report::atomic::write_atomic(path, xml.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+        .map_err(Failure::input)
 }
 
 /// The signing key: the lab's, or the per-user development key (whose public half is printed).
@@ -189,7 +356,9 @@ impl Written {
         println!();
         println!("report:    {}", self.report.display());
         println!("signed:    {}", self.envelope.display());
-        println!("readable:  {}", self.html.display());
+        if !self.html.as_os_str().is_empty() {
+            println!("readable:  {}", self.html.display());
+        }
         match &signer.public {
             Some(p) => println!(
                 "signed with the DEVELOPMENT key {} (public key: {})",
@@ -208,39 +377,6 @@ impl Written {
                 .display()
         );
     }
-}
-
-/// The signed report first (it is what counts), then its renderings.
-fn write_outputs(
-    out_dir: &Path,
-    report: &hilt_report::model::Report,
-    signer: &Signer,
-    junit: Option<&Path>,
-) -> Result<Written, Failure> {
-    let envelope = hilt::report::write(out_dir, report, &signer.key)
-        .with_context(|| format!("cannot write the signed report in {}", out_dir.display()))
-        .map_err(Failure::input)?;
-    // A readable rendering beside the signed report (the envelope stays authoritative).
-    let html = out_dir.join("report.html");
-    let text = hilt_report::html::render(report)
-        .context("HTML rendering")
-        .map_err(Failure::undecided)?;
-    hilt_report::atomic::write_atomic(&html, text.as_bytes())
-        .with_context(|| format!("cannot write {}", html.display()))
-        .map_err(Failure::input)?;
-    if let Some(path) = junit {
-        let xml = hilt_report::junit::render(report)
-            .context("JUnit rendering")
-            .map_err(Failure::undecided)?;
-        hilt_report::atomic::write_atomic(path, xml.as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))
-            .map_err(Failure::input)?;
-    }
-    Ok(Written {
-        envelope,
-        report: out_dir.join("report.json"),
-        html,
-    })
 }
 
 /// First SIGINT or SIGTERM: set `cancel` to the signal number (the run stops the running case, writes
@@ -278,8 +414,14 @@ fn check_writable(path: &Path) -> anyhow::Result<()> {
 }
 
 /// A report directory must not already hold a report: nothing of an earlier run is overwritten or mixed in.
-fn prepare_out_dir(dir: &Path) -> anyhow::Result<()> {
-    for f in ["report.json", "report.dsse.json", "evidence"] {
+pub(super) fn prepare_out_dir(dir: &Path) -> anyhow::Result<()> {
+    for f in [
+        "report.json",
+        "report.dsse.json",
+        "evidence",
+        "campaign.json",
+        "campaign.dsse.json",
+    ] {
         if dir.join(f).exists() {
             anyhow::bail!(
                 "{} already holds a report ({f}); choose another --out",

@@ -16,6 +16,9 @@ pub struct SelftestArgs {
     /// Suite directory (default: found from the current directory)
     #[arg(long)]
     suite: Option<PathBuf>,
+    /// How many cases may run at once on fresh instances, over all board runs (default: see `hilt run --help`)
+    #[arg(long, short = 'j', value_name = "N")]
+    jobs: Option<usize>,
 }
 
 pub fn run(a: SelftestArgs) -> Result<u8, Failure> {
@@ -35,7 +38,10 @@ pub fn run(a: SelftestArgs) -> Result<u8, Failure> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message("board runs in parallel");
-    let result = hilt::selftest::run(&board, &scenarios, &exe, |done| {
+    let slots = std::sync::Arc::new(hilt::runner::Slots::new(
+        a.jobs.unwrap_or_else(hilt::runner::default_jobs),
+    ));
+    let result = hilt::selftest::run(&board, &scenarios, &exe, &slots, |done| {
         bar.inc(1);
         bar.set_message(format!("finished: {done}"));
     })

@@ -5,6 +5,7 @@
 use anyhow::Context;
 use clap::Args;
 use hilt_report::printable::printable;
+use hilt_report::sign::DocumentKind;
 use hilt_report::verify::{Verified, VerifyError};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use super::Failure;
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// The signed envelope, e.g. reports/runs/…/report.dsse.json
+    /// The signed envelope, e.g. reports/runs/…/report.dsse.json (or a campaign's campaign.dsse.json)
     envelope: PathBuf,
     /// The signer's public key (PEM, SubjectPublicKeyInfo)
     #[arg(long)]
@@ -46,28 +47,76 @@ pub fn not_verified(e: VerifyError, what: &str) -> Result<u8, Failure> {
 }
 
 fn print_verified(v: &Verified) {
-    let report = &v.report;
-    println!("OK: signature by key {} is valid", v.key_id);
+    match v.kind {
+        DocumentKind::Report => print_report(v, ""),
+        DocumentKind::Campaign => print_campaign(v),
+    }
+}
+
+/// A campaign summary: its signature, then each board's report in turn.
+fn print_campaign(v: &Verified) {
     println!(
-        "OK: {} evidence file(s) match their digests",
+        "OK: signature by key {} is valid (campaign summary)",
+        v.key_id
+    );
+    if v.report_file_checked {
+        println!("OK: campaign.json matches the signed summary");
+    }
+    print_members(v, "board");
+    let gate = v
+        .report
+        .pointer("/gate")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    println!("campaign gate: {}", printable(gate));
+    if flag(&v.report, "/development_key") {
+        println!("note: signed with a development key, not a lab key");
+    }
+}
+
+/// Each member (a campaign's board, a merged report's shard): verified, or absent.
+fn print_members(v: &Verified, what: &str) {
+    for m in &v.members {
+        match &m.verified {
+            Some(inner) => {
+                println!(
+                    "OK: {what} {} matches its signed digest:",
+                    printable(&m.dir)
+                );
+                print_report(inner, "    ");
+            }
+            None => println!(
+                "note: {what} {} is not present; only its digest is signed",
+                printable(&m.dir)
+            ),
+        }
+    }
+}
+
+fn print_report(v: &Verified, indent: &str) {
+    let report = &v.report;
+    println!("{indent}OK: signature by key {} is valid", v.key_id);
+    println!(
+        "{indent}OK: {} evidence file(s) match their digests",
         v.evidence_checked
     );
     if v.report_file_checked {
-        println!("OK: report.json matches the signed report");
+        println!("{indent}OK: report.json matches the signed report");
     }
+    print_members(v, "shard");
     let gate = report
         .pointer("/summary/gate")
         .and_then(Value::as_str)
         .unwrap_or("?");
-    println!("report gate: {}", printable(gate));
+    println!("{indent}report gate: {}", printable(gate));
     if let Some(line) = coverage(report) {
-        println!("{line}");
+        println!("{indent}{line}");
     }
     if flag(report, "/run/interrupted") {
-        println!("note: the run was INTERRUPTED; this is a partial report");
+        println!("{indent}note: the run was INTERRUPTED; this is a partial report");
     }
     if flag(report, "/run/development_key") {
-        println!("note: signed with a development key, not a lab key");
+        println!("{indent}note: signed with a development key, not a lab key");
     }
 }
 

@@ -221,7 +221,11 @@ pub fn run_case(bench: &dyn Bench, scenario: &Case, ctl: &CaseControl) -> CaseRu
             if let Some(c) = ctx.bench.cloud().filter(|_| ctx.offered) {
                 c.state.withdraw_update();
             }
-            decide(&ctx, stop.err(), &checks)
+            let stop = stop.err();
+            let notes = discount_checks(stop.as_ref(), &mut checks);
+            let (v, r, mut more) = decide(&ctx, stop, &checks);
+            more.extend(notes);
+            (v, r, more)
         }
     };
     // What the device said finds its way into reasons and details (a name it advertised, an error
@@ -421,6 +425,30 @@ fn run_checks(ctx: &Ctx, case: &Case, flows: Option<&[hilt_cloud::Flow]>) -> Vec
             }),
     };
     case.checks.iter().map(|c| c.evaluate(&ev)).collect()
+}
+
+/// A case that stopped early (interrupted, out of time, the bench failing) did not gather what its
+/// checks judge: a check that would FAIL on the evidence so far is not the device's FAIL (a notice
+/// never sent because the case never reached its trigger), so it becomes INCONCLUSIVE, saying what
+/// it saw; the returned notes keep that for the reader. Steps answered wrongly before the stop still
+/// FAIL the case.
+fn discount_checks(stop: Option<&Stop>, checks: &mut [CheckRecord]) -> Vec<String> {
+    let Some(Stop(v, why)) = stop.filter(|Stop(v, _)| *v != Verdict::Fail) else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    for c in checks.iter_mut().filter(|c| c.verdict == Verdict::Fail) {
+        notes.push(format!(
+            "check {} would FAIL on the evidence gathered before the case ended {v} ({why}): {}",
+            c.kind, c.detail
+        ));
+        c.verdict = Verdict::Inconclusive;
+        c.detail = format!(
+            "not judged: the case ended {v} before its steps were done; on the evidence so far: {}",
+            c.detail
+        );
+    }
+    notes
 }
 
 /// The verdict: a FAIL seen with evidence first (later trouble becomes a note), then why the case

@@ -3,6 +3,7 @@
 
 mod binding;
 mod ble;
+mod labgrid;
 mod link;
 mod memory;
 mod netserial;
@@ -10,6 +11,7 @@ mod update;
 
 pub use binding::{Binding, ExpectSpec, Script, ScriptStep, StepKind};
 pub use ble::{BleLink, DEFAULT_SCAN_MS};
+pub use labgrid::{DEFAULT_ACQUIRE_TIMEOUT_MS, LabgridPlace};
 pub use link::{CloudLink, DEFAULT_REATTACH_MS, Link, SerialLink, SerialTarget, UsbLink, UsbMatch};
 pub use memory::{MemoryLink, MemorySource, RegionDecl};
 pub use netserial::{Flow, LineSettings, NetProtocol, NetSerial, Parity};
@@ -38,6 +40,8 @@ pub struct BoardProfile {
     pub units: Vec<Unit>,
     pub links: BTreeMap<String, Link>,
     pub launch: Option<Launch>,
+    /// The labgrid place the board is, when a lab shares it through labgrid.
+    pub labgrid: Option<LabgridPlace>,
     pub ics: Ics,
     pub ixit: Ixit,
     /// Data flows declared in the IXIT, against which the mock cloud's flow log is classified.
@@ -157,6 +161,11 @@ pub struct Launch {
     pub ready_timeout_ms: u64,
     /// Flag placed before each defect name.
     pub defect_flag: Option<String>,
+    /// Each case may run on its own freshly launched instance (factory state, its own mock cloud),
+    /// so cases run side by side and none sees another's state. Off for a board whose instances
+    /// share something a case could change (a single emulator image, say).
+    #[serde(default)]
+    pub fresh_per_case: bool,
     /// Named defects the board can be launched with, and the cases each must make FAIL.
     #[serde(default)]
     pub defects: BTreeMap<String, Spanned<DefectSpec>>,
@@ -253,6 +262,7 @@ struct RawProfile {
     #[serde(default)]
     links: BTreeMap<String, Spanned<Link>>,
     launch: Option<Launch>,
+    labgrid: Option<LabgridPlace>,
     ics: Ics,
     #[serde(default)]
     ixit: Ixit,
@@ -338,6 +348,7 @@ impl BoardProfile {
             units: raw.units.into_inner(),
             links,
             launch: raw.launch,
+            labgrid: raw.labgrid,
             ics: raw.ics,
             ixit: raw.ixit,
             flows,

@@ -33,7 +33,8 @@ impl NetSerial {
                 "net {src:?}: give rfc2217://HOST:PORT (telnet COM-port control) or tcp://HOST:PORT (raw)"
             ));
         };
-        if !rest.contains(':') {
+        // `{labgrid.serial}` and the like give HOST:PORT whole; only a literal address is checked here.
+        if !rest.contains(':') && !rest.contains('{') {
             return Err(format!("net {src:?}: the address needs a port (HOST:PORT)"));
         }
         Ok(NetSerial {

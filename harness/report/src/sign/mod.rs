@@ -15,8 +15,9 @@ pub(crate) use dsse::decode_strict;
 pub use dsse::{Envelope, EnvelopeSignature, PAYLOAD_TYPE, envelope_bytes, pae, sign_payload};
 pub(crate) use statement::parse_statement;
 pub use statement::{
-    EVIDENCE_DIR, PREDICATE_TYPE, STATEMENT_TYPE, Subject, check_evidence_path, has_scheme,
-    statement,
+    CAMPAIGN_PREDICATE_TYPE, DocumentKind, EVIDENCE_DIR, MEMBER_SCHEME, PREDICATE_TYPE,
+    STATEMENT_TYPE, Subject, check_evidence_path, check_member_path, has_scheme, statement,
+    statement_of,
 };
 
 use crate::atomic::write_atomic;
@@ -48,6 +49,8 @@ pub enum SignError {
     NonUtf8Name { path: PathBuf },
     #[error("the report must be a JSON object")]
     ReportNotObject,
+    #[error("member {rel:?}: {reason}")]
+    Member { rel: String, reason: String },
 }
 
 /// Signs a Statement (compact JSON as payload).
@@ -91,6 +94,19 @@ pub fn write_signed_report(
     dut: Subject,
     key: &KeyPair,
 ) -> Result<PathBuf, SignError> {
+    write_signed_report_with_members(dir, report, dut, &[], key)
+}
+
+/// As [`write_signed_report`], also binding the signed reports in the subdirectories `members`
+/// (each `DIR/report.dsse.json`, already written) by their envelopes' digests: a merged report's
+/// shards.
+pub fn write_signed_report_with_members(
+    dir: &Path,
+    report: &Value,
+    dut: Subject,
+    members: &[String],
+    key: &KeyPair,
+) -> Result<PathBuf, SignError> {
     if !dut.is_opaque() {
         return Err(SignError::DutName(dut.name));
     }
@@ -100,20 +116,58 @@ pub fn write_signed_report(
             digest: dut.sha256,
         });
     }
-    if !report.is_object() {
+    let mut subjects = vec![dut];
+    subjects.extend(member_subjects(dir, members)?);
+    subjects.extend(evidence_subjects(dir)?);
+    write_signed(dir, DocumentKind::Report, report, subjects, key)
+}
+
+/// Writes `dir/campaign.json` and `dir/campaign.dsse.json`: a campaign summary binding each board's
+/// signed report (`DIR/report.dsse.json` for each of `members`) by its envelope's digest.
+pub fn write_signed_campaign(
+    dir: &Path,
+    campaign: &Value,
+    members: &[String],
+    key: &KeyPair,
+) -> Result<PathBuf, SignError> {
+    let subjects = member_subjects(dir, members)?;
+    write_signed(dir, DocumentKind::Campaign, campaign, subjects, key)
+}
+
+/// `member:DIR` subjects, each with the digest of `dir/DIR/report.dsse.json`.
+fn member_subjects(dir: &Path, members: &[String]) -> Result<Vec<Subject>, SignError> {
+    members
+        .iter()
+        .map(|rel| {
+            check_member_path(rel).map_err(|reason| SignError::Member {
+                rel: rel.clone(),
+                reason,
+            })?;
+            let path = dir.join(rel).join(ENVELOPE_FILE);
+            let sha256 = sha256_file(&path).map_err(|source| SignError::Io { path, source })?;
+            Ok(Subject::new(format!("{MEMBER_SCHEME}{rel}"), sha256))
+        })
+        .collect()
+}
+
+fn write_signed(
+    dir: &Path,
+    kind: DocumentKind,
+    document: &Value,
+    subjects: Vec<Subject>,
+    key: &KeyPair,
+) -> Result<PathBuf, SignError> {
+    if !document.is_object() {
         return Err(SignError::ReportNotObject);
     }
-    let mut subjects = vec![dut];
-    subjects.extend(evidence_subjects(dir)?);
     let count = subjects.len();
-    let envelope = sign_statement(&statement(subjects, report.clone()), key);
-
-    let report_path = dir.join(REPORT_FILE);
-    write_atomic(&report_path, &report_bytes(report)).map_err(|source| SignError::Io {
-        path: report_path,
+    let envelope = sign_statement(&statement_of(kind, subjects, document.clone()), key);
+    let json_path = dir.join(kind.json_file());
+    write_atomic(&json_path, &report_bytes(document)).map_err(|source| SignError::Io {
+        path: json_path,
         source,
     })?;
-    let envelope_path = dir.join(ENVELOPE_FILE);
+    let envelope_path = dir.join(kind.envelope_file());
     write_atomic(&envelope_path, &envelope_bytes(&envelope)).map_err(|source| SignError::Io {
         path: envelope_path.clone(),
         source,
@@ -122,7 +176,11 @@ pub fn write_signed_report(
         key_id = %key.key_id(),
         subjects = count,
         path = %envelope_path.display(),
-        "signed conformance report"
+        "signed {}",
+        match kind {
+            DocumentKind::Report => "conformance report",
+            DocumentKind::Campaign => "campaign summary",
+        }
     );
     Ok(envelope_path)
 }

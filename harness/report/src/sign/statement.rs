@@ -6,6 +6,68 @@ use crate::digest::is_sha256_hex;
 
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_TYPE: &str = "https://hilt.dev/conformance-report/v1";
+/// A campaign summary: the reports of several boards tested in one run, each bound as a member.
+pub const CAMPAIGN_PREDICATE_TYPE: &str = "https://hilt.dev/campaign/v1";
+/// Subjects named `member:DIR` bind the signed report found at `DIR/report.dsse.json` (a board of a
+/// campaign, a shard of a merged report) by its envelope's digest.
+pub const MEMBER_SCHEME: &str = "member:";
+
+/// What a signed document is: a conformance report or a campaign summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentKind {
+    Report,
+    Campaign,
+}
+
+impl DocumentKind {
+    pub fn predicate_type(self) -> &'static str {
+        match self {
+            DocumentKind::Report => PREDICATE_TYPE,
+            DocumentKind::Campaign => CAMPAIGN_PREDICATE_TYPE,
+        }
+    }
+
+    /// The plain JSON copy written beside the envelope.
+    pub fn json_file(self) -> &'static str {
+        match self {
+            DocumentKind::Report => "report.json",
+            DocumentKind::Campaign => "campaign.json",
+        }
+    }
+
+    pub fn envelope_file(self) -> &'static str {
+        match self {
+            DocumentKind::Report => "report.dsse.json",
+            DocumentKind::Campaign => "campaign.dsse.json",
+        }
+    }
+
+    fn from_predicate_type(t: &str) -> Option<Self> {
+        [DocumentKind::Report, DocumentKind::Campaign]
+            .into_iter()
+            .find(|k| k.predicate_type() == t)
+    }
+}
+
+/// A member directory is a plain relative path of at most three parts, each of letters, digits,
+/// `.`, `_`, `-` and not starting with `.`: it can never resolve outside the signed directory.
+pub fn check_member_path(rel: &str) -> Result<(), String> {
+    let parts: Vec<&str> = rel.split('/').collect();
+    if parts.len() > 3 {
+        return Err("more than three path components".into());
+    }
+    for part in parts {
+        let ok = !part.is_empty()
+            && !part.starts_with('.')
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !ok {
+            return Err(format!("component {part:?} is not a plain name"));
+        }
+    }
+    Ok(())
+}
 /// Evidence subjects are named by their path relative to the envelope, under this directory.
 pub const EVIDENCE_DIR: &str = "evidence";
 
@@ -69,8 +131,13 @@ pub fn check_evidence_path(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds the Statement; subjects keep the given order.
+/// Builds a conformance report's Statement; subjects keep the given order.
 pub fn statement(subjects: Vec<Subject>, predicate: Value) -> Value {
+    statement_of(DocumentKind::Report, subjects, predicate)
+}
+
+/// Builds the Statement of a document of `kind`; subjects keep the given order.
+pub fn statement_of(kind: DocumentKind, subjects: Vec<Subject>, predicate: Value) -> Value {
     let subjects: Vec<Value> = subjects
         .into_iter()
         .map(|s| json!({"name": s.name, "digest": {"sha256": s.sha256}}))
@@ -78,7 +145,7 @@ pub fn statement(subjects: Vec<Subject>, predicate: Value) -> Value {
     json!({
         "_type": STATEMENT_TYPE,
         "subject": subjects,
-        "predicateType": PREDICATE_TYPE,
+        "predicateType": kind.predicate_type(),
         "predicate": predicate,
     })
 }
@@ -86,6 +153,7 @@ pub fn statement(subjects: Vec<Subject>, predicate: Value) -> Value {
 /// A Statement that passed [`parse_statement`].
 #[derive(Debug, Clone)]
 pub(crate) struct ParsedStatement {
+    pub kind: DocumentKind,
     pub subjects: Vec<Subject>,
     pub predicate: Value,
 }
@@ -94,7 +162,13 @@ pub(crate) struct ParsedStatement {
 pub(crate) fn parse_statement(value: &Value) -> Result<ParsedStatement, String> {
     let obj = value.as_object().ok_or("not a JSON object")?;
     expect_str(obj, "_type", STATEMENT_TYPE)?;
-    expect_str(obj, "predicateType", PREDICATE_TYPE)?;
+    let kind = match obj.get("predicateType") {
+        Some(Value::String(t)) => DocumentKind::from_predicate_type(t).ok_or_else(|| {
+            format!("\"predicateType\" is {t:?}, expected {PREDICATE_TYPE:?} or {CAMPAIGN_PREDICATE_TYPE:?}")
+        })?,
+        Some(other) => return Err(format!("\"predicateType\" is {other}, not a string")),
+        None => return Err("no \"predicateType\"".into()),
+    };
     let predicate = obj.get("predicate").ok_or("no \"predicate\"")?;
     if !predicate.is_object() {
         return Err("\"predicate\" is not an object".into());
@@ -124,6 +198,7 @@ pub(crate) fn parse_statement(value: &Value) -> Result<ParsedStatement, String> 
         subjects.push(Subject::new(name, sha256));
     }
     Ok(ParsedStatement {
+        kind,
         subjects,
         predicate: predicate.clone(),
     })
