@@ -22,6 +22,8 @@ pub struct Display {
 
 struct State {
     last_plain: Instant,
+    /// A campaign's boards: label → (cases finished, cases selected).
+    boards: std::collections::BTreeMap<String, (usize, usize)>,
 }
 
 impl Display {
@@ -30,7 +32,7 @@ impl Display {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("  {spinner} {wide_msg} {pos}/{len}")
+                ProgressStyle::with_template("  {spinner} {prefix}{wide_msg} {pos}/{len}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.enable_steady_tick(Duration::from_millis(200));
@@ -41,6 +43,7 @@ impl Display {
             bar,
             state: Mutex::new(State {
                 last_plain: Instant::now(),
+                boards: Default::default(),
             }),
         }
     }
@@ -70,9 +73,38 @@ impl Display {
             let at = pos
                 .map(|(n, of)| format!(" ({n}/{of})"))
                 .unwrap_or_default();
-            eprintln!("  … {msg}{at}");
+            eprintln!("  … {}{msg}{at}", boards_line(&st.boards));
         }
     }
+
+    /// Count a campaign board's case (`started`: its run began with `total` cases), and show every
+    /// board's progress in front of the bar.
+    fn board_progress(&self, label: &str, total: Option<usize>) {
+        if label.is_empty() {
+            return;
+        }
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = st.boards.entry(label.to_string()).or_insert((0, 0));
+        match total {
+            Some(t) => entry.1 = t,
+            None => entry.0 += 1,
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_prefix(boards_line(&st.boards));
+        }
+    }
+}
+
+/// `reference 12/34 · no-lockout 9/34 · `, or nothing for a run of one board.
+fn boards_line(boards: &std::collections::BTreeMap<String, (usize, usize)>) -> String {
+    if boards.len() < 2 {
+        return String::new();
+    }
+    let each: Vec<String> = boards
+        .iter()
+        .map(|(label, (done, of))| format!("{label} {done}/{of}"))
+        .collect();
+    format!("{} · ", each.join(" · "))
 }
 
 impl EventSink for Display {
@@ -97,7 +129,8 @@ impl EventSink for Display {
                 };
                 self.line(&format!(
                     "running {selected} of {in_suite} case(s) on {named}{how}"
-                ))
+                ));
+                self.board_progress(label, Some(*selected));
             }
             RunEvent::CaseStarted {
                 board,
@@ -139,14 +172,17 @@ impl EventSink for Display {
                 result,
                 index,
                 total,
-            } => self.line(&format!(
-                "[{}] {:<36} {:<14} {:>6.1} s  {}",
-                at(board, *index, *total),
-                result.id,
-                result.verdict.as_str(),
-                result.duration_ms as f64 / 1000.0,
-                one_line(&printable(&result.reason), 90)
-            )),
+            } => {
+                self.line(&format!(
+                    "[{}] {:<36} {:<14} {:>6.1} s  {}",
+                    at(board, *index, *total),
+                    result.id,
+                    result.verdict.as_str(),
+                    result.duration_ms as f64 / 1000.0,
+                    one_line(&printable(&result.reason), 90)
+                ));
+                self.board_progress(board, None);
+            }
             RunEvent::Interrupted { signal } => self.line(&format!(
                 "{signal}: interrupted; the running case was stopped and its evidence kept"
             )),
@@ -202,5 +238,25 @@ pub fn one_line(s: &str, max: usize) -> String {
         s
     } else {
         s.chars().take(max - 1).collect::<String>() + "…"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_board_of_a_campaign_is_shown_with_its_progress() {
+        let mut boards = std::collections::BTreeMap::new();
+        assert_eq!(super::boards_line(&boards), "");
+        boards.insert("reference".to_string(), (12, 34));
+        assert_eq!(
+            super::boards_line(&boards),
+            "",
+            "one board: the case lines say it all"
+        );
+        boards.insert("no-lockout".to_string(), (9, 34));
+        assert_eq!(
+            super::boards_line(&boards),
+            "no-lockout 9/34 · reference 12/34 · "
+        );
     }
 }
