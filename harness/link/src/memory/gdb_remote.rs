@@ -839,7 +839,9 @@ fn open_stream(addr: &str, limits: &Limits, desc: &str) -> Result<TcpStream, Mem
     }
 }
 
-fn connect_any(addr: &str, deadline: Instant) -> io::Result<TcpStream> {
+/// The first of `addr`'s resolved addresses that accepts a TCP connection before `deadline` (shared
+/// with network serial ports).
+pub(crate) fn connect_any(addr: &str, deadline: Instant) -> io::Result<TcpStream> {
     let addrs: Vec<SocketAddr> = addr
         .to_socket_addrs()
         .map_err(|e| {

@@ -630,7 +630,7 @@ fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, LinkError> {
     std::thread::Builder::new()
         .name("net-serial-connect".into())
         .spawn(move || {
-            let _ = tx.send(connect_any(&target, deadline));
+            let _ = tx.send(crate::memory::gdb_remote::connect_any(&target, deadline));
         })
         .map_err(|e| {
             net_error(
@@ -655,28 +655,6 @@ fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, LinkError> {
             "the connecting thread died".into(),
         )),
     }
-}
-
-fn connect_any(addr: &str, deadline: Instant) -> io::Result<TcpStream> {
-    let addrs: Vec<SocketAddr> = addr
-        .to_socket_addrs()
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve `{addr}`: {e}")))?
-        .collect();
-    let mut last = io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("`{addr}` resolves to no address"),
-    );
-    for a in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
-        }
-        match TcpStream::connect_timeout(&a, left) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = io::Error::new(e.kind(), format!("cannot connect to {a}: {e}")),
-        }
-    }
-    Err(last)
 }
 
 #[cfg(test)]
