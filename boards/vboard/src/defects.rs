@@ -74,6 +74,8 @@ defects! {
         "no notices that a security update is available or was installed, neither on the console nor to the cloud";
     AutoUpdateOff => "auto-update-off",
         "automatic updates are off by default (factory provisioning sets autoupdate off)";
+    IgnoresAutoUpdateOff => "ignores-auto-update-off",
+        "the update agent installs releases by itself even after the user switched automatic updates off";
     NoSupportPeriod => "no-support-period",
         "the console does not show until when the device receives security updates";
     NoPeriodicCheck => "no-periodic-check",

@@ -223,18 +223,17 @@ pub enum StepWhat {
         name: String,
         with: BTreeMap<String, VarTemplate>,
     },
-    Sleep(Number),
-    /// Inject a fault into the mock cloud for `for_ms`, then clear it.
-    CloudFault {
-        fault: CloudFault,
-        for_ms: Number,
+    /// Wait `ms`, or less once the device has made the flows `until` names: a shortcut through the
+    /// bound only, since what the wait is for is judged by later steps.
+    Sleep {
+        ms: Number,
+        until: Option<SleepUntil>,
     },
+    /// Inject a fault into the mock cloud for `for_ms`, then clear it.
+    CloudFault { fault: CloudFault, for_ms: Number },
     /// Put a fault in force on the mock cloud and go on: it stays until step `until` (a later step) has
     /// run, or the case ends; so a fault can surround what the device is asked to do.
-    CloudFaultUntil {
-        fault: CloudFault,
-        until: String,
-    },
+    CloudFaultUntil { fault: CloudFault, until: String },
     /// Wait until the device makes a flow of this kind in the mock cloud's log.
     WaitFlow(WaitFlow),
     /// Give or withdraw consent in the companion app, as the test account's user would (real HTTPS
@@ -278,12 +277,119 @@ pub const OFFER_CAPTURES: &[&str] = &[
 #[serde(transparent)]
 pub struct CloudFault(pub String);
 
+/// `wait_flow = { kind = "request", path = "/manifest", since = "restart", timeout_ms = … }`: wait
+/// until the device makes a matching flow from the start of step `since` (this step when not given);
+/// none within the bound leaves the case without that evidence (INCONCLUSIVE).
+#[derive(Debug, Clone)]
+pub struct WaitFlow {
+    pub pattern: FlowPattern,
+    pub since: Option<String>,
+    pub timeout_ms: Number,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WaitFlow {
+struct RawWaitFlow {
     /// Flow kind: `connect`, `publish`, `request`, `tls-failed`, … (a misspelt kind is a load error).
+    kind: FlowKind,
+    path: Option<String>,
+    since: Option<String>,
+    timeout_ms: Number,
+}
+
+impl RawWaitFlow {
+    fn compile(self, at: &str) -> Result<WaitFlow, String> {
+        let pattern = RawFlowPattern {
+            kind: self.kind,
+            path: self.path,
+        }
+        .compile(at)?;
+        Ok(WaitFlow {
+            pattern,
+            since: self.since,
+            timeout_ms: self.timeout_ms,
+        })
+    }
+}
+
+/// `until_flows = { since = "restart", seen = [{ kind = "request", path = "/images/" }, …] }` on a
+/// sleep: the wait ends once the device has made a flow matching each pattern, in this order, since the
+/// start of step `since` (this step when not given). Ending a wait early earns no verdict: the steps
+/// after it read what the device did.
+#[derive(Debug, Clone)]
+pub struct SleepUntil {
+    pub since: Option<String>,
+    pub seen: Vec<FlowPattern>,
+}
+
+/// One flow of the device's: its kind and, for requests, a regular expression its path must match
+/// (compiled when the scenario is loaded).
+#[derive(Debug, Clone)]
+pub struct FlowPattern {
     pub kind: FlowKind,
-    pub timeout_ms: Number,
+    pub path: Option<regex::Regex>,
+}
+
+impl FlowPattern {
+    /// Whether a flow of this kind with this path (if any) matches.
+    pub fn matches(&self, kind: FlowKind, path: Option<&str>) -> bool {
+        kind == self.kind
+            && self
+                .path
+                .as_ref()
+                .is_none_or(|re| path.is_some_and(|p| re.is_match(p)))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSleepUntil {
+    since: Option<String>,
+    seen: Vec<RawFlowPattern>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlowPattern {
+    kind: FlowKind,
+    path: Option<String>,
+}
+
+impl RawFlowPattern {
+    fn compile(self, at: &str) -> Result<FlowPattern, String> {
+        let path = self
+            .path
+            .map(|re| {
+                regex::RegexBuilder::new(&re)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| format!("{at}: flow path pattern {re:?}: {e}"))
+            })
+            .transpose()?;
+        Ok(FlowPattern {
+            kind: self.kind,
+            path,
+        })
+    }
+}
+
+impl RawSleepUntil {
+    fn compile(self, at: &str) -> Result<SleepUntil, String> {
+        if self.seen.is_empty() || self.seen.len() > 16 {
+            return Err(format!(
+                "{at}: until_flows.seen needs 1 to 16 flow patterns"
+            ));
+        }
+        let seen = self
+            .seen
+            .into_iter()
+            .map(|p| p.compile(at))
+            .collect::<Result<_, String>>()?;
+        Ok(SleepUntil {
+            since: self.since,
+            seen,
+        })
+    }
 }
 
 /// Repeat an attempt whose outcome means "not evaluated yet" (e.g. the device is locked out).
@@ -351,9 +457,10 @@ struct RawStep {
     cloud: Option<CloudFault>,
     for_ms: Option<Number>,
     until: Option<String>,
-    wait_flow: Option<WaitFlow>,
+    wait_flow: Option<RawWaitFlow>,
     offer_update: Option<UpdateOffer>,
     app_consent: Option<AppConsent>,
+    until_flows: Option<RawSleepUntil>,
     for_each: Option<String>,
     repeat: Option<Number>,
     #[serde(default)]
@@ -487,8 +594,28 @@ impl Scenario {
 }
 
 /// A fault held `until` a step must name a step after it: otherwise it would never be cleared by one.
+/// A sleep's `until_flows.since` must name it or a step before it: flows are counted from its start.
 fn check_until(src: &Source, steps: &[Step]) -> Result<(), LoadError> {
     for (i, step) in steps.iter().enumerate() {
+        let since = match &step.what {
+            StepWhat::Sleep {
+                until: Some(SleepUntil { since, .. }),
+                ..
+            } => since.as_ref(),
+            StepWhat::WaitFlow(w) => w.since.as_ref(),
+            _ => None,
+        };
+        if let Some(since) = since
+            && !steps[..=i].iter().any(|s| &s.id == since)
+        {
+            return Err(src.err(
+                step.span.clone(),
+                format!(
+                    "step {:?}: `since` must name this step or an earlier one (got {since:?})",
+                    step.id
+                ),
+            ));
+        }
         if let StepWhat::CloudFaultUntil { until, .. } = &step.what
             && !steps[i + 1..].iter().any(|s| &s.id == until)
         {
@@ -660,6 +787,12 @@ impl RawStep {
                 format!("{at}: a `cloud` fault step needs either `for_ms` or `until` (a later step's id), and only it takes one"),
             ));
         }
+        if self.until_flows.is_some() && self.sleep_ms.is_none() {
+            return Err(src.err(
+                span,
+                format!("{at}: `until_flows` ends a `sleep_ms` early, and only one"),
+            ));
+        }
         let what = match (self.action, self.sleep_ms) {
             (None, None) if self.app_consent.is_some() => {
                 StepWhat::AppConsent(self.app_consent.expect("checked above"))
@@ -670,7 +803,9 @@ impl RawStep {
                     until: self.until.unwrap_or_default(),
                 },
                 (Some(fault), Some(for_ms), None, None) => StepWhat::CloudFault { fault, for_ms },
-                (None, None, Some(w), None) => StepWhat::WaitFlow(w),
+                (None, None, Some(w), None) => {
+                    StepWhat::WaitFlow(w.compile(&at).map_err(|e| src.err(span.clone(), e))?)
+                }
                 (None, None, None, Some(offer)) => StepWhat::OfferUpdate(offer),
                 _ => unreachable!("checked above"),
             },
@@ -715,7 +850,14 @@ impl RawStep {
                     with: self.with,
                 }
             }
-            (None, Some(ms)) => StepWhat::Sleep(ms),
+            (None, Some(ms)) => StepWhat::Sleep {
+                ms,
+                until: self
+                    .until_flows
+                    .map(|u| u.compile(&at))
+                    .transpose()
+                    .map_err(|e| src.err(span.clone(), e))?,
+            },
             _ => {
                 return Err(src.err(
                     span,
@@ -762,7 +904,7 @@ impl RawStep {
         let number_ref = |n: &'_ Number| n.template().cloned();
         let mut templates: Vec<VarTemplate> = match &what {
             StepWhat::Action { with, .. } => with.values().cloned().collect(),
-            StepWhat::Sleep(n) | StepWhat::CloudFault { for_ms: n, .. } => {
+            StepWhat::Sleep { ms: n, .. } | StepWhat::CloudFault { for_ms: n, .. } => {
                 number_ref(n).into_iter().collect()
             }
             StepWhat::WaitFlow(w) => number_ref(&w.timeout_ms).into_iter().collect(),

@@ -1,5 +1,6 @@
 //! Loading the shipped profile and scenarios, and pointing at the exact place of every kind of mistake.
 
+use hilt_model::flow_vocab::FlowKind;
 use hilt_model::profile::BoardProfile;
 use hilt_model::scenario::{Number, Scenario, StepWhat, load_suite};
 use std::path::{Path, PathBuf};
@@ -370,4 +371,73 @@ fn update_steps_are_checked() {
             .is_err_and(|e| e.contains("offer_update step captures no \"colour\"")),
         "{err:?}"
     );
+}
+
+#[test]
+fn flow_waits_are_parsed_once_and_checked() {
+    let path = root().join("test-cases/software-updates/switch-off-respected.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let fixtures = root().join("fixtures");
+    let parse = |t: &str| Scenario::parse(Path::new("s.toml"), t, &fixtures);
+    let s = parse(&text).unwrap();
+    let StepWhat::Sleep {
+        until: Some(until), ..
+    } = &s.step("wait").unwrap().what
+    else {
+        panic!("a sleep that ends on the device's flows")
+    };
+    assert_eq!(until.since.as_deref(), Some("restart"));
+    assert_eq!(until.seen.len(), 3);
+    let check = &until.seen[0];
+    assert!(check.matches(FlowKind::Request, Some("/update/VRB-1/manifest.json")));
+    assert!(!check.matches(FlowKind::Request, Some("/update/VRB-1/images/a.bin")));
+    assert!(!check.matches(FlowKind::Publish, Some("/update/VRB-1/manifest.json")));
+    assert!(!check.matches(FlowKind::Request, None));
+    let StepWhat::WaitFlow(w) = &s.step("checked").unwrap().what else {
+        panic!("a flow wait")
+    };
+    assert_eq!(w.since.as_deref(), Some("restart"));
+
+    // `since` names this step or an earlier one: never a later one or a missing one.
+    for bad in ["log-in-again", "no-such-step"] {
+        let t = text.replace(
+            "since = \"restart\", seen",
+            &format!("since = \"{bad}\", seen"),
+        );
+        let err = parse(&t).unwrap_err().to_string();
+        assert!(err.starts_with("s.toml:"), "{err}");
+        assert!(
+            err.contains("`since` must name this step or an earlier one"),
+            "{err}"
+        );
+        assert!(err.contains(bad), "{err}");
+    }
+    // A path pattern that is no regular expression is a located error naming it.
+    let t = text.replacen("manifest\\\\.json$", "manifest(\\\\.json$", 1);
+    let err = parse(&t).unwrap_err().to_string();
+    assert!(
+        err.starts_with("s.toml:") && err.contains("flow path pattern"),
+        "{err}"
+    );
+    // `until_flows` only shortens a sleep.
+    let t = text.replace(
+        "sleep_ms = \"{ixit:7-UpdMech/ota/Update Checking/interval_ms} * 4\"\nuntil_flows",
+        "action = \"identify\"\nwith = {}\nuntil_flows",
+    );
+    assert_ne!(t, text);
+    let err = parse(&t).unwrap_err().to_string();
+    assert!(
+        err.contains("`until_flows` ends a `sleep_ms` early"),
+        "{err}"
+    );
+    // No pattern at all would end the wait at once.
+    let start = text.find("until_flows = {").unwrap();
+    let end = start + text[start..].find("] }").unwrap() + 3;
+    let t = format!(
+        "{}until_flows = {{ seen = [] }}{}",
+        &text[..start],
+        &text[end..]
+    );
+    let err = parse(&t).unwrap_err().to_string();
+    assert!(err.contains("1 to 16 flow patterns"), "{err}");
 }

@@ -242,7 +242,8 @@ impl Agent {
 
     fn may_install_automatically(&self) -> bool {
         let s = self.end.snapshot();
-        !s.session && s.update.auto_mode(unix_now_ms()) == AutoMode::On
+        let mode = s.update.auto_mode(unix_now_ms());
+        !s.session && (mode == AutoMode::On || (self.opts.ignores_off && mode == AutoMode::Off))
     }
 
     /// Waits out the warning; false if a user logged in meanwhile (or the console went away).

@@ -57,6 +57,8 @@ pub struct UpdateOptions {
     pub checks: Checks,
     /// The `silent-update` defect.
     pub silent: bool,
+    /// The `ignores-auto-update-off` defect: installs by itself whatever the user's setting.
+    pub ignores_off: bool,
     /// Checks every `check_interval` after the boot check (off under `no-periodic-check`).
     pub periodic: bool,
     pub limits: Limits,
@@ -101,6 +103,7 @@ impl UpdateSettings {
             warn: Duration::from_millis(self.update_warn_ms),
             checks: checks_for(defects),
             silent: defects.has(Defect::SilentUpdate),
+            ignores_off: defects.has(Defect::IgnoresAutoUpdateOff),
             periodic: !defects.has(Defect::NoPeriodicCheck),
             limits: Limits::default(),
         }))
@@ -180,13 +183,18 @@ mod tests {
         );
         assert_eq!(o.vendor_key, KeyPair::from_seed(&[3; 32]).verifying_key());
         assert_eq!(o.checks, Checks::ALL);
-        assert!(o.periodic && !o.silent);
+        assert!(o.periodic && !o.silent && !o.ignores_off);
         assert_eq!(o.check_interval, Duration::from_millis(200));
         assert_eq!(o.tls.alpn_protocols, vec![b"http/1.1".to_vec()]);
-        let d =
-            DefectSet::parse(&["no-periodic-check", "silent-update", "accepts-unsigned"]).unwrap();
+        let d = DefectSet::parse(&[
+            "no-periodic-check",
+            "silent-update",
+            "accepts-unsigned",
+            "ignores-auto-update-off",
+        ])
+        .unwrap();
         let o = settings(&f).resolve(Some(&f.ca), &d).unwrap().unwrap();
-        assert!(!o.periodic && o.silent && !o.checks.require_signature);
+        assert!(!o.periodic && o.silent && !o.checks.require_signature && o.ignores_off);
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub(super) fn check(bench: &dyn Bench, s: &Case, scope: &Scope) -> Result<(), St
 
 fn step_numbers(what: &StepWhat) -> impl Iterator<Item = &Number> {
     let n = match what {
-        StepWhat::Sleep(n) | StepWhat::CloudFault { for_ms: n, .. } => Some(n),
+        StepWhat::Sleep { ms: n, .. } | StepWhat::CloudFault { for_ms: n, .. } => Some(n),
         StepWhat::WaitFlow(w) => Some(&w.timeout_ms),
         StepWhat::Action { .. }
         | StepWhat::OfferUpdate(_)

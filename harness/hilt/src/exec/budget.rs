@@ -25,7 +25,7 @@ pub(super) fn of(ctx: &Ctx, plan: &[Planned]) -> Result<Duration, Stop> {
                 .bindings
                 .get(name)
                 .map_or(0, worst_case_ms),
-            StepWhat::Sleep(n) | StepWhat::CloudFault { for_ms: n, .. } => {
+            StepWhat::Sleep { ms: n, .. } | StepWhat::CloudFault { for_ms: n, .. } => {
                 scope.number(n).map_err(Stop::not_tested)?
             }
             StepWhat::WaitFlow(w) => scope.number(&w.timeout_ms).map_err(Stop::not_tested)?,

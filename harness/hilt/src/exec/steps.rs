@@ -4,7 +4,7 @@
 
 use hilt_model::Verdict;
 use hilt_model::scenario::VarTemplate;
-use hilt_model::scenario::{Row, Rows, Step, StepWhat};
+use hilt_model::scenario::{Row, Rows, SleepUntil, Step, StepWhat};
 use hilt_model::vocabulary::ActionKind;
 use hilt_report::model::{Attempt, StepRecord};
 use std::collections::BTreeMap;
@@ -121,9 +121,12 @@ fn run_step(ctx: &mut Ctx, step: &Step, planned: &Planned) -> Result<(), Stop> {
             case: ctx.vars.clone(),
         };
         match &step.what {
-            StepWhat::Sleep(n) => {
-                let ms = scope.number(n).map_err(Stop::not_tested)?;
-                ctx.wait(&step.id, "sleep", Duration::from_millis(ms))?;
+            StepWhat::Sleep { ms, until } => {
+                let ms = scope.number(ms).map_err(Stop::not_tested)?;
+                match until {
+                    Some(u) => sleep_until(ctx, step, u, Duration::from_millis(ms))?,
+                    None => ctx.wait(&step.id, "sleep", Duration::from_millis(ms))?,
+                }
             }
             StepWhat::Action { name, with } => {
                 run_attempt(ctx, &scope, step, name, with, planned.count)?;
@@ -160,23 +163,89 @@ fn run_step(ctx: &mut Ctx, step: &Step, planned: &Planned) -> Result<(), Stop> {
                     .bench
                     .cloud()
                     .ok_or_else(|| Stop::not_tested("no mock cloud"))?;
-                let from = c.log.next_seq();
-                let dut = cloud::Dut::of(c);
-                let seen =
-                    cloud::wait_flow(c, from, Duration::from_millis(ms), &ctx.ctl.cancel, |f| {
-                        f.kind == w.kind && dut.owns(f)
-                    });
+                let since_us = since_us(ctx, w.since.as_deref().unwrap_or(&step.id), c);
+                let seen = cloud::wait_flows_seen(
+                    &c.log,
+                    &cloud::Dut::of(c),
+                    since_us,
+                    std::slice::from_ref(&w.pattern),
+                    Duration::from_millis(ms),
+                    &ctx.ctl.cancel,
+                );
                 ctx.checkpoint()?;
                 if !seen {
                     ctx.inconclusive.push(format!(
-                        "step {}: the device made no {} flow within {ms} ms",
-                        step.id, w.kind
+                        "step {}: the device made no {} flow{} within {ms} ms",
+                        step.id,
+                        w.pattern.kind,
+                        w.pattern
+                            .path
+                            .as_ref()
+                            .map(|p| format!(" to a path matching {:?}", p.as_str()))
+                            .unwrap_or_default()
                     ));
                 }
             }
         }
     }
     Ok(())
+}
+
+/// Flow-log time at the start of step `since` (validated at load as this step or an earlier one).
+fn since_us(ctx: &Ctx, since: &str, c: &crate::cloud::CloudSession) -> u64 {
+    ctx.steps
+        .iter()
+        .find(|r| r.id == since)
+        .and_then(|r| r.flow_from_us)
+        .unwrap_or_else(|| c.log.now_us())
+}
+
+/// A sleep that ends once the device has made the flows `until` names (see [`SleepUntil`]), or after
+/// `length`. Without a mock cloud it is the plain sleep. Either way the steps after it judge.
+fn sleep_until(
+    ctx: &mut Ctx,
+    step: &Step,
+    until: &SleepUntil,
+    length: Duration,
+) -> Result<(), Stop> {
+    let Some(c) = ctx.bench.cloud() else {
+        return ctx.wait(&step.id, "sleep", length);
+    };
+    let since_us = since_us(ctx, until.since.as_deref().unwrap_or(&step.id), c);
+    ctx.ctl.events.event(&RunEvent::Waiting {
+        case: &ctx.scenario.id,
+        step: &step.id,
+        what: "sleep (or until the device's flows)",
+        length,
+    });
+    let length = match ctx.deadline {
+        Some((at, _)) => length.min(at.saturating_duration_since(std::time::Instant::now())),
+        None => length,
+    };
+    let t0 = std::time::Instant::now();
+    let seen = cloud::wait_flows_seen(
+        &c.log,
+        &cloud::Dut::of(c),
+        since_us,
+        &until.seen,
+        length,
+        &ctx.ctl.cancel,
+    );
+    let note = if seen {
+        format!(
+            "step {}: over after {} ms: the device made the flows it waits for",
+            step.id,
+            t0.elapsed().as_millis()
+        )
+    } else {
+        format!(
+            "step {}: waited the whole {} ms",
+            step.id,
+            length.as_millis()
+        )
+    };
+    ctx.note_all(&note);
+    ctx.checkpoint()
 }
 
 /// Give or withdraw consent in the companion app as the test account's user (real HTTPS, the account's
