@@ -206,6 +206,8 @@ pub struct Step {
     /// Outcomes that count as conforming; any other outcome FAILs the case.
     pub expect: Vec<String>,
     pub retry: Option<Retry>,
+    /// When an answer other than `expect` is the device's failure (see [`JudgedWithin`]).
+    pub judged_within: Option<JudgedWithin>,
     /// Where the `[[step]]` is in the scenario file, for located errors found later.
     pub span: std::ops::Range<usize>,
 }
@@ -392,6 +394,18 @@ impl RawSleepUntil {
     }
 }
 
+/// `judged_within = { step = "guesses", attempt = N, ms = M }`: an answer other than `expect` is the
+/// device's failure only if the attempt began within `ms` of the start of attempt `attempt` (1-based)
+/// of the earlier step `step`, the window the device declares (e.g. a lockout from the guess that
+/// started it). An attempt the harness could only make later is no evidence either way: INCONCLUSIVE.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgedWithin {
+    pub step: String,
+    pub attempt: Number,
+    pub ms: Number,
+}
+
 /// Repeat an attempt whose outcome means "not evaluated yet" (e.g. the device is locked out).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -468,6 +482,7 @@ struct RawStep {
     #[serde(default)]
     expect: Vec<String>,
     retry: Option<Retry>,
+    judged_within: Option<JudgedWithin>,
 }
 
 impl Scenario {
@@ -605,6 +620,17 @@ fn check_until(src: &Source, steps: &[Step]) -> Result<(), LoadError> {
             StepWhat::WaitFlow(w) => w.since.as_ref(),
             _ => None,
         };
+        if let Some(j) = &step.judged_within
+            && !steps[..i].iter().any(|s| s.id == j.step)
+        {
+            return Err(src.err(
+                step.span.clone(),
+                format!(
+                    "step {:?}: `judged_within.step` must name an earlier step (got {:?})",
+                    step.id, j.step
+                ),
+            ));
+        }
         if let Some(since) = since
             && !steps[..=i].iter().any(|s| &s.id == since)
         {
@@ -914,6 +940,16 @@ impl RawStep {
         };
         templates.extend(self.repeat.as_ref().and_then(number_ref));
         templates.extend(self.retry.as_ref().and_then(|r| number_ref(&r.wait_ms)));
+        if let Some(j) = &self.judged_within {
+            if self.expect.is_empty() {
+                return Err(src.err(
+                    span,
+                    format!("{at}: `judged_within` qualifies `expect`, which this step lacks"),
+                ));
+            }
+            templates.extend(number_ref(&j.attempt));
+            templates.extend(number_ref(&j.ms));
+        }
         for t in &templates {
             if let Some(why) = t.vars().find_map(|v| known.refuse(v, has_rows)) {
                 return Err(src.err(span, format!("{at}: {why}")));
@@ -927,6 +963,7 @@ impl RawStep {
             repeat_add: self.repeat_add,
             expect: self.expect,
             retry: self.retry,
+            judged_within: self.judged_within,
             span,
         })
     }

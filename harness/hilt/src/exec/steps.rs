@@ -516,14 +516,51 @@ pub(super) fn judge_expect(ctx: &mut Ctx, step: &Step, attempt: &mut Attempt, wh
         .outcome
         .as_ref()
         .is_some_and(|o| step.expect.contains(o));
+    let answered = format!(
+        "{what}: answered {:?}, expected {}",
+        attempt.outcome.as_deref().unwrap_or("nothing"),
+        step.expect.join(" or ")
+    );
+    if !ok && let Some(late) = too_late(ctx, step, attempt) {
+        // Not the device's failure: the window it declares had passed when the harness asked.
+        ctx.inconclusive.push(format!("{answered}, but {late}"));
+        return;
+    }
     if !ok {
-        ctx.failures.push(format!(
-            "{what}: answered {:?}, expected {}",
-            attempt.outcome.as_deref().unwrap_or("nothing"),
-            step.expect.join(" or ")
-        ));
+        ctx.failures.push(answered);
     }
     attempt.conforms = Some(ok);
+}
+
+/// Why an attempt of a step with `judged_within` is no evidence: it began after the declared window
+/// from its reference attempt (or that attempt was never made, or the window cannot be resolved).
+fn too_late(ctx: &Ctx, step: &Step, attempt: &Attempt) -> Option<String> {
+    let j = step.judged_within.as_ref()?;
+    let scope = ctx.scope();
+    let (n, window) = match (scope.number(&j.attempt), scope.number(&j.ms)) {
+        (Ok(n), Ok(ms)) => (n, ms),
+        (Err(e), _) | (_, Err(e)) => return Some(format!("its window could not be resolved: {e}")),
+    };
+    let Some(from) = ctx
+        .steps
+        .iter()
+        .find(|r| r.id == j.step)
+        .and_then(|r| r.attempts.get((n as usize).saturating_sub(1)))
+        .map(|a| a.at_ms)
+    else {
+        return Some(format!(
+            "step {} has no attempt {n} to time the {window} ms window from",
+            j.step
+        ));
+    };
+    let after = attempt.at_ms - from;
+    (after > window as f64).then(|| {
+        format!(
+            "it began {after:.0} ms after attempt {n} of step {}, past the declared {window} ms: \
+             the harness asked too late for the answer to count",
+            j.step
+        )
+    })
 }
 
 /// Whether showing `candidate` would give away one of `secrets`: it contains one in any ASCII case

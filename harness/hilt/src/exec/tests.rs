@@ -487,3 +487,84 @@ fn a_capture_the_binding_never_defines_is_a_profile_gap_not_a_fail() {
     assert_eq!(r.verdict, Verdict::NotTested, "{}", r.reason);
     assert!(r.reason.contains("(?P<model>"), "{}", r.reason);
 }
+
+/// Three wrong guesses, then (after `pause_ms`) the owner's password, which must be refused as locked
+/// within the declared 200 ms lockout from the guess that started it.
+fn owner_while_locked(pause_ms: u64) -> String {
+    format!(
+        r#"
+[provisions]
+en303645 = ["5.1-5"]
+[applicability]
+features = ["a", "d"]
+[[step]]
+id = "guesses"
+action = "login"
+repeat = "{{ixit:1-AuthMech/console/Brute Force Prevention/max_failures}}"
+with = {{ username = "admin", password = "wrong" }}
+expect = ["rejected", "locked"]
+[[step]]
+id = "pause"
+sleep_ms = {pause_ms}
+[[step]]
+id = "owner-locked-out"
+action = "login"
+with = {{ username = "admin", password = "{{cred.console.password}}" }}
+expect = ["locked"]
+judged_within = {{ step = "guesses", attempt = "{{ixit:1-AuthMech/console/Brute Force Prevention/max_failures}}", ms = "{{ixit:1-AuthMech/console/Brute Force Prevention/lockout_ms}}" }}
+"#
+    )
+}
+
+#[test]
+fn a_wrong_answer_counts_only_inside_the_declared_window() {
+    let dir = tempfile::tempdir().unwrap();
+    // A device that lets its owner in whatever came before (lockout-bypass).
+    let bench = || {
+        device(|_, p| {
+            if p == "unit-pw-1234" {
+                Reply::say("OK\n")
+            } else {
+                Reply::say("NO\n")
+            }
+        })
+    };
+    // Asked at once: inside the lockout, so letting the owner in is the device's failure.
+    let r = run(&bench(), &scenario(dir.path(), &owner_while_locked(0))).result;
+    assert_eq!(r.verdict, Verdict::Fail, "{}", r.reason);
+    // Asked only after the lockout had run out (the harness late): no evidence either way.
+    let r = run(&bench(), &scenario(dir.path(), &owner_while_locked(400))).result;
+    assert_eq!(r.verdict, Verdict::Inconclusive, "{}", r.reason);
+    assert!(r.reason.contains("asked too late"), "{}", r.reason);
+    let owner = &r.steps[2].attempts[0];
+    assert_eq!(owner.outcome.as_deref(), Some("accepted"));
+    assert_eq!(
+        owner.conforms, None,
+        "the late answer is not held to `expect`"
+    );
+    // A window from a step without that attempt cannot place the answer: not the device's failure.
+    let text = owner_while_locked(0).replace(
+        "attempt = \"{ixit:1-AuthMech/console/Brute Force Prevention/max_failures}\"",
+        "attempt = 9",
+    );
+    let r = run(&bench(), &scenario(dir.path(), &text)).result;
+    assert_eq!(r.verdict, Verdict::Inconclusive, "{}", r.reason);
+    assert!(r.reason.contains("no attempt 9"), "{}", r.reason);
+}
+
+#[test]
+fn judged_within_names_an_earlier_step_and_qualifies_an_expect() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = |body: &str| {
+        format!(
+            "schema = 1\nid = \"t.case\"\ntitle = \"t\"\nkind = \"functional\"\npurpose = \"p\"\npass_criteria = \"c\"\n{body}"
+        )
+    };
+    let parse = |body: &str| Scenario::parse(&dir.path().join("t.toml"), &text(body), dir.path());
+    let later = owner_while_locked(0).replace("step = \"guesses\"", "step = \"owner-locked-out\"");
+    let err = parse(&later).unwrap_err().to_string();
+    assert!(err.contains("must name an earlier step"), "{err}");
+    let no_expect = owner_while_locked(0).replace("expect = [\"locked\"]\n", "");
+    let err = parse(&no_expect).unwrap_err().to_string();
+    assert!(err.contains("qualifies `expect`"), "{err}");
+}
