@@ -467,9 +467,17 @@ mod tests {
         let path = root().join("test-cases/brute-force/console-lockout.toml");
         let text = std::fs::read_to_string(path).unwrap();
         assert!(typed(&text).is_ok());
-        let err = typed(&text.replace("step = \"guesses\"", "step = \"nope\"")).unwrap_err();
+        // The check's own `step`, not the owner step's `judged_within` one.
+        let check = |to: &str| {
+            text.replace(
+                "kind = \"throttled\"\nstep = \"guesses\"",
+                &format!("kind = \"throttled\"\nstep = \"{to}\""),
+            )
+        };
+        assert_ne!(check("nope"), text);
+        let err = typed(&check("nope")).unwrap_err();
         assert!(err.contains("\"nope\" is no step"), "{err}");
-        let err = typed(&text.replace("step = \"guesses\"", "step = \"logout\"")).unwrap_err();
+        let err = typed(&check("logout")).unwrap_err();
         assert!(err.contains("no refusal and lockout"), "{err}");
     }
 
