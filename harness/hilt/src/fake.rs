@@ -121,6 +121,7 @@ pub struct FakeBench {
     vars: BTreeMap<String, String>,
     usb_buses: BTreeMap<String, Arc<dyn UsbBus + Send + Sync>>,
     radios: BTreeMap<String, RadioFactory>,
+    switches: BTreeMap<String, crate::power::FakeSwitch>,
 }
 
 type RadioFactory = Box<dyn Fn() -> Box<dyn BleCentral> + Send + Sync>;
@@ -137,7 +138,14 @@ impl FakeBench {
             vars: BTreeMap::new(),
             usb_buses: BTreeMap::new(),
             radios: BTreeMap::new(),
+            switches: BTreeMap::new(),
         }
+    }
+
+    /// The switch power link `link` works (its `cycles` count what the executor did).
+    pub fn power_switch(mut self, link: &str, switch: crate::power::FakeSwitch) -> Self {
+        self.switches.insert(link.into(), switch);
+        self
     }
 
     /// The USB bus usb link `link` lists (e.g. a [`hilt_link::usb::FakeBus`] of recorded devices).
@@ -298,6 +306,16 @@ impl Bench for FakeBench {
         let mut plan = crate::usb::plan(link, decl, |t| self.text(t))?;
         plan.bus = bus.clone();
         Ok(plan)
+    }
+
+    fn power_switch(&self, link: &str) -> Result<Box<dyn crate::power::PowerSwitch>, String> {
+        let Some(hilt_model::profile::Link::Power(_)) = self.profile.links.get(link) else {
+            return Err(format!("no power link {link:?} in this profile"));
+        };
+        self.switches
+            .get(link)
+            .map(|s| Box::new(s.clone()) as Box<dyn crate::power::PowerSwitch>)
+            .ok_or_else(|| format!("no power switch on this fake bench for link {link:?}"))
     }
 
     fn ble_plan(&self, link: &str) -> Result<crate::ble::BlePlan, String> {

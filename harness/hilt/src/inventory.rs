@@ -84,7 +84,7 @@ pub fn declared(profiles: &[BoardProfile]) -> Vec<(String, String, UsbIdentity)>
                     }
                     None
                 }
-                Link::Cloud(_) | Link::Ble(_) => None,
+                Link::Cloud(_) | Link::Ble(_) | Link::Power(_) => None,
             };
             let Some(u) = usb else { continue };
             for (unit, serial) in unit_serials(p, u.serial.as_ref()) {

@@ -353,16 +353,7 @@ impl Place {
 
     /// Switches the place's power off and on again through labgrid's power driver.
     pub fn power_cycle(&self) -> Result<(), LabgridError> {
-        let out = run(&self.cfg, &["power", "cycle"], None)?;
-        if !out.status.success() {
-            return Err(classify(&out.stdout, &out.stderr).into_error(
-                &self.cfg,
-                "power cycle",
-                &out,
-            ));
-        }
-        info!(place = %self.cfg.place, "labgrid place power-cycled");
-        Ok(())
+        power_cycle(&self.cfg)
     }
 
     /// Releases the place now, saying whether labgrid agreed.
@@ -436,6 +427,17 @@ struct Output {
 }
 
 /// Runs `labgrid-client [-x COORD] -p PLACE ARGS…`, bounded by `command_timeout` (and `cancel`).
+/// Switches the power of place `cfg` (acquired by this user) off and on again through labgrid's power
+/// driver.
+pub fn power_cycle(cfg: &PlaceConfig) -> Result<(), LabgridError> {
+    let out = run(cfg, &["power", "cycle"], None)?;
+    if !out.status.success() {
+        return Err(classify(&out.stdout, &out.stderr).into_error(cfg, "power cycle", &out));
+    }
+    info!(place = %cfg.place, "labgrid place power-cycled");
+    Ok(())
+}
+
 fn run(cfg: &PlaceConfig, args: &[&str], cancel: Option<&Cancel>) -> Result<Output, LabgridError> {
     let command = args.join(" ");
     let mut cmd = Command::new(&cfg.client);

@@ -22,6 +22,7 @@ pub mod labgrid;
 pub mod memory;
 pub mod merge;
 pub mod netserial;
+pub mod power;
 pub mod report;
 pub mod runner;
 pub mod selftest;

@@ -20,7 +20,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -42,8 +42,8 @@ const EXPORTER: &str = "hilt-exporter";
 /// Another labgrid identity (`HOST/USER`): labgrid takes the user from `LG_USERNAME`.
 const OTHER_USER: &str = "hilt-other";
 /// One exporter group (a pty and a PDU outlet) per place, so trials run side by side: 0–2 for the
-/// place client's trials, 3–5 for the boards `hilt run` tests through a place.
-const GROUPS: usize = 6;
+/// place client's trials, 3–6 for the boards `hilt run` tests through a place.
+const GROUPS: usize = 7;
 /// The first group whose serial port is served under [`CONSOLE_RESOURCE`].
 const BOARD_GROUPS: usize = 3;
 
@@ -51,7 +51,7 @@ type LabTrial = fn(&Lab) -> Result<(), Failed>;
 
 fn main() {
     let args = Arguments::from_args();
-    let trials: [(&str, LabTrial); 7] = [
+    let trials: [(&str, LabTrial); 8] = [
         (
             "acquired_place_serves_its_serial_port_and_power_then_releases",
             serial_power_release,
@@ -79,6 +79,10 @@ fn main() {
         (
             "console_at_the_documented_rfc2217_labgrid_serial_address_loads_and_runs",
             documented_console_address,
+        ),
+        (
+            "power_cycle_action_switches_the_places_outlet_off_and_on",
+            power_cycle_through_place,
         ),
     ];
     let trials = trials
@@ -140,7 +144,7 @@ fn serial_power_release(lab: &Lab) -> Result<(), Failed> {
         "show says free while held".into()
     })?;
     place.power_cycle()?;
-    let switched = lab.pdu_requests();
+    let switched = lab.pdu_requests("/relay/1/");
     check(switched == ["/relay/1/0", "/relay/1/1"], || {
         format!("the PDU saw {switched:?}")
     })?;
@@ -355,12 +359,19 @@ outcome = true
     /// `hilt run --board PROFILE --out DIR up.device.support-period --exact`, in its own process
     /// group, with a development key of its own; its output goes to `NAME.log`.
     fn start_run(&self, name: &str) -> Result<Proc, Failed> {
+        self.start_case(name, SUPPORT_CASE, &suite_root())
+    }
+
+    /// The same for case `case` of the suite in `suite`.
+    fn start_case(&self, name: &str, case: &str, suite: &Path) -> Result<Proc, Failed> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hilt"));
         cmd.args(["run", "--board"])
             .arg(&self.profile)
             .arg("--out")
             .arg(self.out())
-            .args([SUPPORT_CASE, "--exact"])
+            .arg("--suite")
+            .arg(suite)
+            .args([case, "--exact"])
             .env("HILT_DEV_KEY_DIR", self.dir.path().join("keys"))
             .current_dir(suite_root());
         // The place is hilt's as this test's user, whatever the environment says.
@@ -372,14 +383,18 @@ outcome = true
 
     /// The report's one case: its verdict and reason.
     fn case_result(&self) -> Result<(String, String, serde_json::Value), Failed> {
+        self.result_of(SUPPORT_CASE)
+    }
+
+    fn result_of(&self, case_id: &str) -> Result<(String, String, serde_json::Value), Failed> {
         let path = self.out().join("report.json");
         let text =
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let report: serde_json::Value = serde_json::from_str(&text)?;
         let case = report["cases"]
             .as_array()
-            .and_then(|cases| cases.iter().find(|c| c["id"] == SUPPORT_CASE))
-            .ok_or_else(|| format!("{SUPPORT_CASE} is not in the report: {text}"))?;
+            .and_then(|cases| cases.iter().find(|c| c["id"] == case_id))
+            .ok_or_else(|| format!("{case_id} is not in the report: {text}"))?;
         let verdict = case["verdict"].as_str().unwrap_or_default().to_string();
         let reason = case["reason"].as_str().unwrap_or_default().to_string();
         Ok((verdict, reason, report))
@@ -623,6 +638,83 @@ fn documented_console_address(lab: &Lab) -> Result<(), Failed> {
     let group = BOARD_GROUPS + 2;
     let cfg = lab.new_place("foxtrot-place", group)?;
     pass_through(lab, &cfg, group, NET_DOCUMENTED)
+}
+
+/// A suite of one case for a board reached through a place: cut the power, then read the console.
+const POWER_CASE: &str = "rs.power.cycle-through-place";
+const POWER_SCENARIO: &str = r#"schema = 1
+id = "rs.power.cycle-through-place"
+title = "The board's power is cut and restored through its labgrid place, and its console answers"
+kind = "functional"
+purpose = "Exercises the power-cycle action over a labgrid place's power port (hilt's labgrid_place test)."
+pass_criteria = "PASS when the power was cycled and the console then shows the support period."
+
+[provisions]
+en303645 = ["5.9-2"]
+
+[[step]]
+id = "cut-power"
+action = "power-cycle"
+with = {}
+expect = ["cycled"]
+
+[[step]]
+id = "console-back"
+action = "read-support-period"
+with = {}
+expect = ["published"]
+"#;
+
+/// The place's power port as the board's power link, bound to `power-cycle`.
+const POWER_LINK: &str = r#"
+[links.power]
+kind = "power"
+via = "labgrid"
+
+[bindings.power-cycle]
+link = "power"
+"#;
+
+fn power_cycle_through_place(lab: &Lab) -> Result<(), Failed> {
+    let group = BOARD_GROUPS + 3;
+    let cfg = lab.new_place("golf-place", group)?;
+    let board = Board::write(lab, &cfg.place, NET_NAMED, 10_000, 10_000)?;
+    let mut text = std::fs::read_to_string(&board.profile)?.replace(
+        "[ics.provisions]\n",
+        "[ics.provisions]\n\"5.9-2\" = { support = \"Y\", detail = \"the console answers again after a power cut\" }\n",
+    );
+    text.push_str(POWER_LINK);
+    std::fs::write(&board.profile, text)?;
+    let suite = board.dir.path().join("suite");
+    for d in ["test-cases/resilience", "boards", "fixtures"] {
+        std::fs::create_dir_all(suite.join(d))?;
+    }
+    std::fs::write(
+        suite.join("test-cases/resilience/power.toml"),
+        POWER_SCENARIO,
+    )?;
+
+    let (status, said) = with_device(&lab.ptys[group], Some(BANNER), |_| {
+        let mut run = board.start_case("power", POWER_CASE, &suite)?;
+        let status = run.wait_within(RUN_WITHIN)?;
+        Ok((status, run.said()))
+    })?;
+    check(status.code() == Some(0), || {
+        format!("hilt run: {status}; hilt said:\n{said}")
+    })?;
+    let (verdict, reason, _) = board.result_of(POWER_CASE)?;
+    check(verdict == "PASS", || {
+        format!("{POWER_CASE}: {verdict} ({reason})")
+    })?;
+    // The outlet of this place's group, off then on, and nothing else of it.
+    let relay = format!("/relay/{}/", group + 1);
+    let switched = lab.pdu_requests(&relay);
+    check(
+        switched == [format!("{relay}0"), format!("{relay}1")],
+        || format!("the PDU saw {switched:?} on {relay}"),
+    )?;
+    let holder = holder_of(&cfg)?;
+    check(holder.is_none(), || format!("still held by {holder:?}"))
 }
 
 // ---- the lab: programs, processes, ptys ----
@@ -972,8 +1064,17 @@ impl Lab {
         })
     }
 
-    fn pdu_requests(&self) -> Vec<String> {
-        self.pdu_seen.lock().map(|s| s.clone()).unwrap_or_default()
+    /// The request paths the power outlet saw that start with `prefix` (one relay's).
+    fn pdu_requests(&self, prefix: &str) -> Vec<String> {
+        self.pdu_seen
+            .lock()
+            .map(|s| {
+                s.iter()
+                    .filter(|p| p.starts_with(prefix))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 

@@ -441,3 +441,74 @@ fn flow_waits_are_parsed_once_and_checked() {
     let err = parse(&t).unwrap_err().to_string();
     assert!(err.contains("1 to 16 flow patterns"), "{err}");
 }
+
+#[test]
+fn power_links_are_switched_by_a_labgrid_place_and_bound_without_a_script() {
+    let base = vboard_text();
+    let power = "[links.power]\nkind = \"power\"\nvia = \"labgrid\"\n\n";
+    let place = "[labgrid]\nplace = \"lab-7\"\n\n";
+    let binding = "\n[bindings.power-cycle]\nlink = \"power\"\n";
+    let with = |extra_links: &str, extra: &str| {
+        let at = base.find("[links.console]").unwrap();
+        format!("{}{extra_links}{}{extra}", &base[..at], &base[at..])
+    };
+    let p = BoardProfile::parse(
+        Path::new("boards/x.toml"),
+        &with(&format!("{place}{power}"), binding),
+    )
+    .unwrap();
+    assert!(matches!(
+        p.links.get("power"),
+        Some(hilt_model::profile::Link::Power(l)) if l.via == hilt_model::profile::PowerVia::Labgrid
+    ));
+    assert_eq!(p.bindings["power-cycle"].link, "power");
+
+    // Without a place there is nothing to switch: located at the link.
+    let text = with(power, binding);
+    let err = profile_err(&text);
+    let line = text.lines().position(|l| l == "[links.power]").unwrap() + 1;
+    assert!(err.starts_with(&format!("boards/x.toml:{line}:")), "{err}");
+    assert!(err.contains("needs the profile's [labgrid] place"), "{err}");
+    // `via` is required and known; nothing else belongs on a power link.
+    let err = profile_err(&with(
+        &format!("{place}[links.power]\nkind = \"power\"\n\n"),
+        "",
+    ));
+    assert!(err.contains("needs `via`"), "{err}");
+    let err = profile_err(&with(
+        &format!("{place}{}", power.replace("labgrid\"", "usb-hub\"")),
+        "",
+    ));
+    assert!(
+        err.contains("unknown power link `via` \"usb-hub\""),
+        "{err}"
+    );
+    let err = profile_err(&with(
+        &format!(
+            "{place}{}",
+            power.replace("\n\n", "\npath = \"/dev/x\"\n\n")
+        ),
+        "",
+    ));
+    assert!(err.contains("takes only `via`"), "{err}");
+    let err = profile_err(&with(&format!("{place}{power}"), "").replace(
+        "[links.console]\nkind = \"serial\"",
+        "[links.console]\nkind = \"serial\"\nvia = \"labgrid\"",
+    ));
+    assert!(err.contains("takes no `via`"), "{err}");
+    // power-cycle runs on a power link, and a power link runs no script.
+    let err = profile_err(&with(
+        &format!("{place}{power}"),
+        "\n[bindings.power-cycle]\nlink = \"console\"\n",
+    ));
+    assert!(err.contains("kind \"power\""), "{err}");
+    let text = with(&format!("{place}{power}"), "").replace(
+        "[bindings.identify]\nlink = \"console\"",
+        "[bindings.identify]\nlink = \"power\"",
+    );
+    let err = profile_err(&text);
+    assert!(
+        err.contains("power link \"power\" cannot run a script"),
+        "{err}"
+    );
+}

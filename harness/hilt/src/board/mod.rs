@@ -81,7 +81,7 @@ pub struct BoardSession {
     /// State directories of units 2, 3, …: their labels and flash persist from case to case.
     fleet_states: Vec<tempfile::TempDir>,
     /// The labgrid place, released last: after the board and its cloud have stopped.
-    _place: Option<crate::labgrid::Place>,
+    place: Option<crate::labgrid::Place>,
 }
 
 /// A launched unit other than the unit under test.
@@ -131,7 +131,7 @@ impl BoardSession {
             cloud,
             _state: state,
             fleet_states,
-            _place: place,
+            place,
         })
     }
 
@@ -339,6 +339,25 @@ impl Bench for BoardSession {
             ));
         };
         crate::usb::plan(link, decl, |t| self.text(t))
+    }
+
+    fn power_switch(&self, link: &str) -> Result<Box<dyn crate::power::PowerSwitch>, String> {
+        let Some(Link::Power(decl)) = self.profile.links.get(link) else {
+            return Err(format!(
+                "no power link {link:?} in {}",
+                self.profile.path.display()
+            ));
+        };
+        match decl.via {
+            hilt_model::profile::PowerVia::Labgrid => {
+                let place = self.place.as_ref().ok_or_else(|| {
+                    format!("power link {link:?} is switched by labgrid, but no place is held")
+                })?;
+                Ok(Box::new(crate::power::LabgridPower {
+                    place: place.config().clone(),
+                }))
+            }
+        }
     }
 
     fn ble_plan(&self, link: &str) -> Result<crate::ble::BlePlan, String> {

@@ -48,6 +48,10 @@ pub trait Bench {
     fn ble_plan(&self, link: &str) -> Result<crate::ble::BlePlan, String> {
         Err(format!("this bench surveys no ble link ({link})"))
     }
+    /// The switch behind power link `link`: `Err` = the profile or the bench has none (NOT_TESTED).
+    fn power_switch(&self, link: &str) -> Result<Box<dyn crate::power::PowerSwitch>, String> {
+        Err(format!("this bench switches no power link ({link})"))
+    }
     /// A case has ended: release what it alone needed (e.g. the other units of a fleet).
     fn end_case(&self) {}
 }

@@ -13,6 +13,7 @@ mod budget;
 mod cloud;
 mod derive;
 mod memory_step;
+mod power_step;
 mod steps;
 mod usb_step;
 mod vars;

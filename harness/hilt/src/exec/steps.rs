@@ -417,6 +417,9 @@ fn run_attempt(
         Some(ActionKind::SurveyBle) => {
             return super::ble_step::survey(ctx, step, action, &link, scope.iteration, of);
         }
+        Some(ActionKind::PowerCycle) => {
+            return super::power_step::cycle(ctx, step, action, &link, scope.iteration, of);
+        }
         _ => {}
     }
     if binding.script.is_empty() {

@@ -568,3 +568,57 @@ fn judged_within_names_an_earlier_step_and_qualifies_an_expect() {
     let err = parse(&no_expect).unwrap_err().to_string();
     assert!(err.contains("qualifies `expect`"), "{err}");
 }
+
+const POWER: &str = r#"
+[labgrid]
+place = "lab-7"
+[links.power]
+kind = "power"
+via = "labgrid"
+[bindings.power-cycle]
+link = "power"
+"#;
+
+const POWER_CYCLE_STEP: &str = r#"
+[provisions]
+en303645 = ["5.1-5"]
+[applicability]
+features = ["a", "d"]
+[[step]]
+id = "cut-power"
+action = "power-cycle"
+with = {}
+expect = ["cycled"]
+"#;
+
+#[test]
+fn a_power_cycle_is_the_switchs_work_and_its_trouble_is_never_the_devices_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = || {
+        BoardProfile::parse(Path::new("fake.toml"), &format!("{PROFILE}{POWER}")).expect("profile")
+    };
+    let case = scenario(dir.path(), POWER_CYCLE_STEP);
+    // Worked once, recorded as the step's attempt.
+    let switch = crate::power::FakeSwitch::default();
+    let bench = FakeBench::new(profile()).power_switch("power", switch.clone());
+    let r = run(&bench, &case).result;
+    assert_eq!(r.verdict, Verdict::Pass, "{}", r.reason);
+    assert_eq!(switch.cycles.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(r.steps[0].attempts[0].outcome.as_deref(), Some("cycled"));
+    // A switch that cannot be worked: ERROR, with the attempt and the reason kept.
+    let broken = crate::power::FakeSwitch {
+        fail: Some("the PDU did not answer".into()),
+        ..Default::default()
+    };
+    let r = run(
+        &FakeBench::new(profile()).power_switch("power", broken),
+        &case,
+    )
+    .result;
+    assert_eq!(r.verdict, Verdict::Error, "{}", r.reason);
+    assert!(r.reason.contains("the PDU did not answer"), "{}", r.reason);
+    assert!(r.steps[0].attempts[0].error.is_some());
+    // No switch on this bench: not tested.
+    let r = run(&FakeBench::new(profile()), &case).result;
+    assert_eq!(r.verdict, Verdict::NotTested, "{}", r.reason);
+}

@@ -262,7 +262,7 @@ impl RawBinding {
             (Some(wanted), _) => {
                 return Err(src.err(span, format!("bindings.{action}: action {action} is carried out by a link of kind \"{wanted}\"; bind it to one")));
             }
-            (None, kind @ ("memory" | "usb" | "cloud")) => {
+            (None, kind @ ("memory" | "usb" | "cloud" | "power")) => {
                 return Err(src.err(span, format!("bindings.{action}: {kind} link {:?} cannot run a script; bind {action} to a serial or ble link", self.link)));
             }
             (None, _) => {}

@@ -45,6 +45,8 @@ struct RawLink {
     name: Option<Template>,
     service: Option<String>,
     scan_ms: Option<u64>,
+    // Power links.
+    via: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +60,8 @@ pub enum Link {
     Usb(UsbLink),
     /// The device's BLE radio: advertisement and GATT.
     Ble(BleLink),
+    /// The device's power supply, switched by the lab.
+    Power(PowerLink),
 }
 
 impl Link {
@@ -69,6 +73,37 @@ impl Link {
             Link::Memory(_) => "memory",
             Link::Usb(_) => "usb",
             Link::Ble(_) => "ble",
+            Link::Power(_) => "power",
+        }
+    }
+}
+
+/// A power link: what switches the device's supply off and on.
+///
+/// ```toml
+/// [links.power]
+/// kind = "power"
+/// via = "labgrid"   # the power port of the profile's [labgrid] place
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerLink {
+    pub via: PowerVia,
+}
+
+/// What switches a power link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerVia {
+    /// `labgrid-client power cycle` on the profile's place (its first power resource).
+    Labgrid,
+}
+
+impl PowerVia {
+    fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "labgrid" => Ok(PowerVia::Labgrid),
+            other => Err(format!(
+                "unknown power link `via` {other:?} (known: labgrid)"
+            )),
         }
     }
 }
@@ -107,6 +142,29 @@ impl RawLink {
             || self.name.is_some()
             || self.service.is_some()
             || self.scan_ms.is_some()
+    }
+
+    /// A power link takes `via` and nothing else.
+    fn into_power(self) -> Result<PowerLink, String> {
+        let others = self.path.is_some()
+            || self.usb.is_some()
+            || self.has_memory_fields()
+            || self.net.is_some()
+            || self.line.is_some()
+            || self.flow.is_some()
+            || self.bus.is_some()
+            || self.reattach_ms.is_some()
+            || self.address.is_some();
+        if others {
+            return Err("a power link takes only `via`".into());
+        }
+        let via = self
+            .via
+            .as_deref()
+            .ok_or("a power link needs `via` (known: labgrid)")?;
+        Ok(PowerLink {
+            via: PowerVia::parse(via)?,
+        })
     }
 
     fn into_ble(mut self) -> Result<BleLink, String> {
@@ -170,6 +228,18 @@ impl<'de> Deserialize<'de> for Link {
                 .into_ble()
                 .map(Link::Ble)
                 .map_err(serde::de::Error::custom);
+        }
+        if raw.kind == "power" {
+            return raw
+                .into_power()
+                .map(Link::Power)
+                .map_err(serde::de::Error::custom);
+        }
+        if raw.via.is_some() {
+            return Err(serde::de::Error::custom(format!(
+                "a {} link takes no `via` (power links only)",
+                raw.kind
+            )));
         }
         if !matches!(raw.kind.as_str(), "serial" | "usb")
             && (raw.bus.is_some() || raw.reattach_ms.is_some())
@@ -248,7 +318,7 @@ impl<'de> Deserialize<'de> for Link {
                 .map(Link::Memory)
                 .map_err(serde::de::Error::custom),
             other => Err(serde::de::Error::custom(format!(
-                "unknown link kind {other:?} (known: serial, cloud, memory, usb, ble)"
+                "unknown link kind {other:?} (known: serial, cloud, memory, usb, ble, power)"
             ))),
         }
     }
@@ -352,7 +422,9 @@ impl Link {
                 }
                 Ok(())
             }
-            Link::Cloud(_) | Link::Memory(_) | Link::Usb(_) | Link::Ble(_) => Ok(()),
+            Link::Cloud(_) | Link::Memory(_) | Link::Usb(_) | Link::Ble(_) | Link::Power(_) => {
+                Ok(())
+            }
         }
     }
 }

@@ -12,7 +12,10 @@ mod update;
 pub use binding::{Binding, ExpectSpec, Script, ScriptStep, StepKind};
 pub use ble::{BleLink, DEFAULT_SCAN_MS};
 pub use labgrid::{DEFAULT_ACQUIRE_TIMEOUT_MS, LabgridPlace};
-pub use link::{CloudLink, DEFAULT_REATTACH_MS, Link, SerialLink, SerialTarget, UsbLink, UsbMatch};
+pub use link::{
+    CloudLink, DEFAULT_REATTACH_MS, Link, PowerLink, PowerVia, SerialLink, SerialTarget, UsbLink,
+    UsbMatch,
+};
 pub use memory::{MemoryLink, MemorySource, RegionDecl};
 pub use netserial::{Flow, LineSettings, NetProtocol, NetSerial, Parity};
 pub use update::{DeclaredImage, DeclaredImages, UpdateOffers};
@@ -326,6 +329,16 @@ impl BoardProfile {
         let mut links = BTreeMap::new();
         for (name, link) in raw.links {
             link.get_ref().validate(&src, link.span(), &name)?;
+            if matches!(link.get_ref(), Link::Power(p) if p.via == PowerVia::Labgrid)
+                && raw.labgrid.is_none()
+            {
+                return Err(src.err(
+                    link.span(),
+                    format!(
+                        "links.{name}: a power link via labgrid needs the profile's [labgrid] place"
+                    ),
+                ));
+            }
             links.insert(name, link.into_inner());
         }
         let mut bindings = BTreeMap::new();

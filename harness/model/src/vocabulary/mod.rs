@@ -13,6 +13,7 @@ mod list_usb;
 mod login;
 mod logout;
 mod pair;
+mod power_cycle;
 mod read_auto_update;
 mod read_consent;
 mod read_consent_record;
@@ -53,6 +54,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     read_privacy_info::SPEC,
     list_usb::SPEC,
     survey_ble::SPEC,
+    power_cycle::SPEC,
 ];
 
 /// One abstract action and what it may observe.
@@ -86,6 +88,8 @@ pub enum ActionKind {
     /// Scanning for the device over a ble link, connecting unpaired, listing its GATT table and
     /// reading what it lets anyone read (outcome `surveyed`).
     SurveyBle,
+    /// Switching the device's supply off and on over a power link (outcome `cycled`).
+    PowerCycle,
 }
 
 impl ActionKind {
@@ -96,6 +100,7 @@ impl ActionKind {
             ActionKind::ReadMemory => Some("memory"),
             ActionKind::ListUsb => Some("usb"),
             ActionKind::SurveyBle => Some("ble"),
+            ActionKind::PowerCycle => Some("power"),
         }
     }
 }
