@@ -157,14 +157,14 @@ fn read_shard(dir: &Path, key: &VerifyingKey) -> Result<Input, MergeError> {
     })
 }
 
-/// Shards of one run: one suite version, one board profile, units and defects, one scenario set,
+/// Shards of one run: one suite version, one board profile, units, defects and place, one scenario set,
 /// one shard count, each shard once and every one present, no case twice.
 fn check_same_run(inputs: &[Input]) -> Result<(), MergeError> {
     let first = inputs.first().ok_or(MergeError::Missing {
         missing: "all".into(),
         count: 0,
     })?;
-    let facts = |r: &Input| -> [(&'static str, String); 7] {
+    let facts = |r: &Input| -> [(&'static str, String); 8] {
         let b = &r.report.board;
         [
             ("suite version", r.report.suite.version.clone()),
@@ -172,6 +172,7 @@ fn check_same_run(inputs: &[Input]) -> Result<(), MergeError> {
             ("board profile", b.profile.sha256.clone()),
             ("units", b.units.join(",")),
             ("defects", format!("{:?}", b.defects)),
+            ("labgrid place", format!("{:?}", b.labgrid_place)),
             ("scenarios", scenario_digest(&r.report)),
             ("shard count", r.shard.count.to_string()),
         ]

@@ -70,6 +70,7 @@ pub fn build(out: &RunOutput, inp: &ReportInputs) -> Report {
             identity: inp.board.identity.clone(),
             units: inp.board.units.iter().map(|u| u.serial.clone()).collect(),
             defects: inp.board.launch.as_ref().map(|_| inp.defects.to_vec()),
+            labgrid_place: inp.board.labgrid.as_ref().map(|l| l.place.clone()),
         },
         ics: ics_json(inp.board),
         ixit: serde_json::to_value(&inp.board.ixit.sheets).unwrap_or_default(),

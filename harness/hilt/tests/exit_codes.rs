@@ -33,6 +33,49 @@ fn a_filter_that_selects_nothing_exits_2_and_signs_nothing() {
 }
 
 #[test]
+fn a_labgrid_place_for_several_boards_or_an_empty_one_exits_2_and_runs_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let board = root().join("boards/vboard.toml");
+    let board = board.to_str().unwrap();
+    let out_s = out.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec![
+                "run",
+                "--out",
+                out_s,
+                "--board",
+                board,
+                "--board",
+                board,
+                "--labgrid-place",
+                "lab-7",
+            ],
+            "names the place of one board",
+        ),
+        (
+            vec![
+                "run",
+                "--out",
+                out_s,
+                "--board",
+                board,
+                "--labgrid-place",
+                " ",
+            ],
+            "give a place name",
+        ),
+    ] {
+        let o = hilt(&args, tmp.path());
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{err}");
+        assert!(!out.exists());
+    }
+}
+
+#[test]
 fn profiles_that_are_not_regular_files_exit_2_fast() {
     let tmp = tempfile::tempdir().unwrap();
     let fifo = tmp.path().join("board.fifo");

@@ -359,11 +359,17 @@ outcome = true
     /// `hilt run --board PROFILE --out DIR up.device.support-period --exact`, in its own process
     /// group, with a development key of its own; its output goes to `NAME.log`.
     fn start_run(&self, name: &str) -> Result<Proc, Failed> {
-        self.start_case(name, SUPPORT_CASE, &suite_root())
+        self.start_case(name, SUPPORT_CASE, &suite_root(), &[])
     }
 
-    /// The same for case `case` of the suite in `suite`.
-    fn start_case(&self, name: &str, case: &str, suite: &Path) -> Result<Proc, Failed> {
+    /// The same for case `case` of the suite in `suite`, with `extra` arguments.
+    fn start_case(
+        &self,
+        name: &str,
+        case: &str,
+        suite: &Path,
+        extra: &[&str],
+    ) -> Result<Proc, Failed> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hilt"));
         cmd.args(["run", "--board"])
             .arg(&self.profile)
@@ -372,6 +378,7 @@ outcome = true
             .arg("--suite")
             .arg(suite)
             .args([case, "--exact"])
+            .args(extra)
             .env("HILT_DEV_KEY_DIR", self.dir.path().join("keys"))
             .current_dir(suite_root());
         // The place is hilt's as this test's user, whatever the environment says.
@@ -678,7 +685,9 @@ link = "power"
 fn power_cycle_through_place(lab: &Lab) -> Result<(), Failed> {
     let group = BOARD_GROUPS + 3;
     let cfg = lab.new_place("golf-place", group)?;
-    let board = Board::write(lab, &cfg.place, NET_NAMED, 10_000, 10_000)?;
+    // The profile names another place: `--labgrid-place` picks this one (one profile per model, the
+    // unit chosen on the command line).
+    let board = Board::write(lab, "not-this-place", NET_NAMED, 10_000, 10_000)?;
     let mut text = std::fs::read_to_string(&board.profile)?.replace(
         "[ics.provisions]\n",
         "[ics.provisions]\n\"5.9-2\" = { support = \"Y\", detail = \"the console answers again after a power cut\" }\n",
@@ -695,16 +704,27 @@ fn power_cycle_through_place(lab: &Lab) -> Result<(), Failed> {
     )?;
 
     let (status, said) = with_device(&lab.ptys[group], Some(BANNER), |_| {
-        let mut run = board.start_case("power", POWER_CASE, &suite)?;
+        let mut run = board.start_case(
+            "power",
+            POWER_CASE,
+            &suite,
+            &["--labgrid-place", "golf-place"],
+        )?;
         let status = run.wait_within(RUN_WITHIN)?;
         Ok((status, run.said()))
     })?;
     check(status.code() == Some(0), || {
         format!("hilt run: {status}; hilt said:\n{said}")
     })?;
-    let (verdict, reason, _) = board.result_of(POWER_CASE)?;
+    let (verdict, reason, report) = board.result_of(POWER_CASE)?;
     check(verdict == "PASS", || {
         format!("{POWER_CASE}: {verdict} ({reason})")
+    })?;
+    check(report["board"]["labgrid_place"] == "golf-place", || {
+        format!(
+            "the report names place {}",
+            report["board"]["labgrid_place"]
+        )
     })?;
     // The outlet of this place's group, off then on, and nothing else of it.
     let relay = format!("/relay/{}/", group + 1);

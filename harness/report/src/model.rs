@@ -91,6 +91,9 @@ pub struct Board {
     pub units: Vec<String>,
     /// For a virtual board: the defects it was launched with (empty = reference behaviour).
     pub defects: Option<Vec<String>>,
+    /// The labgrid place the board was reached through, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labgrid_place: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]

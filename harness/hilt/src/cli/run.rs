@@ -36,6 +36,10 @@ pub struct RunArgs {
     /// Also write the results as JUnit XML here, for CI test reporting (one test suite per board)
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Reach the board through this labgrid place: replaces the profile's `[labgrid] place`, or adds
+    /// one with labgrid's default coordinator and client (one board only)
+    #[arg(long, value_name = "NAME", conflicts_with = "campaign")]
+    labgrid_place: Option<String>,
     /// Launch the virtual board(s) with this defect (repeatable)
     #[arg(long = "defect", value_name = "NAME")]
     defects: Vec<String>,
@@ -157,6 +161,29 @@ pub fn run(a: RunArgs) -> Result<u8, Failure> {
 
 /// The boards to test: a campaign file's, or each `--board` (the default board when none), labelled
 /// by board name (`vrb`, `vrb-2`, … when one is given twice), every one with `--defect`s.
+/// The profile reached through labgrid place `place` instead of its own (or of none).
+fn with_place(
+    profile: std::sync::Arc<hilt_model::profile::BoardProfile>,
+    place: &str,
+) -> anyhow::Result<std::sync::Arc<hilt_model::profile::BoardProfile>> {
+    if place.trim().is_empty() || place.len() > 256 || place.chars().any(char::is_control) {
+        anyhow::bail!(
+            "--labgrid-place {place:?}: give a place name (1 to 256 printable characters)"
+        );
+    }
+    let mut p = (*profile).clone();
+    let labgrid = p
+        .labgrid
+        .get_or_insert_with(|| hilt_model::profile::LabgridPlace {
+            place: String::new(),
+            coordinator: None,
+            client: None,
+            acquire_timeout_ms: hilt_model::profile::DEFAULT_ACQUIRE_TIMEOUT_MS,
+        });
+    labgrid.place = place.to_string();
+    Ok(std::sync::Arc::new(p))
+}
+
 fn plan_boards(a: &RunArgs, suite: &SuiteRoot) -> Result<Vec<BoardPlan>, Failure> {
     if let Some(file) = &a.campaign {
         let campaign = hilt_model::campaign::Campaign::load(file).map_err(Failure::input)?;
@@ -186,9 +213,17 @@ fn plan_boards(a: &RunArgs, suite: &SuiteRoot) -> Result<Vec<BoardPlan>, Failure
     } else {
         a.boards.iter().map(|p| Some(p.as_path())).collect()
     };
+    if a.labgrid_place.is_some() && paths.len() > 1 {
+        return Err(Failure::input(anyhow::anyhow!(
+            "--labgrid-place names the place of one board; give one --board (or a [labgrid] place in each profile)"
+        )));
+    }
     let mut plans: Vec<BoardPlan> = Vec::new();
     for path in paths {
-        let profile = suite.board(path).map_err(Failure::input)?;
+        let mut profile = suite.board(path).map_err(Failure::input)?;
+        if let Some(place) = &a.labgrid_place {
+            profile = with_place(profile, place).map_err(Failure::input)?;
+        }
         if let Some(bad) = a.defects.iter().find(|d| !has_defect(&profile, d)) {
             return Err(Failure::input(anyhow::anyhow!(
                 "{}: no defect named {bad:?}",
