@@ -126,6 +126,19 @@ fn hostile_values_are_escaped() {
 }
 
 #[test]
+fn the_labgrid_place_is_shown_when_there_was_one_escaped() {
+    let mut r = example();
+    assert!(!html(&r).contains("labgrid place"));
+    r.board.labgrid_place = Some("lab<7>".into());
+    let out = html(&r);
+    assert!(
+        out.contains("<dt>labgrid place</dt><dd><code>lab&#60;7&#62;</code></dd>"),
+        "{}",
+        &out[out.find("<dl").unwrap_or(0)..][..600.min(out.len())]
+    );
+}
+
+#[test]
 fn development_key_shows_a_warning() {
     let mut r = example();
     r.run.development_key = true;
