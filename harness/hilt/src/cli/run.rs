@@ -172,15 +172,10 @@ fn with_place(
         );
     }
     let mut p = (*profile).clone();
-    let labgrid = p
-        .labgrid
-        .get_or_insert_with(|| hilt_model::profile::LabgridPlace {
-            place: String::new(),
-            coordinator: None,
-            client: None,
-            acquire_timeout_ms: hilt_model::profile::DEFAULT_ACQUIRE_TIMEOUT_MS,
-        });
-    labgrid.place = place.to_string();
+    match &mut p.labgrid {
+        Some(labgrid) => labgrid.place = place.to_string(),
+        None => p.labgrid = Some(hilt_model::profile::LabgridPlace::new(place)),
+    }
     Ok(std::sync::Arc::new(p))
 }
 

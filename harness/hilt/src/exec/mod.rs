@@ -136,12 +136,16 @@ impl<'a> Ctx<'a> {
             what,
             length,
         });
-        let length = match self.deadline {
+        self.ctl.cancel.sleep(self.within_budget(length));
+        self.checkpoint()
+    }
+
+    /// `length`, cut to what is left of the case's budget.
+    pub fn within_budget(&self, length: Duration) -> Duration {
+        match self.deadline {
             Some((at, _)) => length.min(at.saturating_duration_since(Instant::now())),
             None => length,
-        };
-        self.ctl.cancel.sleep(length);
-        self.checkpoint()
+        }
     }
 
     /// Clear the held fault, if any, and keep its window.

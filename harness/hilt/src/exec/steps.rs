@@ -218,10 +218,7 @@ fn sleep_until(
         what: "sleep (or until the device's flows)",
         length,
     });
-    let length = match ctx.deadline {
-        Some((at, _)) => length.min(at.saturating_duration_since(std::time::Instant::now())),
-        None => length,
-    };
+    let length = ctx.within_budget(length);
     let t0 = std::time::Instant::now();
     let seen = cloud::wait_flows_seen(
         &c.log,

@@ -93,10 +93,15 @@ fn profile_with_identify() -> BoardProfile {
         .expect("test profile")
 }
 
-fn scenario(dir: &Path, body: &str) -> Case {
-    let text = format!(
+/// A scenario file around `body` (its provisions, applicability, steps and checks).
+fn scenario_text(body: &str) -> String {
+    format!(
         "schema = 1\nid = \"t.case\"\ntitle = \"t\"\nkind = \"functional\"\npurpose = \"p\"\npass_criteria = \"c\"\n{body}"
-    );
+    )
+}
+
+fn scenario(dir: &Path, body: &str) -> Case {
+    let text = scenario_text(body);
     Case::new(Scenario::parse(&dir.join("t.toml"), &text, dir).expect("test scenario"))
         .expect("test checks")
 }
@@ -555,12 +560,8 @@ fn a_wrong_answer_counts_only_inside_the_declared_window() {
 #[test]
 fn judged_within_names_an_earlier_step_and_qualifies_an_expect() {
     let dir = tempfile::tempdir().unwrap();
-    let text = |body: &str| {
-        format!(
-            "schema = 1\nid = \"t.case\"\ntitle = \"t\"\nkind = \"functional\"\npurpose = \"p\"\npass_criteria = \"c\"\n{body}"
-        )
-    };
-    let parse = |body: &str| Scenario::parse(&dir.path().join("t.toml"), &text(body), dir.path());
+    let parse =
+        |body: &str| Scenario::parse(&dir.path().join("t.toml"), &scenario_text(body), dir.path());
     let later = owner_while_locked(0).replace("step = \"guesses\"", "step = \"owner-locked-out\"");
     let err = parse(&later).unwrap_err().to_string();
     assert!(err.contains("must name an earlier step"), "{err}");

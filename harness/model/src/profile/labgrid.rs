@@ -32,6 +32,18 @@ pub struct LabgridPlace {
     pub acquire_timeout_ms: u64,
 }
 
+impl LabgridPlace {
+    /// Place `place` with labgrid's default coordinator and client and the default wait.
+    pub fn new(place: impl Into<String>) -> Self {
+        LabgridPlace {
+            place: place.into(),
+            coordinator: None,
+            client: None,
+            acquire_timeout_ms: DEFAULT_ACQUIRE_TIMEOUT_MS,
+        }
+    }
+}
+
 fn default_acquire_timeout() -> u64 {
     DEFAULT_ACQUIRE_TIMEOUT_MS
 }
